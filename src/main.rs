@@ -1,0 +1,14 @@
+//! The `cairn` binary: parse the command line and hand over to `cairn::cli`.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cairn::cli::Cli::parse();
+    match cairn::cli::run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

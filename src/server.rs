@@ -1,0 +1,92 @@
+//! Running the server: open the store, bind listeners, serve, and shut down gracefully on
+//! SIGTERM/SIGINT (answer held long polls at once, finish in-flight writes, flush, exit 0).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::service::Cairn;
+use crate::settings::Settings;
+use crate::store::Store;
+use crate::web::{self, AppState};
+
+/// Opens the store and builds the service for `settings`.
+pub fn open(settings: &Settings) -> anyhow::Result<Arc<Cairn>> {
+    let store = Store::open(&settings.data)?;
+    let cairn = Cairn::new(store, settings.service_settings())?;
+    Ok(cairn)
+}
+
+fn bind(addr: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}; is another process using it? (set --listen / CAIRN_LISTEN)"))
+}
+
+/// Binds every listener: the main one, then one per env with a dedicated `listen`.
+pub fn bind_all(settings: &Settings) -> anyhow::Result<(TcpListener, Vec<(String, TcpListener)>)> {
+    let main = bind(&settings.listen)?;
+    let mut envs = Vec::new();
+    for (name, s) in &settings.envs {
+        if let Some(listen) = &s.listen {
+            envs.push((name.clone(), bind(listen)?));
+        }
+    }
+    Ok((main, envs))
+}
+
+/// Serves until SIGTERM or SIGINT, then shuts down within a few seconds.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let cairn = open(&settings)?;
+    let (main, envs) = bind_all(&settings)?;
+    let addr = main.local_addr()?;
+    tracing::info!(data = %settings.data.display(), envs = ?settings.service_settings().envs, "cairn listening on http://{addr}");
+    for (env, l) in &envs {
+        tracing::info!("env {env} listening on http://{}", l.local_addr()?);
+    }
+    if cairn.list_users()?.is_empty() {
+        tracing::warn!("no users yet: create the first admin with `cairn user add NAME --admin --data {}`", settings.data.display());
+    }
+    let servers = web::start(AppState::new(cairn.clone(), settings), main, envs)?;
+    let handles: Vec<_> = servers.iter().map(|s| s.handle()).collect();
+    let mut tasks: Vec<_> = servers.into_iter().map(actix_web::rt::spawn).collect();
+    wait_for_signal().await;
+    tracing::info!("shutting down: answering held long polls, finishing requests");
+    cairn.release_long_polls();
+    let stops = handles.iter().map(|h| h.stop(true));
+    let _ = tokio::time::timeout(Duration::from_secs(4), futures_join(stops)).await;
+    for t in tasks.drain(..) {
+        t.abort();
+    }
+    cairn.flush()?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn futures_join<F: std::future::Future<Output = ()>>(futs: impl Iterator<Item = F>) {
+    for f in futs {
+        f.await;
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,131 @@
+//! One serialised, atomic change: allocates ids, collects writes and audit entries, commits
+//! them in one transaction with a durable flush, refreshes the read model, then notifies.
+
+use std::collections::HashMap;
+use std::sync::MutexGuard;
+
+use crate::domain::model::AuditEntry;
+use crate::domain::time::now_ms;
+use crate::store::{keys, WriteSet, T};
+
+use super::index::live_key;
+use super::{Cairn, Result, ServiceError};
+
+/// Largest release-message id: clients parse it as a signed 32-bit integer.
+const MAX_MESSAGE_ID: u64 = i32::MAX as u64;
+
+pub(crate) struct Change<'a> {
+    pub cairn: &'a Cairn,
+    _guard: MutexGuard<'a, ()>,
+    pub ws: WriteSet,
+    counters: HashMap<&'static str, u64>,
+    pub now: i64,
+    pub actor: String,
+    touched_ns: Vec<(String, String, String, String)>,
+    touched_apps: bool,
+    touched_keys: Vec<(String, String)>,
+    messages: Vec<(String, String, i64)>,
+}
+
+impl Cairn {
+    /// Starts a change as `actor`, taking the write lock until it is committed or dropped.
+    pub(crate) fn change(&self, actor: &str) -> Change<'_> {
+        Change {
+            _guard: self.lock_writes(),
+            cairn: self,
+            ws: WriteSet::new(),
+            counters: HashMap::new(),
+            now: now_ms(),
+            actor: actor.to_string(),
+            touched_ns: Vec::new(),
+            touched_apps: false,
+            touched_keys: Vec::new(),
+            messages: Vec::new(),
+        }
+    }
+}
+
+impl Change<'_> {
+    /// The next value of a named id counter (1, 2, 3, ...).
+    pub fn next_id(&mut self, name: &'static str) -> Result<u64> {
+        let current = match self.counters.get(name) {
+            Some(v) => *v,
+            None => self.cairn.store.counter(name)?,
+        };
+        let next = current + 1;
+        self.counters.insert(name, next);
+        self.ws.set_counter(name, next);
+        Ok(next)
+    }
+
+    /// Adds an audit entry to the change.
+    pub fn audit(&mut self, action: &str, env: Option<&str>, target: &str, detail: impl Into<String>) -> Result<()> {
+        let id = self.next_id("audit")?;
+        let entry = AuditEntry {
+            id,
+            time: self.now,
+            actor: self.actor.clone(),
+            action: action.to_string(),
+            env: env.map(str::to_string),
+            target: target.to_string(),
+            detail: detail.into(),
+        };
+        self.ws.put(T::Audit, keys::audit(id), &entry)?;
+        Ok(())
+    }
+
+    /// Records a release message for `app+cluster+ns` in `env`: clients watching it re-fetch.
+    pub fn message(&mut self, env: &str, app: &str, cluster: &str, ns: &str) -> Result<i64> {
+        let id = self.next_id("message")?;
+        if id > MAX_MESSAGE_ID {
+            return Err(ServiceError::conflict("release message ids are exhausted (2^31); contact support"));
+        }
+        let content = format!("{app}+{cluster}+{ns}");
+        let id = id as i64;
+        self.ws.put(T::Messages, keys::message(env, &live_key(app, cluster, ns)), &(id, &content))?;
+        self.messages.push((env.to_string(), content, id));
+        self.touch_namespace(env, app, cluster, ns);
+        Ok(id)
+    }
+
+    /// Marks a namespace's served state for refresh after commit.
+    pub fn touch_namespace(&mut self, env: &str, app: &str, cluster: &str, ns: &str) {
+        self.touched_ns.push((env.into(), app.into(), cluster.into(), ns.into()));
+    }
+
+    /// Marks apps and app namespaces for refresh after commit.
+    pub fn touch_apps(&mut self) {
+        self.touched_apps = true;
+    }
+
+    /// Marks the access keys of an app in an env for refresh after commit.
+    pub fn touch_access_keys(&mut self, env: &str, app: &str) {
+        self.touched_keys.push((env.into(), app.into()));
+    }
+
+    /// Commits atomically and durably, refreshes the read model, then wakes long polls.
+    pub fn commit(self) -> Result<()> {
+        let Change { cairn, _guard, ws, touched_ns, touched_apps, touched_keys, messages, .. } = self;
+        cairn.store.commit(ws, true)?;
+        {
+            let mut index = cairn.write_index();
+            if touched_apps {
+                cairn.load_apps(&mut index)?;
+            }
+            for (env, app, cluster, ns) in &touched_ns {
+                cairn.refresh_live(&mut index, env, app, cluster, ns)?;
+            }
+            for (env, app) in &touched_keys {
+                cairn.refresh_access_keys(&mut index, env, app)?;
+            }
+            for (env, content, id) in &messages {
+                let e = index.envs.entry(env.clone()).or_default();
+                e.messages.insert(content.to_ascii_lowercase(), (*id, content.clone()));
+            }
+        }
+        for (env, content, id) in messages {
+            cairn.notifier.publish(env, content, id);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,149 @@
+//! Use cases: edit, publish, roll back, gray release, serve clients, authorise, notify.
+//! Rules live here; handlers only translate. The only way into the store for the web layer.
+//!
+//! Writes are serialised by one lock: a use case reads what it needs, builds a
+//! [`WriteSet`], commits it in one transaction (durably for anything clients see), refreshes
+//! the in-memory [`index::Index`], and only then wakes long polls.
+
+pub mod access;
+pub mod apps;
+pub mod audit;
+pub mod auth;
+mod change;
+pub mod config_query;
+pub mod error;
+pub mod gray;
+pub mod index;
+pub mod instances;
+pub mod items;
+pub mod metrics;
+pub mod namespaces;
+pub mod notify;
+pub mod releases;
+mod rebuild;
+pub mod users;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+pub use auth::{Actor, Caller};
+pub use error::{Result, ServiceError};
+
+use crate::domain::release_key::KeyGenerator;
+use crate::store::Store;
+
+/// What the service layer needs to know of the configuration.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// Env names, upper case, in display order.
+    pub envs: Vec<String>,
+    /// How long `/notifications/v2` holds a request without changes.
+    pub long_poll: Duration,
+    /// Maximum item key length, in characters.
+    pub key_max: usize,
+    /// Maximum item value length, in characters.
+    pub value_max: usize,
+    /// Allowed clock skew of access-key signatures, in milliseconds.
+    pub access_key_skew_ms: i64,
+    /// Envs where the last editor of a draft may not release it.
+    pub four_eyes_envs: HashSet<String>,
+    /// Envs where an emergency publish may bypass the four-eyes rule.
+    pub emergency_publish_envs: HashSet<String>,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        ServiceSettings {
+            envs: ["DEV", "FAT", "UAT", "PRO"].map(String::from).to_vec(),
+            long_poll: Duration::from_secs(60),
+            key_max: 128,
+            value_max: 20_000,
+            access_key_skew_ms: 60_000,
+            four_eyes_envs: HashSet::new(),
+            emergency_publish_envs: HashSet::new(),
+        }
+    }
+}
+
+/// The service layer: one per process, shared by every handler.
+pub struct Cairn {
+    store: Arc<Store>,
+    settings: ServiceSettings,
+    index: RwLock<index::Index>,
+    notifier: notify::Notifier,
+    write_lock: Mutex<()>,
+    keys: KeyGenerator,
+    instances: instances::InstanceRecorder,
+    metrics: metrics::Metrics,
+}
+
+impl Cairn {
+    /// Builds the service over an open store and loads the read model.
+    pub fn new(store: Store, settings: ServiceSettings) -> Result<Arc<Cairn>> {
+        let store = Arc::new(store);
+        let cairn = Cairn {
+            instances: instances::InstanceRecorder::start(store.clone()),
+            store,
+            settings,
+            index: RwLock::new(index::Index::default()),
+            notifier: notify::Notifier::new(),
+            write_lock: Mutex::new(()),
+            keys: KeyGenerator::new(rand::random()),
+            metrics: metrics::Metrics::default(),
+        };
+        cairn.rebuild_index()?;
+        Ok(Arc::new(cairn))
+    }
+
+    /// The settings this service runs with.
+    pub fn settings(&self) -> &ServiceSettings {
+        &self.settings
+    }
+
+    /// The store (for maintenance commands and health checks).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Counters for `/metrics`.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.metrics
+    }
+
+    /// The canonical spelling of an env served here, or NotFound.
+    pub fn env(&self, env: &str) -> Result<String> {
+        let upper = env.to_ascii_uppercase();
+        if self.settings.envs.contains(&upper) {
+            Ok(upper)
+        } else {
+            Err(ServiceError::not_found(format!(
+                "env '{env}' is not served here; known envs: {}",
+                self.settings.envs.join(", ")
+            )))
+        }
+    }
+
+    fn read_index(&self) -> RwLockReadGuard<'_, index::Index> {
+        self.index.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write_index(&self) -> RwLockWriteGuard<'_, index::Index> {
+        self.index.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_writes(&self) -> MutexGuard<'_, ()> {
+        self.write_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Wakes every held long poll with "not modified" and refuses new holds (shutdown).
+    pub fn release_long_polls(&self) {
+        self.notifier.shut_down();
+    }
+
+    /// Flushes everything (shutdown).
+    pub fn flush(&self) -> Result<()> {
+        self.instances.flush();
+        Ok(self.store.flush()?)
+    }
+}

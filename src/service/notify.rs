@@ -1,0 +1,216 @@
+//! Long polling: the release-message fan-out and the `/notifications` algorithms.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch};
+
+use crate::domain::names::{strip_properties_suffix, DEFAULT_CLUSTER, NO_APP_ID_PLACEHOLDER};
+
+use super::index::{live_key, Index};
+use super::metrics::Metrics;
+use super::Cairn;
+
+/// A committed release message.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub env: String,
+    /// Canonical `app+cluster+namespace`.
+    pub content: String,
+    pub id: i64,
+    /// When the message was committed (for the fan-out latency metric).
+    pub at: std::time::Instant,
+}
+
+/// Broadcasts release messages to every held poll; each poll filters by its watch keys.
+pub struct Notifier {
+    tx: broadcast::Sender<Arc<Message>>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Notifier {
+    pub(crate) fn new() -> Notifier {
+        let (tx, _) = broadcast::channel(4096);
+        let (shutdown, _) = watch::channel(false);
+        Notifier { tx, shutdown }
+    }
+
+    pub(crate) fn publish(&self, env: String, content: String, id: i64) {
+        // No receivers is fine: nobody is polling.
+        let _ = self.tx.send(Arc::new(Message { env, content, id, at: std::time::Instant::now() }));
+    }
+
+    pub(crate) fn shut_down(&self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+/// One namespace entry of a poll, as the client sent it.
+#[derive(Debug, Clone)]
+pub struct PollEntry {
+    pub namespace: String,
+    pub notification_id: i64,
+}
+
+/// A changed namespace in a poll answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Changed {
+    /// The client's own spelling.
+    pub namespace: String,
+    pub notification_id: i64,
+    /// Canonical watch key → latest id.
+    pub details: Vec<(String, i64)>,
+}
+
+/// A poll from one client process.
+#[derive(Debug, Clone)]
+pub struct PollRequest {
+    pub env: String,
+    pub app_id: String,
+    pub cluster: String,
+    pub data_center: Option<String>,
+    pub entries: Vec<PollEntry>,
+}
+
+struct Watch {
+    /// normalized namespace → (client spelling, client id, lower-case watch keys)
+    namespaces: Vec<(String, String, i64, Vec<String>)>,
+    /// lower-case watch key → index into `namespaces`
+    by_key: HashMap<String, usize>,
+}
+
+fn watch_keys(index: &Index, app: &str, cluster: &str, dc: Option<&str>, ns: &str) -> Vec<String> {
+    let mut apps: Vec<&str> = Vec::with_capacity(2);
+    if app != NO_APP_ID_PLACEHOLDER {
+        apps.push(app);
+    }
+    if let Some(owner) = index.public_owner(app, ns) {
+        apps.push(owner);
+    }
+    let mut keys = Vec::with_capacity(apps.len() * 3);
+    for a in apps {
+        if cluster != DEFAULT_CLUSTER {
+            keys.push(live_key(a, cluster, ns));
+        }
+        if let Some(dc) = dc.filter(|d| !d.is_empty() && *d != cluster) {
+            keys.push(live_key(a, dc, ns));
+        }
+        keys.push(live_key(a, DEFAULT_CLUSTER, ns));
+    }
+    keys
+}
+
+impl Cairn {
+    fn build_watch(&self, req: &PollRequest) -> Watch {
+        let index = self.read_index();
+        let mut namespaces: Vec<(String, String, i64, Vec<String>)> = Vec::new();
+        for e in req.entries.iter().filter(|e| !e.namespace.is_empty()) {
+            let normalized = index.normalize_namespace(&req.app_id, strip_properties_suffix(&e.namespace));
+            match namespaces.iter_mut().find(|n| n.0 == normalized) {
+                // Two spellings of one namespace: keep the smaller id so the stale one updates.
+                Some(existing) if e.notification_id < existing.2 => {
+                    existing.1 = e.namespace.clone();
+                    existing.2 = e.notification_id;
+                }
+                Some(_) => {}
+                None => {
+                    let keys = watch_keys(&index, &req.app_id, &req.cluster, req.data_center.as_deref(), &normalized);
+                    namespaces.push((normalized, e.namespace.clone(), e.notification_id, keys));
+                }
+            }
+        }
+        let mut by_key = HashMap::new();
+        for (i, n) in namespaces.iter().enumerate() {
+            for k in &n.3 {
+                by_key.insert(k.clone(), i);
+            }
+        }
+        Watch { namespaces, by_key }
+    }
+
+    /// Namespaces whose latest message id is newer than the client's (or, for the legacy
+    /// protocol, merely different).
+    fn outdated(&self, env: &str, watch: &Watch, legacy: bool) -> Vec<Changed> {
+        let index = self.read_index();
+        let Some(e) = index.envs.get(env) else { return Vec::new() };
+        let mut out = Vec::new();
+        for (_, original, client_id, keys) in &watch.namespaces {
+            let details: Vec<(String, i64)> =
+                keys.iter().filter_map(|k| e.messages.get(k)).map(|(id, content)| (content.clone(), *id)).collect();
+            let latest = details.iter().map(|(_, id)| *id).max().unwrap_or(-1);
+            let behind = if legacy { latest != *client_id && latest >= 0 } else { latest > *client_id };
+            if behind {
+                out.push(Changed { namespace: original.clone(), notification_id: latest, details });
+            }
+        }
+        out
+    }
+
+    /// Answers a poll: at once when any namespace is behind, else when a watched release
+    /// message arrives, else `None` after `hold` (or at shutdown).
+    pub async fn poll(&self, req: &PollRequest, hold: Duration, legacy: bool) -> Option<Vec<Changed>> {
+        // Subscribe before checking, so a message committed in between is not missed.
+        let mut rx = self.notifier.tx.subscribe();
+        let mut shutdown = self.notifier.shutdown.subscribe();
+        let watch = self.build_watch(req);
+        if watch.namespaces.is_empty() {
+            return None;
+        }
+        let now = self.outdated(&req.env, &watch, legacy);
+        if !now.is_empty() {
+            return Some(now);
+        }
+        if *shutdown.borrow() {
+            return None;
+        }
+        let _held = HeldGuard::new(self);
+        let deadline = tokio::time::sleep(hold);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => return None,
+                _ = shutdown.changed() => return None,
+                msg = rx.recv() => match msg {
+                    Ok(m) if m.env == req.env => {
+                        if let Some(i) = watch.by_key.get(&m.content.to_ascii_lowercase()) {
+                            let (_, original, _, _) = &watch.namespaces[*i];
+                            let micros = u64::try_from(m.at.elapsed().as_micros()).unwrap_or(u64::MAX);
+                            self.metrics.fanout_micros_sum.fetch_add(micros, std::sync::atomic::Ordering::Relaxed);
+                            Metrics::inc(&self.metrics.fanout_count);
+                            return Some(vec![Changed {
+                                namespace: original.clone(),
+                                notification_id: m.id,
+                                details: vec![(m.content.clone(), m.id)],
+                            }]);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let now = self.outdated(&req.env, &watch, legacy);
+                        if !now.is_empty() {
+                            return Some(now);
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                },
+            }
+        }
+    }
+}
+
+/// Counts held polls for `/metrics` while alive.
+struct HeldGuard<'a>(&'a Cairn);
+
+impl<'a> HeldGuard<'a> {
+    fn new(c: &'a Cairn) -> Self {
+        c.metrics.long_polls_held.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HeldGuard(c)
+    }
+}
+
+impl Drop for HeldGuard<'_> {
+    fn drop(&mut self) {
+        self.0.metrics.long_polls_held.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}

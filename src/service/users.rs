@@ -1,0 +1,148 @@
+//! Operators (users) and Open API consumers, and turning credentials into a [`Caller`].
+
+use crate::domain::model::{Consumer, Grant, Stamp, User};
+use crate::domain::names;
+use crate::domain::time::now_ms;
+use crate::security::{password, token};
+use crate::store::{keys, T};
+
+use super::auth::Actor;
+use super::{Cairn, Caller, Result, ServiceError};
+
+/// Shortest password accepted.
+pub const MIN_PASSWORD: usize = 8;
+
+impl Cairn {
+    /// A user by name, or None.
+    pub fn find_user(&self, name: &str) -> Result<Option<User>> {
+        Ok(self.store.get(T::Users, &keys::name(name))?)
+    }
+
+    /// A user by name; an unknown operator is a 400 on the Open API, so it is `Invalid`.
+    pub fn user(&self, name: &str) -> Result<User> {
+        self.find_user(name)?.filter(|u| u.enabled).ok_or_else(|| {
+            ServiceError::invalid("operator", format!("user '{name}' does not exist or is disabled; create it with `cairn user add {name}`"))
+        })
+    }
+
+    /// Every user.
+    pub fn list_users(&self) -> Result<Vec<User>> {
+        Ok(self.store.scan::<User>(T::Users, b"")?.into_iter().map(|(_, u)| u).collect())
+    }
+
+    /// Creates a user with an argon2id password hash.
+    pub fn create_user(&self, caller: &Caller, name: &str, password_text: &str, is_admin: bool) -> Result<User> {
+        if !matches!(caller.actor, Actor::System) && !matches!(&caller.actor, Actor::User(u) if u.is_admin) {
+            return Err(ServiceError::Forbidden("only an admin may create users".into()));
+        }
+        names::check_user(name)?;
+        if password_text.chars().count() < MIN_PASSWORD {
+            return Err(ServiceError::invalid("password", format!("must be at least {MIN_PASSWORD} characters")));
+        }
+        let hash = password::hash(password_text).map_err(|e| ServiceError::invalid("password", e))?;
+        let mut c = self.change(&caller.operator);
+        if self.store.contains(T::Users, &keys::name(name))? {
+            return Err(ServiceError::AlreadyExists(format!("user '{name}' already exists")));
+        }
+        let user = User {
+            name: name.to_string(),
+            display_name: name.to_string(),
+            email: String::new(),
+            password_hash: hash,
+            is_admin,
+            enabled: true,
+            grants: Vec::new(),
+            stamp: Stamp::new(&caller.operator, c.now),
+        };
+        c.ws.put(T::Users, keys::name(name), &user)?;
+        c.audit("user.create", None, name, if is_admin { "admin" } else { "" })?;
+        c.commit()?;
+        Ok(user)
+    }
+
+    /// Creates an Open API consumer; returns it with its token, which is shown only now.
+    pub fn create_consumer(&self, caller: &Caller, name: &str, allow_create_app: bool) -> Result<(Consumer, String)> {
+        if !matches!(caller.actor, Actor::System) && !matches!(&caller.actor, Actor::User(u) if u.is_admin) {
+            return Err(ServiceError::Forbidden("only an admin may create consumers".into()));
+        }
+        names::check_user(name)?;
+        let secret = token::random_hex(20);
+        let sha = token::sha256_hex(&secret);
+        let mut c = self.change(&caller.operator);
+        if self.store.contains(T::Consumers, &keys::name(name))? {
+            return Err(ServiceError::AlreadyExists(format!("consumer '{name}' already exists")));
+        }
+        let consumer = Consumer {
+            name: name.to_string(),
+            token_sha256: sha.clone(),
+            allow_create_app,
+            grants: Vec::new(),
+            stamp: Stamp::new(&caller.operator, c.now),
+        };
+        c.ws.put(T::Consumers, keys::name(name), &consumer)?;
+        c.ws.put(T::ConsumerTokens, keys::token(&sha), &name.to_string())?;
+        c.audit("consumer.create", None, name, "")?;
+        c.commit()?;
+        Ok((consumer, secret))
+    }
+
+    /// Grants a consumer modify + release on a namespace (or app master when `namespace` is
+    /// None), optionally in one env only.
+    pub fn grant_consumer(&self, caller: &Caller, name: &str, app: &str, namespace: Option<&str>, env: Option<&str>) -> Result<Consumer> {
+        if !matches!(caller.actor, Actor::System) && !matches!(&caller.actor, Actor::User(u) if u.is_admin) {
+            return Err(ServiceError::Forbidden("only an admin may grant consumers".into()));
+        }
+        let app = self.app(app)?.app_id;
+        let env = env.map(|e| self.env(e)).transpose()?;
+        let mut c = self.change(&caller.operator);
+        let mut consumer: Consumer = self
+            .store
+            .get(T::Consumers, &keys::name(name))?
+            .ok_or_else(|| ServiceError::not_found(format!("consumer '{name}' not found")))?;
+        let grant = Grant { app_id: app.clone(), namespace: namespace.map(str::to_string), env, modify: true, release: true };
+        if !consumer.grants.contains(&grant) {
+            consumer.grants.push(grant);
+        }
+        consumer.stamp.touch(&caller.operator, now_ms());
+        c.ws.put(T::Consumers, keys::name(name), &consumer)?;
+        c.audit("consumer.grant", None, name, format!("{app}/{}", namespace.unwrap_or("*")))?;
+        c.commit()?;
+        Ok(consumer)
+    }
+
+    /// The consumer owning an Open API token.
+    pub fn consumer_by_token(&self, token_text: &str) -> Result<Consumer> {
+        let unknown = || ServiceError::Unauthenticated("missing or unknown Open API token in the Authorization header".into());
+        if token_text.is_empty() {
+            return Err(unknown());
+        }
+        let sha = token::sha256_hex(token_text);
+        let name: String = self.store.get(T::ConsumerTokens, &keys::token(&sha))?.ok_or_else(unknown)?;
+        let consumer: Consumer = self.store.get(T::Consumers, &keys::name(&name))?.ok_or_else(unknown)?;
+        // The index lookup is by hash already; compare again in constant time for good measure.
+        if !crate::security::constant_time_eq(consumer.token_sha256.as_bytes(), sha.as_bytes()) {
+            return Err(unknown());
+        }
+        Ok(consumer)
+    }
+
+    /// A caller for a consumer acting for `operator`, who must be an existing user.
+    pub fn consumer_caller(&self, consumer: Consumer, operator: Option<&str>) -> Result<Caller> {
+        let operator = match operator.map(str::trim).filter(|o| !o.is_empty()) {
+            Some(op) => self.user(op)?.name,
+            None => String::new(),
+        };
+        Ok(Caller { actor: Actor::Consumer(consumer), operator })
+    }
+}
+
+impl Caller {
+    /// The operator, required for mutations.
+    pub fn require_operator(&self) -> Result<&str> {
+        if self.operator.is_empty() {
+            Err(ServiceError::invalid("operator", "is required (query parameter `operator` or the body's dataChangeCreatedBy / releasedBy)"))
+        } else {
+            Ok(&self.operator)
+        }
+    }
+}

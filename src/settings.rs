@@ -1,0 +1,233 @@
+//! Settings: built-in defaults < `cairn.toml` < `CAIRN_*` environment variables < flags.
+//! The flag/env layer is parsed by clap in `cli.rs`; this module merges it over the file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Per-env settings.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EnvSettings {
+    /// A dedicated listener serving this env's client API at the root path.
+    pub listen: Option<String>,
+    /// The base URL clients reach this env at (absolute, prefix included).
+    pub advertised_url: Option<String>,
+    /// The last editor of a draft may not release it (Apollo's namespace lock).
+    #[serde(default)]
+    pub four_eyes: bool,
+    /// Emergency publishes may bypass the four-eyes rule.
+    #[serde(default)]
+    pub emergency_publish: bool,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The `envs` key: a list of names, or a table of per-env settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum EnvsSpec {
+    List(Vec<String>),
+    Table(BTreeMap<String, EnvSettings>),
+}
+
+/// `cairn.toml`, every key optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    listen: Option<String>,
+    data: Option<PathBuf>,
+    envs: Option<EnvsSpec>,
+    default_env: Option<String>,
+    advertised_url: Option<String>,
+    long_poll_timeout_secs: Option<u64>,
+    key_max: Option<usize>,
+    value_max: Option<usize>,
+    body_max: Option<usize>,
+    access_key_skew_secs: Option<u64>,
+    log_format: Option<LogFormat>,
+}
+
+/// Values from flags or `CAIRN_*` variables; `None` means "not given".
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data: Option<PathBuf>,
+    pub envs: Option<Vec<String>>,
+    pub default_env: Option<String>,
+    pub advertised_url: Option<String>,
+    pub long_poll_timeout_secs: Option<u64>,
+    pub key_max: Option<usize>,
+    pub value_max: Option<usize>,
+    pub body_max: Option<usize>,
+    pub access_key_skew_secs: Option<u64>,
+    pub four_eyes_envs: Option<Vec<String>>,
+    pub log_format: Option<LogFormat>,
+}
+
+/// The resolved settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub listen: String,
+    pub data: PathBuf,
+    /// Envs in display order with their settings.
+    pub envs: Vec<(String, EnvSettings)>,
+    pub default_env: Option<String>,
+    pub advertised_url: Option<String>,
+    pub long_poll_timeout_secs: u64,
+    pub key_max: usize,
+    pub value_max: usize,
+    pub body_max: usize,
+    pub access_key_skew_secs: u64,
+    pub log_format: LogFormat,
+}
+
+const DEFAULT_ENVS: [&str; 4] = ["DEV", "FAT", "UAT", "PRO"];
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "0.0.0.0:8080".into(),
+            data: PathBuf::from("./cairn-data"),
+            envs: DEFAULT_ENVS.iter().map(|e| (e.to_string(), EnvSettings::default())).collect(),
+            default_env: None,
+            advertised_url: None,
+            long_poll_timeout_secs: 60,
+            key_max: 128,
+            value_max: 20_000,
+            body_max: 2 * 1024 * 1024,
+            access_key_skew_secs: 60,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+fn order_key(name: &str) -> (usize, String) {
+    (DEFAULT_ENVS.iter().position(|d| *d == name).unwrap_or(DEFAULT_ENVS.len()), name.to_string())
+}
+
+impl Settings {
+    /// Reads `path` when given (it must exist) or `./cairn.toml` when present.
+    pub fn load(path: Option<&Path>, overrides: Overrides) -> Result<Settings, String> {
+        let file = match path {
+            Some(p) => Some(std::fs::read_to_string(p).map_err(|e| format!("cannot read config file {}: {e}", p.display()))?),
+            None => std::fs::read_to_string("cairn.toml").ok(),
+        };
+        let file: FileSettings = match file {
+            Some(text) => toml::from_str(&text).map_err(|e| format!("invalid config file: {e}"))?,
+            None => FileSettings::default(),
+        };
+        Settings::merge(file, overrides)
+    }
+
+    /// Merges file settings and overrides over the defaults, then validates.
+    pub fn merge(file: FileSettings, o: Overrides) -> Result<Settings, String> {
+        let d = Settings::default();
+        let mut envs: Vec<(String, EnvSettings)> = match file.envs {
+            None => d.envs.clone(),
+            Some(EnvsSpec::List(names)) => names.into_iter().map(|n| (n.to_ascii_uppercase(), EnvSettings::default())).collect(),
+            Some(EnvsSpec::Table(t)) => {
+                let mut v: Vec<_> = t.into_iter().map(|(n, s)| (n.to_ascii_uppercase(), s)).collect();
+                v.sort_by_key(|(n, _)| order_key(n));
+                v
+            }
+        };
+        if let Some(names) = o.envs {
+            let old = std::mem::take(&mut envs);
+            for n in names.iter().map(|n| n.trim().to_ascii_uppercase()).filter(|n| !n.is_empty()) {
+                let s = old.iter().find(|(o, _)| *o == n).map(|(_, s)| s.clone()).unwrap_or_default();
+                envs.push((n, s));
+            }
+        }
+        if let Some(four) = o.four_eyes_envs {
+            for (name, s) in envs.iter_mut() {
+                s.four_eyes = four.iter().any(|f| f.trim().eq_ignore_ascii_case(name));
+            }
+        }
+        for (name, _) in &envs {
+            crate::domain::names::normalize_env(name).map_err(|e| e.to_string())?;
+        }
+        if envs.is_empty() {
+            return Err("at least one env must be configured".into());
+        }
+        let s = Settings {
+            listen: o.listen.or(file.listen).unwrap_or(d.listen),
+            data: o.data.or(file.data).unwrap_or(d.data),
+            default_env: o.default_env.or(file.default_env).map(|e| e.to_ascii_uppercase()).filter(|e| !e.is_empty()),
+            advertised_url: o.advertised_url.or(file.advertised_url).filter(|u| !u.is_empty()),
+            long_poll_timeout_secs: o.long_poll_timeout_secs.or(file.long_poll_timeout_secs).unwrap_or(d.long_poll_timeout_secs),
+            key_max: o.key_max.or(file.key_max).unwrap_or(d.key_max),
+            value_max: o.value_max.or(file.value_max).unwrap_or(d.value_max),
+            body_max: o.body_max.or(file.body_max).unwrap_or(d.body_max),
+            access_key_skew_secs: o.access_key_skew_secs.or(file.access_key_skew_secs).unwrap_or(d.access_key_skew_secs),
+            log_format: o.log_format.or(file.log_format).unwrap_or(d.log_format),
+            envs,
+        };
+        if !(1..=90).contains(&s.long_poll_timeout_secs) {
+            return Err(format!(
+                "long_poll_timeout_secs is {}; it must be 1..=90 (clients time out after 90 s)",
+                s.long_poll_timeout_secs
+            ));
+        }
+        if let Some(def) = &s.default_env {
+            if !s.envs.iter().any(|(n, _)| n == def) {
+                return Err(format!("default_env {def} is not one of the configured envs"));
+            }
+        }
+        Ok(s)
+    }
+
+    /// The service-layer view of these settings.
+    pub fn service_settings(&self) -> crate::service::ServiceSettings {
+        crate::service::ServiceSettings {
+            envs: self.envs.iter().map(|(n, _)| n.clone()).collect(),
+            long_poll: std::time::Duration::from_secs(self.long_poll_timeout_secs),
+            key_max: self.key_max,
+            value_max: self.value_max,
+            access_key_skew_ms: (self.access_key_skew_secs as i64).saturating_mul(1000),
+            four_eyes_envs: self.envs.iter().filter(|(_, s)| s.four_eyes).map(|(n, _)| n.clone()).collect(),
+            emergency_publish_envs: self.envs.iter().filter(|(_, s)| s.emergency_publish).map(|(n, _)| n.clone()).collect(),
+        }
+    }
+
+    /// Settings of one env.
+    pub fn env(&self, name: &str) -> Option<&EnvSettings> {
+        self.envs.iter().find(|(n, _)| n == name).map(|(_, s)| s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        let file: FileSettings = toml::from_str(
+            "listen = \"127.0.0.1:1\"\nlong_poll_timeout_secs = 30\n[envs.PRO]\nlisten = \"0.0.0.0:8084\"\nfour_eyes = true\n[envs.dev]\n",
+        )
+        .unwrap();
+        let s = Settings::merge(file, Overrides { listen: Some("127.0.0.1:2".into()), ..Default::default() }).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:2");
+        assert_eq!(s.long_poll_timeout_secs, 30);
+        assert_eq!(s.envs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), vec!["DEV", "PRO"]);
+        assert!(s.env("PRO").unwrap().four_eyes);
+        assert_eq!(s.env("PRO").unwrap().listen.as_deref(), Some("0.0.0.0:8084"));
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let err = Settings::merge(FileSettings::default(), Overrides { long_poll_timeout_secs: Some(120), ..Default::default() }).unwrap_err();
+        assert!(err.contains("1..=90"), "{err}");
+        let err = Settings::merge(FileSettings::default(), Overrides { default_env: Some("QA".into()), ..Default::default() }).unwrap_err();
+        assert!(err.contains("QA"), "{err}");
+        assert!(toml::from_str::<FileSettings>("lissten = 1").is_err());
+    }
+}

@@ -1,0 +1,333 @@
+//! The only module that touches sled: named trees, key encoding, versioned values, atomic
+//! write sets, durable flushes, schema version, backup and integrity checks.
+//!
+//! Writers build a [`WriteSet`] and hand it to [`Store::commit`], which applies it in one
+//! sled transaction over every tree and (when asked) flushes before returning. The service
+//! layer serialises writers, so reads taken before a commit stay consistent with it.
+
+mod backup;
+mod check;
+mod codec;
+mod error;
+pub mod keys;
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+pub use backup::{BackupSummary, RestoreSummary};
+pub use check::{CheckReport, Problem};
+pub use error::StoreError;
+
+use crate::domain::model::Release;
+
+/// The schema version this build reads and writes.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// The named trees. Names follow `<key>_<value>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum T {
+    Meta,
+    Apps,
+    AppNamespaces,
+    Clusters,
+    Namespaces,
+    Items,
+    Releases,
+    History,
+    Branches,
+    Messages,
+    Commits,
+    Audit,
+    AccessKeys,
+    Users,
+    Consumers,
+    ConsumerTokens,
+    Instances,
+}
+
+impl T {
+    /// Every tree, in storage order.
+    pub const ALL: [T; 17] = [
+        T::Meta,
+        T::Apps,
+        T::AppNamespaces,
+        T::Clusters,
+        T::Namespaces,
+        T::Items,
+        T::Releases,
+        T::History,
+        T::Branches,
+        T::Messages,
+        T::Commits,
+        T::Audit,
+        T::AccessKeys,
+        T::Users,
+        T::Consumers,
+        T::ConsumerTokens,
+        T::Instances,
+    ];
+
+    /// The sled tree name.
+    pub fn name(self) -> &'static str {
+        match self {
+            T::Meta => "meta",
+            T::Apps => "appid_app",
+            T::AppNamespaces => "appns_appnamespace",
+            T::Clusters => "envcluster_cluster",
+            T::Namespaces => "envns_namespace",
+            T::Items => "envnskey_item",
+            T::Releases => "envrelease_chunk",
+            T::History => "envnsseq_history",
+            T::Branches => "envbranch_branch",
+            T::Messages => "envwatchkey_message",
+            T::Commits => "envnscommit_commit",
+            T::Audit => "id_audit",
+            T::AccessKeys => "envappid_accesskey",
+            T::Users => "name_user",
+            T::Consumers => "name_consumer",
+            T::ConsumerTokens => "tokensha_consumer",
+            T::Instances => "envinstance_config",
+        }
+    }
+
+    fn index(self) -> usize {
+        T::ALL.iter().position(|t| *t == self).unwrap_or(0)
+    }
+
+    /// The tree with this sled name.
+    pub fn by_name(name: &str) -> Option<T> {
+        T::ALL.into_iter().find(|t| t.name() == name)
+    }
+}
+
+/// Largest value stored in one record; bigger releases are split into chunks so no value
+/// reaches sled's unsynced blob files (reliability notes, rule 4).
+const CHUNK: usize = 60 * 1024;
+
+/// A set of puts and deletes applied atomically by [`Store::commit`].
+#[derive(Default)]
+pub struct WriteSet {
+    ops: Vec<(T, Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl WriteSet {
+    /// An empty write set.
+    pub fn new() -> Self {
+        WriteSet::default()
+    }
+
+    /// Stores `value` (versioned encoding) under `key`.
+    pub fn put<V: Serialize>(&mut self, tree: T, key: Vec<u8>, value: &V) -> Result<(), StoreError> {
+        let bytes = codec::encode(value)?;
+        self.ops.push((tree, key, Some(bytes)));
+        Ok(())
+    }
+
+    /// Deletes `key`.
+    pub fn delete(&mut self, tree: T, key: Vec<u8>) {
+        self.ops.push((tree, key, None));
+    }
+
+    /// Stores a release, split into chunks.
+    pub fn put_release(&mut self, env: &str, release: &Release) -> Result<(), StoreError> {
+        let bytes = codec::encode(release)?;
+        for (i, chunk) in bytes.chunks(CHUNK).enumerate() {
+            let n = u16::try_from(i).map_err(|_| StoreError::TooLarge { what: "release" })?;
+            self.ops.push((T::Releases, keys::release_chunk(env, release.id, n), Some(chunk.to_vec())));
+        }
+        Ok(())
+    }
+
+    /// Sets a counter in the meta tree.
+    pub fn set_counter(&mut self, name: &str, value: u64) {
+        self.ops.push((T::Meta, keys::counter(name), Some(value.to_be_bytes().to_vec())));
+    }
+
+    /// True when nothing is to be written.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// The embedded database.
+pub struct Store {
+    db: sled::Db,
+    trees: Vec<sled::Tree>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) the data directory. A directory held by another process gives
+    /// [`StoreError::Locked`].
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(path).map_err(|e| StoreError::Io { path: path.to_path_buf(), source: e })?;
+        let db = sled::Config::new()
+            .path(path.join("db"))
+            .mode(sled::Mode::LowSpace)
+            .cache_capacity(64 * 1024 * 1024)
+            .flush_every_ms(Some(500))
+            .open()
+            .map_err(|e| StoreError::from_open(e, path))?;
+        Store::from_db(db, path.to_path_buf())
+    }
+
+    /// A store in a temporary directory that is removed on drop (tests, benchmarks).
+    pub fn open_temporary() -> Result<Store, StoreError> {
+        let db = sled::Config::new().temporary(true).open()?;
+        Store::from_db(db, PathBuf::new())
+    }
+
+    fn from_db(db: sled::Db, path: PathBuf) -> Result<Store, StoreError> {
+        let trees = T::ALL.iter().map(|t| db.open_tree(t.name())).collect::<Result<Vec<_>, _>>()?;
+        let store = Store { db, trees, path };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    fn check_schema(&self) -> Result<(), StoreError> {
+        let meta = self.tree(T::Meta);
+        match meta.get(keys::SCHEMA_VERSION)? {
+            None => {
+                meta.insert(keys::SCHEMA_VERSION, &SCHEMA_VERSION.to_be_bytes())?;
+                self.db.flush()?;
+                Ok(())
+            }
+            Some(v) => {
+                let found = codec::u64_of(&v).ok_or(StoreError::Corrupt { tree: "meta", key: "schema_version".into() })?;
+                if found == SCHEMA_VERSION {
+                    Ok(())
+                } else {
+                    Err(StoreError::Schema { found, expected: SCHEMA_VERSION })
+                }
+            }
+        }
+    }
+
+    /// Where the data lives.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn tree(&self, t: T) -> &sled::Tree {
+        // `trees` is built from T::ALL, so every index exists.
+        &self.trees[t.index()]
+    }
+
+    /// Reads one record.
+    pub fn get<V: DeserializeOwned>(&self, t: T, key: &[u8]) -> Result<Option<V>, StoreError> {
+        match self.tree(t).get(key)? {
+            None => Ok(None),
+            Some(bytes) => codec::decode(&bytes).map(Some).ok_or_else(|| StoreError::corrupt(t, key)),
+        }
+    }
+
+    /// True when `key` exists.
+    pub fn contains(&self, t: T, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.tree(t).contains_key(key)?)
+    }
+
+    /// Every record whose key starts with `prefix`, in key order.
+    pub fn scan<V: DeserializeOwned>(&self, t: T, prefix: &[u8]) -> Result<Vec<(Vec<u8>, V)>, StoreError> {
+        self.tree(t)
+            .scan_prefix(prefix)
+            .map(|kv| {
+                let (k, v) = kv?;
+                let value = codec::decode(&v).ok_or_else(|| StoreError::corrupt(t, &k))?;
+                Ok((k.to_vec(), value))
+            })
+            .collect()
+    }
+
+    /// Every record whose key starts with `prefix`, newest (highest key) first, at most `limit`.
+    pub fn scan_rev<V: DeserializeOwned>(&self, t: T, prefix: &[u8], limit: usize) -> Result<Vec<V>, StoreError> {
+        self.tree(t)
+            .scan_prefix(prefix)
+            .rev()
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv?;
+                codec::decode(&v).ok_or_else(|| StoreError::corrupt(t, &k))
+            })
+            .collect()
+    }
+
+    /// Reads a counter from the meta tree (0 when never set).
+    pub fn counter(&self, name: &str) -> Result<u64, StoreError> {
+        match self.tree(T::Meta).get(keys::counter(name))? {
+            None => Ok(0),
+            Some(v) => codec::u64_of(&v).ok_or_else(|| StoreError::corrupt(T::Meta, &keys::counter(name))),
+        }
+    }
+
+    /// Reads a release, joining its chunks; a missing release is `None`, a damaged one an error.
+    pub fn get_release(&self, env: &str, id: u64) -> Result<Option<Release>, StoreError> {
+        let prefix = keys::release(env, id);
+        let mut bytes = Vec::new();
+        for kv in self.tree(T::Releases).scan_prefix(&prefix) {
+            let (_, v) = kv?;
+            bytes.extend_from_slice(&v);
+        }
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        codec::decode::<Release>(&bytes).map(Some).ok_or_else(|| StoreError::corrupt(T::Releases, &prefix))
+    }
+
+    /// Applies a write set in one transaction; with `durable`, flushes to disk before returning.
+    pub fn commit(&self, ws: WriteSet, durable: bool) -> Result<(), StoreError> {
+        if ws.is_empty() {
+            return Ok(());
+        }
+        let result: Result<(), TransactionError<StoreError>> = self.trees.as_slice().transaction(|txs| {
+            for (t, key, value) in &ws.ops {
+                let tx = txs.get(t.index()).ok_or(ConflictableTransactionError::Abort(StoreError::Corrupt {
+                    tree: t.name(),
+                    key: "transaction tree missing".into(),
+                }))?;
+                match value {
+                    Some(v) => tx.insert(key.as_slice(), v.as_slice())?,
+                    None => tx.remove(key.as_slice())?,
+                };
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => {}
+            Err(TransactionError::Abort(e)) => return Err(e),
+            Err(TransactionError::Storage(e)) => return Err(e.into()),
+        }
+        if durable {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Makes every previous write durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Approximate size of the data on disk, in bytes.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+
+    /// Writes raw bytes, bypassing encoding. Only for tests that simulate damage.
+    #[doc(hidden)]
+    pub fn put_raw(&self, t: T, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.tree(t).insert(key, value)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Raw keys of a tree under a prefix. Only for tests and maintenance.
+    #[doc(hidden)]
+    pub fn raw_keys(&self, t: T, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.tree(t).scan_prefix(prefix).keys().map(|k| Ok(k?.to_vec())).collect()
+    }
+}

@@ -1,0 +1,84 @@
+//! `GET /configs/{appId}/{cluster}/{namespace}`: the authoritative config fetch.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::{client_ip, guard, ClientEnv};
+use crate::service::config_query::{ConfigRequest, Resolved};
+use crate::web::error::{ApiError, ApiResult};
+use crate::web::AppState;
+
+/// Query parameters of `/configs` and `/configfiles` (`messages` is accepted and ignored: the
+/// read model is always current).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigQuery {
+    pub release_key: Option<String>,
+    pub ip: Option<String>,
+    pub label: Option<String>,
+    pub data_center: Option<String>,
+    #[allow(dead_code)]
+    pub messages: Option<String>,
+}
+
+/// Builds the service request from the path and query, after the client filter.
+pub fn config_request(
+    req: &HttpRequest,
+    state: &AppState,
+    env: &ClientEnv,
+    path: (String, String, String),
+    q: &ConfigQuery,
+) -> Result<ConfigRequest, ApiError> {
+    let (app_id, cluster, namespace) = path;
+    guard(req, state, env, Some(&app_id))?;
+    Ok(ConfigRequest {
+        env: env.env.clone(),
+        app_id,
+        cluster,
+        namespace,
+        data_center: q.data_center.clone().filter(|d| !d.is_empty()),
+        ip: client_ip(req, q.ip.as_deref()),
+        label: q.label.clone().filter(|l| !l.is_empty()),
+    })
+}
+
+/// Resolves or answers Apollo's 404.
+pub fn resolve(state: &AppState, creq: &ConfigRequest) -> Result<Resolved, ApiError> {
+    let resolved = state.cairn.resolve_config(creq).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "Could not load configurations with appId: {}, clusterName: {}, namespace: {}",
+            creq.app_id, creq.cluster, creq.namespace
+        ))
+    })?;
+    state.cairn.record_instance(creq, &resolved);
+    Ok(resolved)
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
+}
+
+/// The handler.
+pub async fn get_config(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    env: ClientEnv,
+    path: web::Path<(String, String, String)>,
+    q: web::Query<ConfigQuery>,
+) -> ApiResult<HttpResponse> {
+    let creq = config_request(&req, &state, &env, path.into_inner(), &q)?;
+    let resolved = resolve(&state, &creq)?;
+    let release_key = resolved.release_key();
+    if q.release_key.as_deref() == Some(release_key.as_str()) {
+        return Ok(HttpResponse::NotModified().finish());
+    }
+    let body = format!(
+        "{{\"appId\":{},\"cluster\":{},\"namespaceName\":{},\"configurations\":{},\"releaseKey\":{}}}",
+        json_str(&creq.app_id),
+        json_str(resolved.cluster(&creq.cluster, &creq.app_id)),
+        json_str(&creq.namespace),
+        resolved.configurations_json(),
+        json_str(&release_key),
+    );
+    Ok(HttpResponse::Ok().content_type("application/json;charset=UTF-8").body(body))
+}

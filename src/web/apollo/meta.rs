@@ -1,0 +1,58 @@
+//! Meta server answers: where the config service of this env lives.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
+
+use super::ClientEnv;
+use crate::web::AppState;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ServiceDto {
+    app_name: &'static str,
+    instance_id: String,
+    homepage_url: String,
+}
+
+/// The absolute base URL of this env as the client reached it: configured advertised URL, or
+/// the request's scheme and host (honouring `X-Forwarded-*`), plus the path before
+/// `/services/`, ending in `/`.
+fn homepage_url(req: &HttpRequest, state: &AppState, env: &ClientEnv) -> String {
+    let path = req.path();
+    let before = path.find("/services/").map(|i| &path[..i]).unwrap_or("");
+    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty());
+    if let Some(url) = state.settings.env(&env.env).and_then(|s| s.advertised_url.as_deref()) {
+        return format!("{}/", url.trim_end_matches('/'));
+    }
+    let base = match &state.settings.advertised_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => {
+            let info = req.connection_info();
+            let scheme = header("X-Forwarded-Proto").map(|s| s.split(',').next().unwrap_or(s).trim().to_string()).unwrap_or_else(|| info.scheme().to_string());
+            let host = header("X-Forwarded-Host").map(str::to_string).unwrap_or_else(|| info.host().to_string());
+            let prefix = header("X-Forwarded-Prefix").unwrap_or("").trim_end_matches('/');
+            format!("{scheme}://{host}{prefix}")
+        }
+    };
+    format!("{base}{before}/")
+}
+
+fn dto(req: &HttpRequest, state: &AppState, env: &ClientEnv, name: &'static str) -> ServiceDto {
+    let url = homepage_url(req, state, env);
+    ServiceDto { app_name: name, instance_id: format!("{name}:{url}"), homepage_url: url }
+}
+
+/// `GET /services/config`: the config service (this same base URL).
+pub async fn services_config(req: HttpRequest, state: web::Data<AppState>, env: ClientEnv) -> HttpResponse {
+    HttpResponse::Ok().json([dto(&req, &state, &env, "apollo-configservice")])
+}
+
+/// `GET /services/admin`: the admin service (also this process).
+pub async fn services_admin(req: HttpRequest, state: web::Data<AppState>, env: ClientEnv) -> HttpResponse {
+    HttpResponse::Ok().json([dto(&req, &state, &env, "apollo-adminservice")])
+}
+
+/// `GET /services/meta`: deprecated upstream, always empty.
+pub async fn services_meta(_env: ClientEnv) -> HttpResponse {
+    HttpResponse::Ok().json(Vec::<()>::new())
+}

@@ -1,0 +1,83 @@
+//! Operations endpoints: `/health` (liveness + storage), `/ready`, `/metrics` (Prometheus text).
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+
+use actix_web::{web, HttpResponse};
+
+use super::AppState;
+
+/// Request counters by (route pattern, status).
+#[derive(Debug, Default)]
+pub struct RequestCounts(Mutex<HashMap<(String, u16), u64>>);
+
+impl RequestCounts {
+    /// Counts one request.
+    pub fn add(&self, pattern: &str, status: u16) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get_mut(&(pattern.to_string(), status)) {
+            Some(n) => *n += 1,
+            None => {
+                map.insert((pattern.to_string(), status), 1);
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Vec<((String, u16), u64)> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<_> = map.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        v.sort();
+        v
+    }
+}
+
+/// Registers the operations routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health)).route("/ready", web::get().to(ready)).route("/metrics", web::get().to(metrics));
+}
+
+async fn health(state: web::Data<AppState>) -> HttpResponse {
+    match state.cairn.store().counter("release") {
+        Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "UP"})),
+        Err(e) => HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "DOWN", "error": e.to_string()})),
+    }
+}
+
+async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let envs: Vec<&str> = state.settings.envs.iter().map(|(n, _)| n.as_str()).collect();
+    match state.cairn.store().counter("release") {
+        Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "READY", "envs": envs})),
+        Err(e) => HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "NOT_READY", "error": e.to_string()})),
+    }
+}
+
+fn escape_label(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let m = state.cairn.metrics();
+    let mut out = String::new();
+    let _ = writeln!(out, "# HELP cairn_http_requests_total HTTP requests by route and status.\n# TYPE cairn_http_requests_total counter");
+    for ((route, status), n) in state.requests.snapshot() {
+        let _ = writeln!(out, "cairn_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}", escape_label(&route));
+    }
+    let fanout_count = m.fanout_count.load(Ordering::Relaxed);
+    let fanout_sum = m.fanout_micros_sum.load(Ordering::Relaxed) as f64 / 1e6;
+    let _ = write!(
+        out,
+        "# HELP cairn_long_polls_held Long polls currently held.\n# TYPE cairn_long_polls_held gauge\ncairn_long_polls_held {}\n\
+         # HELP cairn_releases_published_total Releases published.\n# TYPE cairn_releases_published_total counter\ncairn_releases_published_total {}\n\
+         # HELP cairn_config_fetches_total Client config resolutions.\n# TYPE cairn_config_fetches_total counter\ncairn_config_fetches_total {}\n\
+         # HELP cairn_notification_fanout_seconds Time from commit to a woken poll's answer.\n# TYPE cairn_notification_fanout_seconds summary\n\
+         cairn_notification_fanout_seconds_sum {fanout_sum}\ncairn_notification_fanout_seconds_count {fanout_count}\n\
+         # HELP cairn_store_size_bytes Size of the data on disk.\n# TYPE cairn_store_size_bytes gauge\ncairn_store_size_bytes {}\n",
+        m.long_polls_held.load(Ordering::Relaxed),
+        m.releases_published.load(Ordering::Relaxed),
+        m.config_fetches.load(Ordering::Relaxed),
+        state.cairn.store().size_on_disk(),
+    );
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out)
+}
