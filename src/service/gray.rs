@@ -10,7 +10,7 @@ use super::apps::{put_cluster, put_namespace};
 use super::auth::Permission;
 use super::items::record_edit;
 use super::releases::{configurations_of, push_history, write_release, ReleaseInput, ReleaseWrite};
-use super::{Cairn, Caller, Result, ServiceError};
+use super::{Cairn, Caller, NsRef, Result, ServiceError};
 
 /// A branch with its draft items.
 #[derive(Debug, Clone)]
@@ -43,8 +43,9 @@ impl Cairn {
     }
 
     /// The active gray branch of a namespace, if any.
-    pub fn branch(&self, caller: &Caller, env: &str, app: &str, parent: &str, ns: &str) -> Result<Option<BranchView>> {
-        let (app, rec) = self.resolve_ns(env, app, parent, ns)?;
+    pub fn branch(&self, caller: &Caller, at: NsRef<'_>) -> Result<Option<BranchView>> {
+        let NsRef { env, cluster: parent, .. } = at;
+        let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Read { app: &app, ns: &rec.name, env })?;
         match self.active_branch(env, &app, parent, &rec.name)? {
             None => Ok(None),
@@ -56,8 +57,9 @@ impl Cairn {
     }
 
     /// Creates the gray branch of a namespace (one per namespace and cluster).
-    pub fn create_branch(&self, caller: &Caller, env: &str, app: &str, parent: &str, ns: &str) -> Result<BranchView> {
-        let (app, rec) = self.resolve_ns(env, app, parent, ns)?;
+    pub fn create_branch(&self, caller: &Caller, at: NsRef<'_>) -> Result<BranchView> {
+        let NsRef { env, cluster: parent, .. } = at;
+        let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Modify { app: &app, ns: &rec.name, env })?;
         let operator = caller.require_operator()?.to_string();
         if self.cluster_record(env, &app, parent)?.parent.is_some() {
@@ -87,8 +89,9 @@ impl Cairn {
     }
 
     /// Abandons a gray branch: its clients go back to the main release.
-    pub fn delete_branch(&self, caller: &Caller, env: &str, app: &str, parent: &str, ns: &str, name: &str) -> Result<()> {
-        let (app, rec) = self.resolve_ns(env, app, parent, ns)?;
+    pub fn delete_branch(&self, caller: &Caller, at: NsRef<'_>, name: &str) -> Result<()> {
+        let NsRef { env, cluster: parent, .. } = at;
+        let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Release { app: &app, ns: &rec.name, env })?;
         let operator = caller.require_operator()?.to_string();
         let mut c = self.change(&operator);
@@ -105,15 +108,17 @@ impl Cairn {
     }
 
     /// The rules of a gray branch.
-    pub fn branch_rules(&self, caller: &Caller, env: &str, app: &str, parent: &str, ns: &str, name: &str) -> Result<Branch> {
-        let (app, rec) = self.resolve_ns(env, app, parent, ns)?;
+    pub fn branch_rules(&self, caller: &Caller, at: NsRef<'_>, name: &str) -> Result<Branch> {
+        let NsRef { env, cluster: parent, .. } = at;
+        let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Read { app: &app, ns: &rec.name, env })?;
         self.require_branch(env, &app, parent, &rec.name, name)
     }
 
     /// Replaces the rules of a gray branch.
-    pub fn update_branch_rules(&self, caller: &Caller, env: &str, app: &str, parent: &str, ns: &str, name: &str, rules: Vec<GrayRuleItem>) -> Result<()> {
-        let (app, rec) = self.resolve_ns(env, app, parent, ns)?;
+    pub fn update_branch_rules(&self, caller: &Caller, at: NsRef<'_>, name: &str, rules: Vec<GrayRuleItem>) -> Result<()> {
+        let NsRef { env, cluster: parent, .. } = at;
+        let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Release { app: &app, ns: &rec.name, env })?;
         let operator = caller.require_operator()?.to_string();
         for r in &rules {
@@ -137,8 +142,9 @@ impl Cairn {
 
     /// Publishes the branch: the parent's latest values overlaid with the branch items,
     /// minus `delete_keys`.
-    pub fn gray_publish(&self, caller: &Caller, env: &str, app: &str, parent: &str, ns: &str, name: &str, input: ReleaseInput, delete_keys: &[String]) -> Result<Release> {
-        let (app, rec) = self.resolve_ns(env, app, parent, ns)?;
+    pub fn gray_publish(&self, caller: &Caller, at: NsRef<'_>, name: &str, input: ReleaseInput, delete_keys: &[String]) -> Result<Release> {
+        let NsRef { env, cluster: parent, .. } = at;
+        let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Release { app: &app, ns: &rec.name, env })?;
         let operator = caller.require_operator()?.to_string();
         input.validate()?;
@@ -168,8 +174,9 @@ impl Cairn {
 
     /// Merges the branch items into the parent draft and publishes the parent; with
     /// `delete_branch`, the branch ends.
-    pub fn merge_branch(&self, caller: &Caller, env: &str, app: &str, parent: &str, ns: &str, name: &str, input: ReleaseInput, delete_branch: bool) -> Result<Release> {
-        let (app, rec) = self.resolve_ns(env, app, parent, ns)?;
+    pub fn merge_branch(&self, caller: &Caller, at: NsRef<'_>, name: &str, input: ReleaseInput, delete_branch: bool) -> Result<Release> {
+        let NsRef { env, cluster: parent, .. } = at;
+        let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Release { app: &app, ns: &rec.name, env })?;
         let operator = caller.require_operator()?.to_string();
         input.validate()?;

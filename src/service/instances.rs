@@ -15,7 +15,7 @@ const REFRESH_MS: i64 = 10 * 60 * 1000;
 pub const LIVE_WINDOW_MS: i64 = 25 * 60 * 60 * 1000;
 
 enum Job {
-    Record(String, InstanceConfig),
+    Record(String, Box<InstanceConfig>),
     Flush(SyncSender<()>),
 }
 
@@ -52,7 +52,7 @@ impl InstanceRecorder {
                 }
             }
         }
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(Job::Record(env.to_string(), rec)) {
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(Job::Record(env.to_string(), Box::new(rec))) {
             tracing::debug!("instance-audit queue full; record dropped");
         }
     }
@@ -95,5 +95,27 @@ fn writer(store: Arc<Store>, rx: Receiver<Job>) {
                 }
             }
         }
+    }
+}
+
+impl super::Cairn {
+    /// Instances seen in the last 25 hours fetching a namespace of `app` (any client app).
+    pub fn instances(&self, caller: &super::Caller, at: super::NsRef<'_>) -> super::Result<Vec<InstanceConfig>> {
+        let super::NsRef { env, app, cluster, ns } = at;
+        caller.require(super::auth::Permission::Read { app, ns, env })?;
+        self.instances.flush();
+        let since = crate::domain::time::now_ms() - LIVE_WINDOW_MS;
+        Ok(self
+            .store
+            .scan::<InstanceConfig>(T::Instances, &keys::env(env))?
+            .into_iter()
+            .map(|(_, i)| i)
+            .filter(|i| {
+                i.config_app_id.eq_ignore_ascii_case(app)
+                    && i.config_namespace.eq_ignore_ascii_case(ns)
+                    && (i.config_cluster.eq_ignore_ascii_case(cluster) || i.cluster.eq_ignore_ascii_case(cluster))
+                    && i.last_seen >= since
+            })
+            .collect())
     }
 }

@@ -7,7 +7,7 @@ use crate::store::{keys, T};
 
 use super::auth::Permission;
 use super::change::Change;
-use super::{Cairn, Caller, Result, ServiceError};
+use super::{Cairn, Caller, NsRef, Result, ServiceError};
 
 /// An item as written by a caller.
 #[derive(Debug, Clone, Default)]
@@ -76,8 +76,9 @@ impl Cairn {
     }
 
     /// One draft item, NotFound otherwise.
-    pub fn item(&self, caller: &Caller, env: &str, app: &str, cluster: &str, ns: &str, key: &str) -> Result<Item> {
-        let (app, rec) = self.resolve_ns(env, app, cluster, ns)?;
+    pub fn item(&self, caller: &Caller, at: NsRef<'_>, key: &str) -> Result<Item> {
+        let NsRef { env, cluster, .. } = at;
+        let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Read { app: &app, ns: &rec.name, env })?;
         self.store
             .get(T::Items, &keys::item(env, &app, cluster, &rec.name, key))?
@@ -85,8 +86,9 @@ impl Cairn {
     }
 
     /// A page of draft items (page from 0; size clamped to 1..=500).
-    pub fn item_page(&self, caller: &Caller, env: &str, app: &str, cluster: &str, ns: &str, page: usize, size: usize) -> Result<ItemPage> {
-        let (app, rec) = self.resolve_ns(env, app, cluster, ns)?;
+    pub fn item_page(&self, caller: &Caller, at: NsRef<'_>, page: usize, size: usize) -> Result<ItemPage> {
+        let NsRef { env, cluster, .. } = at;
+        let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Read { app: &app, ns: &rec.name, env })?;
         let all = self.items_of(env, &app, cluster, &rec.name)?;
         let size = size.clamp(1, 500);
@@ -96,8 +98,9 @@ impl Cairn {
     }
 
     /// Creates or updates one item, as `mode` allows.
-    pub fn upsert_item(&self, caller: &Caller, env: &str, app: &str, cluster: &str, ns: &str, input: ItemInput, mode: Upsert) -> Result<Item> {
-        let (app, rec) = self.resolve_ns(env, app, cluster, ns)?;
+    pub fn upsert_item(&self, caller: &Caller, at: NsRef<'_>, input: ItemInput, mode: Upsert) -> Result<Item> {
+        let NsRef { env, cluster, .. } = at;
+        let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Modify { app: &app, ns: &rec.name, env })?;
         let operator = caller.require_operator()?.to_string();
         let def = self.app_namespace(&app, &rec.name)?;
@@ -138,8 +141,9 @@ impl Cairn {
     }
 
     /// Deletes one draft item; NotFound when it does not exist.
-    pub fn delete_item(&self, caller: &Caller, env: &str, app: &str, cluster: &str, ns: &str, key: &str) -> Result<()> {
-        let (app, rec) = self.resolve_ns(env, app, cluster, ns)?;
+    pub fn delete_item(&self, caller: &Caller, at: NsRef<'_>, key: &str) -> Result<()> {
+        let NsRef { env, cluster, .. } = at;
+        let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Modify { app: &app, ns: &rec.name, env })?;
         let operator = caller.require_operator()?.to_string();
         let mut c = self.change(&operator);

@@ -33,6 +33,16 @@ pub use error::{Result, ServiceError};
 use crate::domain::release_key::KeyGenerator;
 use crate::store::Store;
 
+/// Where a namespace instance lives: (env, app, cluster, namespace). For gray-branch calls
+/// `cluster` is the parent cluster.
+#[derive(Debug, Clone, Copy)]
+pub struct NsRef<'a> {
+    pub env: &'a str,
+    pub app: &'a str,
+    pub cluster: &'a str,
+    pub ns: &'a str,
+}
+
 /// What the service layer needs to know of the configuration.
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {

@@ -7,7 +7,7 @@ use crate::store::{keys, T};
 
 use super::apps::put_namespace;
 use super::auth::Permission;
-use super::{Cairn, Caller, Result, ServiceError};
+use super::{Cairn, Caller, NsRef, Result, ServiceError};
 
 /// A new app namespace as requested.
 #[derive(Debug, Clone)]
@@ -123,10 +123,10 @@ impl Cairn {
     }
 
     /// Resolves the canonical (app, namespace) of a path and checks the app exists.
-    pub(crate) fn resolve_ns(&self, env: &str, app: &str, cluster: &str, ns: &str) -> Result<(String, Namespace)> {
-        let app = self.app(app)?.app_id;
-        let ns = self.read_index().normalize_namespace(&app, names::strip_properties_suffix(ns));
-        let rec = self.namespace_record(env, &app, cluster, &ns)?;
+    pub(crate) fn resolve_ns(&self, at: NsRef<'_>) -> Result<(String, Namespace)> {
+        let app = self.app(at.app)?.app_id;
+        let ns = self.read_index().normalize_namespace(&app, names::strip_properties_suffix(at.ns));
+        let rec = self.namespace_record(at.env, &app, at.cluster, &ns)?;
         Ok((app, rec))
     }
 
@@ -139,8 +139,9 @@ impl Cairn {
     }
 
     /// One namespace with its definition and items.
-    pub fn namespace(&self, caller: &Caller, env: &str, app: &str, cluster: &str, ns: &str) -> Result<NamespaceView> {
-        let (app, rec) = self.resolve_ns(env, app, cluster, ns)?;
+    pub fn namespace(&self, caller: &Caller, at: NsRef<'_>) -> Result<NamespaceView> {
+        let env = at.env;
+        let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Read { app: &app, ns: &rec.name, env })?;
         self.view(env, rec)
     }
@@ -166,8 +167,9 @@ impl Cairn {
     }
 
     /// Who holds the edit lock of a namespace (four-eyes envs only).
-    pub fn lock_owner(&self, caller: &Caller, env: &str, app: &str, cluster: &str, ns: &str) -> Result<(String, Option<String>)> {
-        let (app, rec) = self.resolve_ns(env, app, cluster, ns)?;
+    pub fn lock_owner(&self, caller: &Caller, at: NsRef<'_>) -> Result<(String, Option<String>)> {
+        let env = at.env;
+        let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Read { app: &app, ns: &rec.name, env })?;
         let owner = if self.settings.four_eyes_envs.contains(env) { rec.draft_editors.first().cloned() } else { None };
         Ok((rec.name, owner))

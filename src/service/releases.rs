@@ -7,7 +7,7 @@ use crate::store::{keys, T};
 use super::auth::Permission;
 use super::change::Change;
 use super::metrics::Metrics;
-use super::{Cairn, Caller, Result, ServiceError};
+use super::{Cairn, Caller, NsRef, Result, ServiceError};
 
 /// The release form of a publish request.
 #[derive(Debug, Clone, Default)]
@@ -122,8 +122,9 @@ impl Cairn {
     }
 
     /// Publishes the draft of a namespace as a new release.
-    pub fn publish(&self, caller: &Caller, env: &str, app: &str, cluster: &str, ns: &str, input: ReleaseInput) -> Result<Release> {
-        let (app, rec) = self.resolve_ns(env, app, cluster, ns)?;
+    pub fn publish(&self, caller: &Caller, at: NsRef<'_>, input: ReleaseInput) -> Result<Release> {
+        let NsRef { env, cluster, .. } = at;
+        let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Release { app: &app, ns: &rec.name, env })?;
         let operator = caller.require_operator()?.to_string();
         input.validate()?;
@@ -146,8 +147,9 @@ impl Cairn {
     }
 
     /// The release clients of a namespace get now, if any.
-    pub fn latest_release(&self, caller: &Caller, env: &str, app: &str, cluster: &str, ns: &str) -> Result<Option<Release>> {
-        let (app, rec) = self.resolve_ns(env, app, cluster, ns)?;
+    pub fn latest_release(&self, caller: &Caller, at: NsRef<'_>) -> Result<Option<Release>> {
+        let env = at.env;
+        let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Read { app: &app, ns: &rec.name, env })?;
         match rec.head_release {
             None => Ok(None),
@@ -163,8 +165,9 @@ impl Cairn {
     }
 
     /// The history of a namespace, newest first.
-    pub fn history(&self, caller: &Caller, env: &str, app: &str, cluster: &str, ns: &str, limit: usize) -> Result<Vec<HistoryEntry>> {
-        let (app, rec) = self.resolve_ns(env, app, cluster, ns)?;
+    pub fn history(&self, caller: &Caller, at: NsRef<'_>, limit: usize) -> Result<Vec<HistoryEntry>> {
+        let NsRef { env, cluster, .. } = at;
+        let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Read { app: &app, ns: &rec.name, env })?;
         Ok(self.store.scan_rev(T::History, &keys::namespace(env, &app, cluster, &rec.name), limit)?)
     }

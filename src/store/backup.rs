@@ -134,7 +134,10 @@ impl Store {
     }
 }
 
-fn read_backup(path: &Path) -> Result<Vec<(T, Vec<u8>, Vec<u8>)>, StoreError> {
+/// One stored record: tree, key, value.
+type RawRecord = (T, Vec<u8>, Vec<u8>);
+
+fn read_backup(path: &Path) -> Result<Vec<RawRecord>, StoreError> {
     let file = File::open(path).map_err(io(path))?;
     let mut lines = BufReader::new(file).lines();
     let bad = |what: String| StoreError::Backup(what);

@@ -1,1 +1,14 @@
+//! Cairn's integration tests: one binary, one module per surface.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod apollo_client;
+mod apollo_protocol;
+mod access_keys;
+mod cli;
+mod common;
+mod durability;
+mod gray;
+mod layering;
+mod notifications;
+mod open_api;

@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::configs::{config_request, resolve, ConfigQuery};
+use super::configs::{config_request, resolve, ConfigPath, ConfigQuery};
 use super::ClientEnv;
 use crate::domain::format::CONTENT_KEY;
 use crate::domain::properties;
@@ -10,7 +10,7 @@ use crate::domain::Format;
 use crate::web::error::ApiResult;
 use crate::web::AppState;
 
-type P = web::Path<(String, String, String)>;
+type P = web::Path<ConfigPath>;
 
 /// Properties text of the configurations.
 pub async fn get_properties(req: HttpRequest, state: web::Data<AppState>, env: ClientEnv, path: P, q: web::Query<ConfigQuery>) -> ApiResult<HttpResponse> {

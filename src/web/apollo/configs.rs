@@ -21,15 +21,23 @@ pub struct ConfigQuery {
     pub messages: Option<String>,
 }
 
+/// The path variables of `/configs` and `/configfiles` (by name: an `{env}` may precede them).
+#[derive(Debug, Deserialize)]
+pub struct ConfigPath {
+    pub app_id: String,
+    pub cluster: String,
+    pub namespace: String,
+}
+
 /// Builds the service request from the path and query, after the client filter.
 pub fn config_request(
     req: &HttpRequest,
     state: &AppState,
     env: &ClientEnv,
-    path: (String, String, String),
+    path: ConfigPath,
     q: &ConfigQuery,
 ) -> Result<ConfigRequest, ApiError> {
-    let (app_id, cluster, namespace) = path;
+    let ConfigPath { app_id, cluster, namespace } = path;
     guard(req, state, env, Some(&app_id))?;
     Ok(ConfigRequest {
         env: env.env.clone(),
@@ -63,7 +71,7 @@ pub async fn get_config(
     req: HttpRequest,
     state: web::Data<AppState>,
     env: ClientEnv,
-    path: web::Path<(String, String, String)>,
+    path: web::Path<ConfigPath>,
     q: web::Query<ConfigQuery>,
 ) -> ApiResult<HttpResponse> {
     let creq = config_request(&req, &state, &env, path.into_inner(), &q)?;

@@ -8,6 +8,7 @@ use super::dto::{ItemBody, OpenItemDto, OpenItemPageDto};
 use super::{blocking, env_of, ok, ok_empty, NsPath, OpenConsumer, OperatorQuery};
 use crate::service::items::{ItemInput, Upsert};
 use crate::web::error::{ApiError, ApiResult};
+use crate::service::NsRef;
 use crate::web::AppState;
 
 type ItemPath = web::Path<(String, String, String, String, String)>;
@@ -37,7 +38,7 @@ pub async fn list_items(state: web::Data<AppState>, c: OpenConsumer, path: NsPat
     let (env, app, cluster, ns) = path.into_inner();
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, None)?;
-    let page = state.cairn.item_page(&caller, &env, &app, &cluster, &ns, q.page.unwrap_or(0), q.size.unwrap_or(50))?;
+    let page = state.cairn.item_page(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, q.page.unwrap_or(0), q.size.unwrap_or(50))?;
     Ok(ok(OpenItemPageDto { content: page.items.iter().map(Into::into).collect(), page: page.page, size: page.size, total: page.total }))
 }
 
@@ -45,7 +46,7 @@ async fn get(state: web::Data<AppState>, c: OpenConsumer, path: (String, String,
     let (env, app, cluster, ns, _) = path;
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, None)?;
-    Ok(ok(OpenItemDto::from(&state.cairn.item(&caller, &env, &app, &cluster, &ns, &key)?)))
+    Ok(ok(OpenItemDto::from(&state.cairn.item(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, &key)?)))
 }
 
 /// `GET .../items/{key}`.
@@ -71,7 +72,7 @@ pub async fn create_item(state: web::Data<AppState>, c: OpenConsumer, path: NsPa
     let key = body.key.ok_or_else(|| ApiError::bad_request("key is required"))?;
     let input = ItemInput { key, value: body.value.unwrap_or_default(), comment: body.comment };
     let cairn = state.cairn.clone();
-    let item = blocking(move || cairn.upsert_item(&caller, &env, &app, &cluster, &ns, input, Upsert::CreateOnly)).await?;
+    let item = blocking(move || cairn.upsert_item(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, input, Upsert::CreateOnly)).await?;
     Ok(ok(OpenItemDto::from(&item)))
 }
 
@@ -93,7 +94,7 @@ async fn update(state: web::Data<AppState>, c: OpenConsumer, path: (String, Stri
     let input = ItemInput { key, value, comment: body.comment };
     let mode = if q.create_if_not_exists { Upsert::Either } else { Upsert::UpdateOnly };
     let cairn = state.cairn.clone();
-    blocking(move || cairn.upsert_item(&caller, &env, &app, &cluster, &ns, input, mode)).await?;
+    blocking(move || cairn.upsert_item(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, input, mode)).await?;
     Ok(ok_empty())
 }
 
@@ -116,7 +117,7 @@ async fn delete(state: web::Data<AppState>, c: OpenConsumer, path: (String, Stri
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, operator.as_deref())?;
     let cairn = state.cairn.clone();
-    blocking(move || cairn.delete_item(&caller, &env, &app, &cluster, &ns, &key)).await?;
+    blocking(move || cairn.delete_item(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, &key)).await?;
     Ok(ok_empty())
 }
 

@@ -8,6 +8,7 @@ use super::{blocking, env_of, ok, ok_empty, NsPath, OpenConsumer, OperatorQuery}
 use crate::domain::Format;
 use crate::service::namespaces::NewAppNamespace;
 use crate::web::error::{ApiError, ApiResult};
+use crate::service::NsRef;
 use crate::web::AppState;
 
 #[derive(Deserialize, Default)]
@@ -54,7 +55,7 @@ pub async fn get_namespace(state: web::Data<AppState>, c: OpenConsumer, path: Ns
     let (env, app, cluster, ns) = path.into_inner();
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, None)?;
-    Ok(ok(OpenNamespaceDto::from(&state.cairn.namespace(&caller, &env, &app, &cluster, &ns)?)))
+    Ok(ok(OpenNamespaceDto::from(&state.cairn.namespace(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns })?)))
 }
 
 /// `GET .../namespaces/{namespace}/lock`.
@@ -62,7 +63,7 @@ pub async fn get_lock(state: web::Data<AppState>, c: OpenConsumer, path: NsPath)
     let (env, app, cluster, ns) = path.into_inner();
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, None)?;
-    let (name, owner) = state.cairn.lock_owner(&caller, &env, &app, &cluster, &ns)?;
+    let (name, owner) = state.cairn.lock_owner(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns })?;
     Ok(ok(OpenNamespaceLockDto {
         namespace_name: name,
         is_locked: owner.is_some(),

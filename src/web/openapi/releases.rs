@@ -7,6 +7,7 @@ use super::dto::{OpenGrayReleaseRuleDto, OpenNamespaceDto, OpenReleaseDto, Relea
 use super::{blocking, env_of, ok, ok_empty, NsPath, OpenConsumer, OperatorQuery};
 use crate::service::releases::ReleaseInput;
 use crate::web::error::{ApiError, ApiResult};
+use crate::service::NsRef;
 use crate::web::AppState;
 
 type BranchPath = web::Path<(String, String, String, String, String)>;
@@ -26,7 +27,7 @@ pub async fn publish(state: web::Data<AppState>, c: OpenConsumer, path: NsPath, 
     let caller = c.caller(&state, body.released_by.as_deref())?;
     let input = release_input(&body);
     let cairn = state.cairn.clone();
-    let release = blocking(move || cairn.publish(&caller, &env, &app, &cluster, &ns, input)).await?;
+    let release = blocking(move || cairn.publish(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, input)).await?;
     Ok(ok(OpenReleaseDto::from(&release)))
 }
 
@@ -35,7 +36,7 @@ pub async fn latest(state: web::Data<AppState>, c: OpenConsumer, path: NsPath) -
     let (env, app, cluster, ns) = path.into_inner();
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, None)?;
-    Ok(match state.cairn.latest_release(&caller, &env, &app, &cluster, &ns)? {
+    Ok(match state.cairn.latest_release(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns })? {
         Some(r) => ok(OpenReleaseDto::from(&r)),
         None => ok_empty(),
     })
@@ -77,7 +78,7 @@ pub async fn get_branch(state: web::Data<AppState>, c: OpenConsumer, path: NsPat
     let (env, app, cluster, ns) = path.into_inner();
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, None)?;
-    Ok(match state.cairn.branch(&caller, &env, &app, &cluster, &ns)? {
+    Ok(match state.cairn.branch(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns })? {
         Some(v) => {
             let def = state.cairn.app_namespace(&v.branch.app_id, &v.branch.namespace)?;
             ok(OpenNamespaceDto::of_branch(&v.branch, &def, &v.items))
@@ -92,7 +93,7 @@ pub async fn create_branch(state: web::Data<AppState>, c: OpenConsumer, path: Ns
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, q.operator.as_deref())?;
     let cairn = state.cairn.clone();
-    let v = blocking(move || cairn.create_branch(&caller, &env, &app, &cluster, &ns)).await?;
+    let v = blocking(move || cairn.create_branch(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns })).await?;
     let def = state.cairn.app_namespace(&v.branch.app_id, &v.branch.namespace)?;
     Ok(ok(OpenNamespaceDto::of_branch(&v.branch, &def, &v.items)))
 }
@@ -103,7 +104,7 @@ pub async fn delete_branch(state: web::Data<AppState>, c: OpenConsumer, path: Br
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, q.operator.as_deref())?;
     let cairn = state.cairn.clone();
-    blocking(move || cairn.delete_branch(&caller, &env, &app, &cluster, &ns, &branch)).await?;
+    blocking(move || cairn.delete_branch(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, &branch)).await?;
     Ok(ok_empty())
 }
 
@@ -112,7 +113,7 @@ pub async fn get_rules(state: web::Data<AppState>, c: OpenConsumer, path: Branch
     let (env, app, cluster, ns, branch) = path.into_inner();
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, None)?;
-    Ok(ok(OpenGrayReleaseRuleDto::from(&state.cairn.branch_rules(&caller, &env, &app, &cluster, &ns, &branch)?)))
+    Ok(ok(OpenGrayReleaseRuleDto::from(&state.cairn.branch_rules(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, &branch)?)))
 }
 
 #[derive(Deserialize, Default)]
@@ -128,7 +129,7 @@ pub async fn put_rules(state: web::Data<AppState>, c: OpenConsumer, path: Branch
     let caller = c.caller(&state, q.operator.as_deref())?;
     let rules = body.into_inner().rule_items.into_iter().map(Into::into).collect();
     let cairn = state.cairn.clone();
-    blocking(move || cairn.update_branch_rules(&caller, &env, &app, &cluster, &ns, &branch, rules)).await?;
+    blocking(move || cairn.update_branch_rules(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, &branch, rules)).await?;
     Ok(ok_empty())
 }
 
@@ -139,7 +140,7 @@ async fn gray(state: web::Data<AppState>, c: OpenConsumer, path: BranchPath, bod
     let input = release_input(&body);
     let deletes = if with_deletes { body.gray_del_keys } else { Vec::new() };
     let cairn = state.cairn.clone();
-    let release = blocking(move || cairn.gray_publish(&caller, &env, &app, &cluster, &ns, &branch, input, &deletes)).await?;
+    let release = blocking(move || cairn.gray_publish(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, &branch, input, &deletes)).await?;
     Ok(ok(OpenReleaseDto::from(&release)))
 }
 
@@ -167,6 +168,6 @@ pub async fn merge(state: web::Data<AppState>, c: OpenConsumer, path: BranchPath
     let input = release_input(&body);
     let delete = q.delete_branch.unwrap_or(true);
     let cairn = state.cairn.clone();
-    let release = blocking(move || cairn.merge_branch(&caller, &env, &app, &cluster, &ns, &branch, input, delete)).await?;
+    let release = blocking(move || cairn.merge_branch(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, &branch, input, delete)).await?;
     Ok(ok(OpenReleaseDto::from(&release)))
 }

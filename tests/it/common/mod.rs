@@ -1,0 +1,210 @@
+//! Test harness: a real Cairn (real sled in a temp dir, real actix server on 127.0.0.1:0),
+//! an HTTP client, and builders that read like the operations they perform.
+
+#![allow(dead_code)]
+
+pub mod process;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cairn::service::{Cairn, Caller};
+use cairn::settings::Settings;
+use cairn::web::{self, AppState};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// The admin operator every test server has.
+pub const ADMIN: &str = "apollo";
+
+/// A running server owned by one test.
+pub struct TestServer {
+    pub base: String,
+    pub addr: SocketAddr,
+    pub env_addrs: Vec<(String, SocketAddr)>,
+    pub cairn: Arc<Cairn>,
+    /// Open API token of a consumer that may create apps (and masters what it creates).
+    pub token: String,
+    pub http: reqwest::Client,
+    system: actix_web::rt::System,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.system.stop();
+    }
+}
+
+/// A response: status and body text.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    pub fn content_type(&self) -> String {
+        self.headers.get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+    }
+
+    /// Asserts an Apollo-shaped error body with this status.
+    pub fn assert_error(&self, status: u16, message_part: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
+        let v = self.json();
+        assert_eq!(v["status"], status, "{v}");
+        assert!(v["timestamp"].is_string(), "{v}");
+        assert!(v["exception"].is_string(), "{v}");
+        let msg = v["message"].as_str().unwrap();
+        assert!(msg.contains(message_part), "message {msg:?} lacks {message_part:?}");
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Settings)) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings { listen: "127.0.0.1:0".into(), data: dir.path().join("data"), ..Settings::default() };
+        tweak(&mut settings);
+        let cairn = cairn::server::open(&settings).unwrap();
+        let system_caller = Caller::system("test");
+        cairn.create_user(&system_caller, ADMIN, "apollo-password", true).unwrap();
+        let (_, token) = cairn.create_consumer(&system_caller, "tester", true).unwrap();
+        let (main, envs) = cairn::server::bind_all(&settings).unwrap();
+        let addr = main.local_addr().unwrap();
+        let env_addrs = envs.iter().map(|(n, l)| (n.clone(), l.local_addr().unwrap())).collect();
+        let state = AppState::new(cairn.clone(), settings);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let system = actix_web::rt::System::new();
+            system.block_on(async move {
+                let servers = web::start(state, main, envs).unwrap();
+                tx.send(actix_web::rt::System::current()).unwrap();
+                for s in servers {
+                    actix_web::rt::spawn(s);
+                }
+                std::future::pending::<()>().await;
+            });
+        });
+        let system = rx.recv().unwrap();
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
+        TestServer { base: format!("http://{addr}"), addr, env_addrs, cairn, token, http, system, _dir: dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send(self.http.get(self.url(path))).await
+    }
+
+    pub async fn send(&self, rb: reqwest::RequestBuilder) -> Resp {
+        let r = rb.send().await.unwrap();
+        let status = r.status();
+        let headers = r.headers().clone();
+        Resp { status, headers, text: r.text().await.unwrap() }
+    }
+
+    /// An Open API call with this server's token.
+    pub async fn open(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
+        self.open_as(&self.token.clone(), method, path, body).await
+    }
+
+    pub async fn open_as(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> Resp {
+        let mut rb = self.http.request(method, self.url(&format!("/openapi/v1{path}"))).header("Authorization", token);
+        if let Some(b) = body {
+            rb = rb.header("Content-Type", "application/json;charset=UTF-8").body(b.to_string());
+        }
+        self.send(rb).await
+    }
+
+    /// Creates an app through the Open API (the consumer becomes its master).
+    pub async fn seed_app(&self, app: &str) {
+        let r = self
+            .open(
+                Method::POST,
+                "/apps",
+                Some(json!({"assignAppRoleToSelf": true, "admins": [ADMIN], "app": {"appId": app, "name": app, "orgId": "TEST", "orgName": "Test", "ownerName": ADMIN, "ownerEmail": "a@example.com"}})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+
+    pub fn ns_path(env: &str, app: &str, cluster: &str, ns: &str) -> String {
+        format!("/envs/{env}/apps/{app}/clusters/{cluster}/namespaces/{ns}")
+    }
+
+    /// Upserts items (in order) in a namespace draft.
+    pub async fn set_items(&self, env: &str, app: &str, cluster: &str, ns: &str, items: &[(&str, &str)]) {
+        for (k, v) in items {
+            let path = format!("{}/items/{k}?createIfNotExists=true", Self::ns_path(env, app, cluster, ns));
+            let r = self
+                .open(Method::PUT, &path, Some(json!({"key": k, "value": v, "dataChangeLastModifiedBy": ADMIN, "dataChangeCreatedBy": ADMIN})))
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+        }
+    }
+
+    /// Publishes a namespace; returns the release JSON.
+    pub async fn release(&self, env: &str, app: &str, cluster: &str, ns: &str) -> Value {
+        let path = format!("{}/releases", Self::ns_path(env, app, cluster, ns));
+        let r = self.open(Method::POST, &path, Some(json!({"releaseTitle": "t", "releasedBy": ADMIN}))).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json()
+    }
+
+    /// Sets items and publishes in the default cluster.
+    pub async fn publish(&self, env: &str, app: &str, ns: &str, items: &[(&str, &str)]) -> Value {
+        self.set_items(env, app, "default", ns, items).await;
+        self.release(env, app, "default", ns).await
+    }
+
+    /// Creates an app namespace.
+    pub async fn seed_namespace(&self, app: &str, name: &str, format: &str, public: bool) -> Value {
+        let r = self
+            .open(
+                Method::POST,
+                &format!("/apps/{app}/appnamespaces"),
+                Some(json!({"name": name, "appId": app, "format": format, "isPublic": public, "appendNamespacePrefix": false, "dataChangeCreatedBy": ADMIN})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.json()
+    }
+
+    /// A client fetch of `/configs` in an env.
+    pub async fn configs(&self, env: &str, app: &str, cluster: &str, ns: &str, query: &str) -> Resp {
+        self.get(&format!("/envs/{env}/configs/{app}/{cluster}/{ns}{query}")).await
+    }
+}
+
+/// Polls `cond` until it holds or `deadline` passes.
+pub async fn eventually<F, Fut>(deadline: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < deadline {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{what} did not happen within {deadline:?}");
+}
+
+/// URL-encodes a query value.
+pub fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
