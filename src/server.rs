@@ -20,7 +20,11 @@ pub fn open(settings: &Settings) -> anyhow::Result<Arc<Cairn>> {
 }
 
 fn bind(addr: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}; is another process using it? (set --listen / CAIRN_LISTEN)"))
+    TcpListener::bind(addr).with_context(|| {
+        format!(
+            "cannot listen on {addr}; is another process using it? (set --listen / CAIRN_LISTEN)"
+        )
+    })
 }
 
 /// Binds every listener: the main one, then one per env with a dedicated `listen`.
@@ -45,7 +49,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         tracing::info!("env {env} listening on http://{}", l.local_addr()?);
     }
     if cairn.list_users()?.is_empty() {
-        tracing::warn!("no users yet: create the first admin with `cairn user add NAME --admin --data {}`", settings.data.display());
+        tracing::warn!(
+            "no users yet: create the first admin with `cairn user add NAME --admin --data {}`",
+            settings.data.display()
+        );
     }
     let servers = web::start(AppState::new(cairn.clone(), settings), main, envs)?;
     let handles: Vec<_> = servers.iter().map(|s| s.handle()).collect();
@@ -73,7 +80,10 @@ async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {}

@@ -20,7 +20,11 @@ fn check(what: &'static str, value: &str) -> Result<(), DomainError> {
     if value.len() <= 128 && is_valid_name(value) {
         Ok(())
     } else {
-        Err(DomainError::InvalidName { what, value: value.to_string(), rule: NAME_RULE })
+        Err(DomainError::InvalidName {
+            what,
+            value: value.to_string(),
+            rule: NAME_RULE,
+        })
     }
 }
 
@@ -48,7 +52,9 @@ pub fn check_user(value: &str) -> Result<(), DomainError> {
 pub fn normalize_env(value: &str) -> Result<String, DomainError> {
     let ok = !value.is_empty()
         && value.len() <= 32
-        && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if ok {
         Ok(value.to_ascii_uppercase())
     } else {
@@ -96,8 +102,14 @@ mod tests {
 
     #[test]
     fn properties_suffix_is_stripped_case_insensitively() {
-        assert_eq!(strip_properties_suffix("application.properties"), "application");
-        assert_eq!(strip_properties_suffix("application.PROPERTIES"), "application");
+        assert_eq!(
+            strip_properties_suffix("application.properties"),
+            "application"
+        );
+        assert_eq!(
+            strip_properties_suffix("application.PROPERTIES"),
+            "application"
+        );
         assert_eq!(strip_properties_suffix("app.yaml"), "app.yaml");
         assert_eq!(strip_properties_suffix(".properties"), ".properties");
     }

@@ -39,7 +39,9 @@ pub fn parse(text: &str) -> Vec<(String, String)> {
     let mut lines = text.lines();
     while let Some(line) = lines.next() {
         let trimmed = line.trim_start();
-        if logical.is_empty() && (trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('!')) {
+        if logical.is_empty()
+            && (trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('!'))
+        {
             continue;
         }
         logical.push_str(trimmed);
@@ -129,7 +131,13 @@ mod tests {
 
     #[test]
     fn written_text_parses_back_to_the_same_pairs() {
-        let pairs = vec![p("timeout", "100"), p("a key", " lead"), p("url", "http://x:1/#a=b"), p("multi", "l1\nl2"), p("ünï", "cödé")];
+        let pairs = vec![
+            p("timeout", "100"),
+            p("a key", " lead"),
+            p("url", "http://x:1/#a=b"),
+            p("multi", "l1\nl2"),
+            p("ünï", "cödé"),
+        ];
         let text = write(&pairs);
         assert!(text.starts_with("timeout=100\n"));
         assert_eq!(parse(&text), pairs);
@@ -138,6 +146,15 @@ mod tests {
     #[test]
     fn parses_common_java_syntax() {
         let text = "# comment\n! other\na = 1\nb:2\nc 3\nd=long \\\n    value\ne=\\u0041\n\n";
-        assert_eq!(parse(text), vec![p("a", "1"), p("b", "2"), p("c", "3"), p("d", "long value"), p("e", "A")]);
+        assert_eq!(
+            parse(text),
+            vec![
+                p("a", "1"),
+                p("b", "2"),
+                p("c", "3"),
+                p("d", "long value"),
+                p("e", "A")
+            ]
+        );
     }
 }

@@ -28,7 +28,7 @@ pub struct SignedRequest<'a> {
     pub timestamp: Option<&'a str>,
     pub authorization: Option<&'a str>,
     /// Path-with-query candidates: as received, and without an env prefix.
-    pub paths: &'a [&'a str],
+    pub paths: Vec<String>,
 }
 
 fn check(keys: &[&AccessKey], req: &SignedRequest<'_>, skew_ms: i64) -> ClientAuth {
@@ -37,8 +37,15 @@ fn check(keys: &[&AccessKey], req: &SignedRequest<'_>, skew_ms: i64) -> ClientAu
     if (now_ms() - ts_ms).abs() >= skew_ms {
         return ClientAuth::Skewed;
     }
-    let sig = req.authorization.and_then(|a| a.split_once(':')).map(|(_, s)| s).unwrap_or("");
-    let ok = keys.iter().fold(false, |ok, k| signature::verify_any(ts, req.paths, &k.secret, sig) | ok);
+    let sig = req
+        .authorization
+        .and_then(|a| a.split_once(':'))
+        .map(|(_, s)| s)
+        .unwrap_or("");
+    let paths: Vec<&str> = req.paths.iter().map(String::as_str).collect();
+    let ok = keys.iter().fold(false, |ok, k| {
+        signature::verify_any(ts, &paths, &k.secret, sig) | ok
+    });
     if ok {
         ClientAuth::Allowed
     } else {
@@ -47,31 +54,64 @@ fn check(keys: &[&AccessKey], req: &SignedRequest<'_>, skew_ms: i64) -> ClientAu
 }
 
 impl Cairn {
-    /// Checks a client request of `app` in `env` against the app's access keys.
-    pub fn authenticate_client(&self, env: &str, app: &str, req: &SignedRequest<'_>) -> ClientAuth {
+    /// Checks a client request of `app` in `env` against the app's access keys. `signed`
+    /// builds the signature material and is only called when the app has keys.
+    pub fn authenticate_client<'a>(
+        &self,
+        env: &str,
+        app: &str,
+        signed: impl FnOnce() -> SignedRequest<'a>,
+    ) -> ClientAuth {
         let index = self.read_index();
-        let Some(all) = index.envs.get(env).and_then(|e| e.access_keys.get(&app.to_ascii_lowercase())) else {
+        let Some(all) = index
+            .envs
+            .get(env)
+            .and_then(|e| e.access_keys.get(&app.to_ascii_lowercase()))
+            .filter(|k| !k.is_empty())
+        else {
             return ClientAuth::Allowed;
         };
-        let enforced: Vec<&AccessKey> = all.iter().filter(|k| k.enabled && k.mode == AccessKeyMode::Filter).collect();
+        let req = &signed();
+        let enforced: Vec<&AccessKey> = all
+            .iter()
+            .filter(|k| k.enabled && k.mode == AccessKeyMode::Filter)
+            .collect();
         if !enforced.is_empty() {
             return check(&enforced, req, self.settings.access_key_skew_ms);
         }
-        let observed: Vec<&AccessKey> = all.iter().filter(|k| k.enabled && k.mode == AccessKeyMode::Observer).collect();
+        let observed: Vec<&AccessKey> = all
+            .iter()
+            .filter(|k| k.enabled && k.mode == AccessKeyMode::Observer)
+            .collect();
         if !observed.is_empty() {
             let outcome = check(&observed, req, self.settings.access_key_skew_ms);
             if outcome != ClientAuth::Allowed {
-                tracing::info!(env, app, ?outcome, "request would be rejected by an observer-mode access key");
+                tracing::info!(
+                    env,
+                    app,
+                    ?outcome,
+                    "request would be rejected by an observer-mode access key"
+                );
             }
         }
         ClientAuth::Allowed
     }
 
     /// The access keys of an app in an env.
-    pub fn list_access_keys(&self, caller: &Caller, env: &str, app: &str) -> Result<Vec<AccessKey>> {
+    pub fn list_access_keys(
+        &self,
+        caller: &Caller,
+        env: &str,
+        app: &str,
+    ) -> Result<Vec<AccessKey>> {
         let app = self.app(app)?.app_id;
         caller.require(Permission::AppMaster { app: &app })?;
-        Ok(self.store.scan::<AccessKey>(T::AccessKeys, &keys::access_keys_of(env, &app))?.into_iter().map(|(_, k)| k).collect())
+        Ok(self
+            .store
+            .scan::<AccessKey>(T::AccessKeys, &keys::access_keys_of(env, &app))?
+            .into_iter()
+            .map(|(_, k)| k)
+            .collect())
     }
 
     /// Creates a key (disabled until activated, as in Apollo) with a random 160-bit secret.
@@ -79,8 +119,15 @@ impl Cairn {
         let app = self.app(app)?.app_id;
         caller.require(Permission::AppMaster { app: &app })?;
         let mut c = self.change(&caller.operator);
-        if self.store.raw_keys(T::AccessKeys, &keys::access_keys_of(env, &app))?.len() >= MAX_KEYS {
-            return Err(ServiceError::conflict(format!("app '{app}' already has {MAX_KEYS} access keys in {env}; delete one first")));
+        if self
+            .store
+            .raw_keys(T::AccessKeys, &keys::access_keys_of(env, &app))?
+            .len()
+            >= MAX_KEYS
+        {
+            return Err(ServiceError::conflict(format!(
+                "app '{app}' already has {MAX_KEYS} access keys in {env}; delete one first"
+            )));
         }
         let id = c.next_id("access_key")?;
         let key = AccessKey {
@@ -99,12 +146,20 @@ impl Cairn {
     }
 
     /// Enables a key in `mode`, or disables it when `mode` is `None`.
-    pub fn set_access_key(&self, caller: &Caller, env: &str, app: &str, id: u64, mode: Option<AccessKeyMode>) -> Result<AccessKey> {
+    pub fn set_access_key(
+        &self,
+        caller: &Caller,
+        env: &str,
+        app: &str,
+        id: u64,
+        mode: Option<AccessKeyMode>,
+    ) -> Result<AccessKey> {
         let app = self.app(app)?.app_id;
         caller.require(Permission::AppMaster { app: &app })?;
         let k = keys::access_key(env, &app, id);
-        let mut key: AccessKey =
-            self.store.get(T::AccessKeys, &k)?.ok_or_else(|| ServiceError::not_found(format!("access key {id} of app '{app}' in {env} not found")))?;
+        let mut key: AccessKey = self.store.get(T::AccessKeys, &k)?.ok_or_else(|| {
+            ServiceError::not_found(format!("access key {id} of app '{app}' in {env} not found"))
+        })?;
         match mode {
             Some(m) => {
                 key.enabled = true;
@@ -115,7 +170,11 @@ impl Cairn {
         key.stamp.touch(&caller.operator, now_ms());
         let mut c = self.change(&caller.operator);
         c.ws.put(T::AccessKeys, k, &key)?;
-        let action = if key.enabled { "access_key.enable" } else { "access_key.disable" };
+        let action = if key.enabled {
+            "access_key.enable"
+        } else {
+            "access_key.disable"
+        };
         c.audit(action, Some(env), &app, format!("key {id}"))?;
         c.touch_access_keys(env, &app);
         c.commit()?;
@@ -127,10 +186,13 @@ impl Cairn {
         let app = self.app(app)?.app_id;
         caller.require(Permission::AppMaster { app: &app })?;
         let k = keys::access_key(env, &app, id);
-        let key: AccessKey =
-            self.store.get(T::AccessKeys, &k)?.ok_or_else(|| ServiceError::not_found(format!("access key {id} of app '{app}' in {env} not found")))?;
+        let key: AccessKey = self.store.get(T::AccessKeys, &k)?.ok_or_else(|| {
+            ServiceError::not_found(format!("access key {id} of app '{app}' in {env} not found"))
+        })?;
         if key.enabled {
-            return Err(ServiceError::conflict(format!("access key {id} is enabled; disable it before deleting it")));
+            return Err(ServiceError::conflict(format!(
+                "access key {id} is enabled; disable it before deleting it"
+            )));
         }
         let mut c = self.change(&caller.operator);
         c.ws.delete(T::AccessKeys, k);

@@ -31,11 +31,23 @@ pub enum Permission<'a> {
     /// Everything under an app: clusters, namespaces, branches, access keys.
     AppMaster { app: &'a str },
     /// Change draft items of a namespace in an env.
-    Modify { app: &'a str, ns: &'a str, env: &'a str },
+    Modify {
+        app: &'a str,
+        ns: &'a str,
+        env: &'a str,
+    },
     /// Publish, roll back and gray-release a namespace in an env.
-    Release { app: &'a str, ns: &'a str, env: &'a str },
+    Release {
+        app: &'a str,
+        ns: &'a str,
+        env: &'a str,
+    },
     /// Read a namespace in an env.
-    Read { app: &'a str, ns: &'a str, env: &'a str },
+    Read {
+        app: &'a str,
+        ns: &'a str,
+        env: &'a str,
+    },
     /// See that an app exists and read its clusters.
     SeeApp { app: &'a str },
 }
@@ -43,12 +55,20 @@ pub enum Permission<'a> {
 fn covers(g: &Grant, p: Permission<'_>) -> bool {
     let app_ok = |app: &str| g.app_id.eq_ignore_ascii_case(app);
     let env_ok = |env: &str| g.env.as_deref().is_none_or(|e| e.eq_ignore_ascii_case(env));
-    let ns_ok = |ns: &str| g.namespace.as_deref().is_none_or(|n| n.eq_ignore_ascii_case(ns));
+    let ns_ok = |ns: &str| {
+        g.namespace
+            .as_deref()
+            .is_none_or(|n| n.eq_ignore_ascii_case(ns))
+    };
     match p {
         Permission::CreateApp => false,
         Permission::AppMaster { app } => app_ok(app) && g.namespace.is_none() && g.env.is_none(),
-        Permission::Modify { app, ns, env } => app_ok(app) && ns_ok(ns) && env_ok(env) && (g.modify || g.namespace.is_none()),
-        Permission::Release { app, ns, env } => app_ok(app) && ns_ok(ns) && env_ok(env) && (g.release || g.namespace.is_none()),
+        Permission::Modify { app, ns, env } => {
+            app_ok(app) && ns_ok(ns) && env_ok(env) && (g.modify || g.namespace.is_none())
+        }
+        Permission::Release { app, ns, env } => {
+            app_ok(app) && ns_ok(ns) && env_ok(env) && (g.release || g.namespace.is_none())
+        }
         Permission::Read { app, ns, env } => app_ok(app) && ns_ok(ns) && env_ok(env),
         Permission::SeeApp { app } => app_ok(app),
     }
@@ -57,7 +77,10 @@ fn covers(g: &Grant, p: Permission<'_>) -> bool {
 impl Caller {
     /// The command line acting as `operator`.
     pub fn system(operator: &str) -> Caller {
-        Caller { actor: Actor::System, operator: operator.to_string() }
+        Caller {
+            actor: Actor::System,
+            operator: operator.to_string(),
+        }
     }
 
     /// True when the caller holds `p`.
@@ -86,11 +109,19 @@ impl Caller {
         let what = match p {
             Permission::CreateApp => "may not create apps".to_string(),
             Permission::AppMaster { app } => format!("is not a master of app '{app}'"),
-            Permission::Modify { app, ns, env } => format!("may not modify namespace '{ns}' of app '{app}' in {env}"),
-            Permission::Release { app, ns, env } => format!("may not release namespace '{ns}' of app '{app}' in {env}"),
-            Permission::Read { app, ns, env } => format!("may not read namespace '{ns}' of app '{app}' in {env}"),
+            Permission::Modify { app, ns, env } => {
+                format!("may not modify namespace '{ns}' of app '{app}' in {env}")
+            }
+            Permission::Release { app, ns, env } => {
+                format!("may not release namespace '{ns}' of app '{app}' in {env}")
+            }
+            Permission::Read { app, ns, env } => {
+                format!("may not read namespace '{ns}' of app '{app}' in {env}")
+            }
             Permission::SeeApp { app } => format!("has no grant on app '{app}'"),
         };
-        Err(ServiceError::Forbidden(format!("{who} {what}; ask an admin for a grant")))
+        Err(ServiceError::Forbidden(format!(
+            "{who} {what}; ask an admin for a grant"
+        )))
     }
 }

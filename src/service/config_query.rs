@@ -36,20 +36,27 @@ pub struct Resolved {
 impl Resolved {
     /// The `+`-joined release key clients echo back.
     pub fn release_key(&self) -> String {
-        let keys: Vec<&str> = self.releases.iter().map(|r| r.release_key.as_str()).collect();
+        let keys: Vec<&str> = self
+            .releases
+            .iter()
+            .map(|r| r.release_key.as_str())
+            .collect();
         keys.join("+")
     }
 
     /// The cluster reported to the client: the own release's cluster, else the requested one.
     pub fn cluster<'a>(&'a self, requested: &'a str, app: &str) -> &'a str {
-        self.releases.iter().find(|r| r.app_id.eq_ignore_ascii_case(app)).map_or(requested, |r| r.cluster.as_str())
+        self.releases
+            .iter()
+            .find(|r| r.app_id.eq_ignore_ascii_case(app))
+            .map_or(requested, |r| r.cluster.as_str())
     }
 
     /// The merged configurations as a JSON object: public values first, own values over them.
-    pub fn configurations_json(&self) -> String {
+    pub fn configurations_json(&self) -> std::borrow::Cow<'_, str> {
         match self.releases.as_slice() {
-            [one] => one.configurations_json.clone(),
-            _ => ordered_json(&self.merged()),
+            [one] => std::borrow::Cow::Borrowed(one.configurations_json.as_str()),
+            _ => std::borrow::Cow::Owned(ordered_json(&self.merged())),
         }
     }
 
@@ -68,10 +75,20 @@ impl Resolved {
     }
 }
 
-fn find_in_cluster(e: &EnvIndex, config_app: &str, cluster: &str, ns: &str, req: &ConfigRequest) -> Option<Arc<Served>> {
+fn find_in_cluster(
+    e: &EnvIndex,
+    config_app: &str,
+    cluster: &str,
+    ns: &str,
+    req: &ConfigRequest,
+) -> Option<Arc<Served>> {
     let live = e.live.get(&live_key(config_app, cluster, ns))?;
     if let Some(gray) = &live.gray {
-        if gray.rules.iter().any(|r| r.matches(&req.app_id, req.ip.as_deref(), req.label.as_deref())) {
+        if gray
+            .rules
+            .iter()
+            .any(|r| r.matches(&req.app_id, req.ip.as_deref(), req.label.as_deref()))
+        {
             return Some(gray.release.clone());
         }
     }
@@ -84,7 +101,11 @@ fn load(e: &EnvIndex, config_app: &str, ns: &str, req: &ConfigRequest) -> Option
             return Some(r);
         }
     }
-    if let Some(dc) = req.data_center.as_deref().filter(|d| !d.is_empty() && *d != req.cluster) {
+    if let Some(dc) = req
+        .data_center
+        .as_deref()
+        .filter(|d| !d.is_empty() && *d != req.cluster)
+    {
         if let Some(r) = find_in_cluster(e, config_app, dc, ns, req) {
             return Some(r);
         }
@@ -97,28 +118,47 @@ impl Cairn {
     pub fn resolve_config(&self, req: &ConfigRequest) -> Option<Resolved> {
         Metrics::inc(&self.metrics.config_fetches);
         let index = self.read_index();
-        let ns = index.normalize_namespace(&req.app_id, strip_properties_suffix(&req.namespace));
         let e = index.envs.get(&req.env)?;
+        let requested = strip_properties_suffix(&req.namespace);
+        let ns_lower = requested.to_ascii_lowercase();
+        let own = index
+            .apps
+            .get(&req.app_id.to_ascii_lowercase())
+            .and_then(|a| a.namespaces.get(&ns_lower));
+        let public = index.public.get(&ns_lower);
+        let ns = match (own, public) {
+            (Some(info), _) => info.name.as_str(),
+            (None, Some((_, name))) => name.as_str(),
+            (None, None) => requested,
+        };
         let mut releases = Vec::with_capacity(2);
         if req.app_id != NO_APP_ID_PLACEHOLDER {
-            if let Some(r) = load(e, &req.app_id, &ns, req) {
+            if let Some(r) = load(e, &req.app_id, ns, req) {
                 releases.push(r);
             }
         }
-        if let Some(owner) = index.public_owner(&req.app_id, &ns) {
-            if let Some(r) = load(e, owner, &ns, req) {
+        let owned = own.is_some() || ns == crate::domain::names::APPLICATION_NAMESPACE;
+        if let Some((owner, _)) =
+            public.filter(|(owner, _)| !owned && !owner.eq_ignore_ascii_case(&req.app_id))
+        {
+            if let Some(r) = load(e, owner, ns, req) {
                 releases.push(r);
             }
         }
         if releases.is_empty() {
             return None;
         }
-        Some(Resolved { releases, namespace: ns })
+        Some(Resolved {
+            releases,
+            namespace: ns.to_string(),
+        })
     }
 
     /// Records that the client of `req` was served `resolved` (instance audit).
     pub fn record_instance(&self, req: &ConfigRequest, resolved: &Resolved) {
-        let Some(ip) = req.ip.as_deref().filter(|ip| !ip.is_empty()) else { return };
+        let Some(ip) = req.ip.as_deref().filter(|ip| !ip.is_empty()) else {
+            return;
+        };
         let now = now_ms();
         for r in &resolved.releases {
             self.instances.record(

@@ -38,7 +38,12 @@ impl Notifier {
 
     pub(crate) fn publish(&self, env: String, content: String, id: i64) {
         // No receivers is fine: nobody is polling.
-        let _ = self.tx.send(Arc::new(Message { env, content, id, at: std::time::Instant::now() }));
+        let _ = self.tx.send(Arc::new(Message {
+            env,
+            content,
+            id,
+            at: std::time::Instant::now(),
+        }));
     }
 
     pub(crate) fn shut_down(&self) {
@@ -106,7 +111,8 @@ impl Cairn {
         let index = self.read_index();
         let mut namespaces: Vec<(String, String, i64, Vec<String>)> = Vec::new();
         for e in req.entries.iter().filter(|e| !e.namespace.is_empty()) {
-            let normalized = index.normalize_namespace(&req.app_id, strip_properties_suffix(&e.namespace));
+            let normalized =
+                index.normalize_namespace(&req.app_id, strip_properties_suffix(&e.namespace));
             match namespaces.iter_mut().find(|n| n.0 == normalized) {
                 // Two spellings of one namespace: keep the smaller id so the stale one updates.
                 Some(existing) if e.notification_id < existing.2 => {
@@ -115,7 +121,13 @@ impl Cairn {
                 }
                 Some(_) => {}
                 None => {
-                    let keys = watch_keys(&index, &req.app_id, &req.cluster, req.data_center.as_deref(), &normalized);
+                    let keys = watch_keys(
+                        &index,
+                        &req.app_id,
+                        &req.cluster,
+                        req.data_center.as_deref(),
+                        &normalized,
+                    );
                     namespaces.push((normalized, e.namespace.clone(), e.notification_id, keys));
                 }
             }
@@ -133,15 +145,28 @@ impl Cairn {
     /// protocol, merely different).
     fn outdated(&self, env: &str, watch: &Watch, legacy: bool) -> Vec<Changed> {
         let index = self.read_index();
-        let Some(e) = index.envs.get(env) else { return Vec::new() };
+        let Some(e) = index.envs.get(env) else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for (_, original, client_id, keys) in &watch.namespaces {
-            let details: Vec<(String, i64)> =
-                keys.iter().filter_map(|k| e.messages.get(k)).map(|(id, content)| (content.clone(), *id)).collect();
+            let details: Vec<(String, i64)> = keys
+                .iter()
+                .filter_map(|k| e.messages.get(k))
+                .map(|(id, content)| (content.clone(), *id))
+                .collect();
             let latest = details.iter().map(|(_, id)| *id).max().unwrap_or(-1);
-            let behind = if legacy { latest != *client_id && latest >= 0 } else { latest > *client_id };
+            let behind = if legacy {
+                latest != *client_id && latest >= 0
+            } else {
+                latest > *client_id
+            };
             if behind {
-                out.push(Changed { namespace: original.clone(), notification_id: latest, details });
+                out.push(Changed {
+                    namespace: original.clone(),
+                    notification_id: latest,
+                    details,
+                });
             }
         }
         out
@@ -149,7 +174,12 @@ impl Cairn {
 
     /// Answers a poll: at once when any namespace is behind, else when a watched release
     /// message arrives, else `None` after `hold` (or at shutdown).
-    pub async fn poll(&self, req: &PollRequest, hold: Duration, legacy: bool) -> Option<Vec<Changed>> {
+    pub async fn poll(
+        &self,
+        req: &PollRequest,
+        hold: Duration,
+        legacy: bool,
+    ) -> Option<Vec<Changed>> {
         // Subscribe before checking, so a message committed in between is not missed.
         let mut rx = self.notifier.tx.subscribe();
         let mut shutdown = self.notifier.shutdown.subscribe();
@@ -204,13 +234,18 @@ struct HeldGuard<'a>(&'a Cairn);
 
 impl<'a> HeldGuard<'a> {
     fn new(c: &'a Cairn) -> Self {
-        c.metrics.long_polls_held.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        c.metrics
+            .long_polls_held
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         HeldGuard(c)
     }
 }
 
 impl Drop for HeldGuard<'_> {
     fn drop(&mut self) {
-        self.0.metrics.long_polls_held.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.0
+            .metrics
+            .long_polls_held
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -23,10 +23,16 @@ impl ReleaseInput {
             return Err(ServiceError::invalid("releaseTitle", "must not be empty"));
         }
         if self.title.chars().count() > 64 {
-            return Err(ServiceError::invalid("releaseTitle", "must be at most 64 characters"));
+            return Err(ServiceError::invalid(
+                "releaseTitle",
+                "must be at most 64 characters",
+            ));
         }
         if self.comment.chars().count() > 256 {
-            return Err(ServiceError::invalid("releaseComment", "must be at most 256 characters"));
+            return Err(ServiceError::invalid(
+                "releaseComment",
+                "must be at most 256 characters",
+            ));
         }
         Ok(())
     }
@@ -34,7 +40,11 @@ impl ReleaseInput {
 
 /// Key/value pairs of draft items in line order.
 pub(crate) fn configurations_of(items: &[Item]) -> Vec<(String, String)> {
-    items.iter().filter(|i| !i.key.is_empty()).map(|i| (i.key.clone(), i.value.clone())).collect()
+    items
+        .iter()
+        .filter(|i| !i.key.is_empty())
+        .map(|i| (i.key.clone(), i.value.clone()))
+        .collect()
 }
 
 /// What a release write changes.
@@ -54,7 +64,10 @@ pub(crate) fn write_release(c: &mut Change<'_>, w: ReleaseWrite<'_>) -> Result<R
     let id = c.next_id("release")?;
     let mut release = Release {
         id,
-        release_key: c.cairn.keys.next(c.now, &w.ns.app_id, &w.ns.cluster, &w.ns.name),
+        release_key: c
+            .cairn
+            .keys
+            .next(c.now, &w.ns.app_id, &w.ns.cluster, &w.ns.name),
         app_id: w.ns.app_id.clone(),
         cluster: w.ns.cluster.clone(),
         namespace: w.ns.name.clone(),
@@ -99,17 +112,33 @@ pub(crate) fn push_history(
         operator: c.actor.clone(),
         time: c.now,
     };
-    c.ws.put(T::History, keys::history(env, &ns.app_id, &ns.cluster, &ns.name, entry.seq), &entry)?;
+    c.ws.put(
+        T::History,
+        keys::history(env, &ns.app_id, &ns.cluster, &ns.name, entry.seq),
+        &entry,
+    )?;
     ns.stamp.touch(&c.actor, c.now);
-    c.ws.put(T::Namespaces, keys::namespace(env, &ns.app_id, &ns.cluster, &ns.name), &*ns)?;
+    c.ws.put(
+        T::Namespaces,
+        keys::namespace(env, &ns.app_id, &ns.cluster, &ns.name),
+        &*ns,
+    )?;
     Ok(())
 }
 
 impl Cairn {
     /// Enforces the four-eyes rule: in such envs the draft's editors may not release it,
     /// unless this is an emergency publish where those are allowed.
-    pub(crate) fn check_four_eyes(&self, env: &str, ns: &Namespace, operator: &str, emergency: bool) -> Result<()> {
-        if !self.settings.four_eyes_envs.contains(env) || !ns.draft_editors.iter().any(|e| e == operator) {
+    pub(crate) fn check_four_eyes(
+        &self,
+        env: &str,
+        ns: &Namespace,
+        operator: &str,
+        emergency: bool,
+    ) -> Result<()> {
+        if !self.settings.four_eyes_envs.contains(env)
+            || !ns.draft_editors.iter().any(|e| e == operator)
+        {
             return Ok(());
         }
         if emergency && self.emergency_publish_allowed(env) {
@@ -125,12 +154,19 @@ impl Cairn {
     pub fn publish(&self, caller: &Caller, at: NsRef<'_>, input: ReleaseInput) -> Result<Release> {
         let NsRef { env, cluster, .. } = at;
         let (app, rec) = self.resolve_ns(at)?;
-        caller.require(Permission::Release { app: &app, ns: &rec.name, env })?;
+        caller.require(Permission::Release {
+            app: &app,
+            ns: &rec.name,
+            env,
+        })?;
         let operator = caller.require_operator()?.to_string();
         input.validate()?;
         let cluster_rec = self.cluster_record(env, &app, cluster)?;
         if cluster_rec.parent.is_some() {
-            return Err(ServiceError::invalid("cluster", format!("'{cluster}' is a gray branch; use the branch release endpoint")));
+            return Err(ServiceError::invalid(
+                "cluster",
+                format!("'{cluster}' is a gray branch; use the branch release endpoint"),
+            ));
         }
         let mut c = self.change(&operator);
         let rec = self.namespace_record(env, &app, cluster, &rec.name)?;
@@ -138,9 +174,22 @@ impl Cairn {
         let configurations = configurations_of(&self.items_of(env, &app, cluster, &rec.name)?);
         let release = write_release(
             &mut c,
-            ReleaseWrite { env, ns: &rec, configurations, input: &input, operation: Operation::Publish, branch: None, message_cluster: cluster },
+            ReleaseWrite {
+                env,
+                ns: &rec,
+                configurations,
+                input: &input,
+                operation: Operation::Publish,
+                branch: None,
+                message_cluster: cluster,
+            },
         )?;
-        c.audit("release.publish", Some(env), &format!("{app}/{cluster}/{}", rec.name), release.release_key.clone())?;
+        c.audit(
+            "release.publish",
+            Some(env),
+            &format!("{app}/{cluster}/{}", rec.name),
+            release.release_key.clone(),
+        )?;
         c.commit()?;
         Metrics::inc(&self.metrics.releases_published);
         Ok(release)
@@ -150,7 +199,11 @@ impl Cairn {
     pub fn latest_release(&self, caller: &Caller, at: NsRef<'_>) -> Result<Option<Release>> {
         let env = at.env;
         let (app, rec) = self.resolve_ns(at)?;
-        caller.require(Permission::Read { app: &app, ns: &rec.name, env })?;
+        caller.require(Permission::Read {
+            app: &app,
+            ns: &rec.name,
+            env,
+        })?;
         match rec.head_release {
             None => Ok(None),
             Some(id) => Ok(self.store.get_release(env, id)?),
@@ -159,27 +212,60 @@ impl Cairn {
 
     /// A release by id.
     pub fn release(&self, caller: &Caller, env: &str, id: u64) -> Result<Release> {
-        let r = self.store.get_release(env, id)?.ok_or_else(|| ServiceError::not_found(format!("release {id} not found in {env}")))?;
-        caller.require(Permission::Read { app: &r.app_id, ns: &r.namespace, env })?;
+        let r = self
+            .store
+            .get_release(env, id)?
+            .ok_or_else(|| ServiceError::not_found(format!("release {id} not found in {env}")))?;
+        caller.require(Permission::Read {
+            app: &r.app_id,
+            ns: &r.namespace,
+            env,
+        })?;
         Ok(r)
     }
 
     /// The history of a namespace, newest first.
-    pub fn history(&self, caller: &Caller, at: NsRef<'_>, limit: usize) -> Result<Vec<HistoryEntry>> {
+    pub fn history(
+        &self,
+        caller: &Caller,
+        at: NsRef<'_>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>> {
         let NsRef { env, cluster, .. } = at;
         let (app, rec) = self.resolve_ns(at)?;
-        caller.require(Permission::Read { app: &app, ns: &rec.name, env })?;
-        Ok(self.store.scan_rev(T::History, &keys::namespace(env, &app, cluster, &rec.name), limit)?)
+        caller.require(Permission::Read {
+            app: &app,
+            ns: &rec.name,
+            env,
+        })?;
+        Ok(self.store.scan_rev(
+            T::History,
+            &keys::namespace(env, &app, cluster, &rec.name),
+            limit,
+        )?)
     }
 
     /// Rolls back the latest release `release_id` to the previous one, or to `to_release_id`
     /// (dropping every release after it). Releases are not deleted, only no longer served.
-    pub fn rollback(&self, caller: &Caller, env: &str, release_id: u64, to_release_id: Option<u64>) -> Result<Release> {
-        let target = self.store.get_release(env, release_id)?.ok_or_else(|| ServiceError::not_found(format!("release {release_id} not found in {env}")))?;
-        caller.require(Permission::Release { app: &target.app_id, ns: &target.namespace, env })?;
+    pub fn rollback(
+        &self,
+        caller: &Caller,
+        env: &str,
+        release_id: u64,
+        to_release_id: Option<u64>,
+    ) -> Result<Release> {
+        let target = self.store.get_release(env, release_id)?.ok_or_else(|| {
+            ServiceError::not_found(format!("release {release_id} not found in {env}"))
+        })?;
+        caller.require(Permission::Release {
+            app: &target.app_id,
+            ns: &target.namespace,
+            env,
+        })?;
         let operator = caller.require_operator()?.to_string();
         let mut c = self.change(&operator);
-        let mut ns = self.namespace_record(env, &target.app_id, &target.cluster, &target.namespace)?;
+        let mut ns =
+            self.namespace_record(env, &target.app_id, &target.cluster, &target.namespace)?;
         if ns.head_release != Some(release_id) {
             return Err(ServiceError::conflict(format!(
                 "release {release_id} is not the latest release of namespace '{}'; only the latest release can be rolled back",
@@ -189,27 +275,61 @@ impl Cairn {
         let keep = match to_release_id {
             Some(to) => {
                 if to == release_id {
-                    return Err(ServiceError::invalid("toReleaseId", "must be an earlier release"));
+                    return Err(ServiceError::invalid(
+                        "toReleaseId",
+                        "must be an earlier release",
+                    ));
                 }
-                let pos = ns.active_releases.iter().position(|r| *r == to).ok_or_else(|| {
-                    ServiceError::invalid("toReleaseId", format!("release {to} is not an active earlier release of namespace '{}'", ns.name))
-                })?;
+                let pos = ns
+                    .active_releases
+                    .iter()
+                    .position(|r| *r == to)
+                    .ok_or_else(|| {
+                        ServiceError::invalid(
+                            "toReleaseId",
+                            format!(
+                                "release {to} is not an active earlier release of namespace '{}'",
+                                ns.name
+                            ),
+                        )
+                    })?;
                 pos + 1
             }
             None => ns.active_releases.len().saturating_sub(1),
         };
         if keep == 0 {
-            return Err(ServiceError::conflict(format!("namespace '{}' has no earlier release to roll back to", ns.name)));
+            return Err(ServiceError::conflict(format!(
+                "namespace '{}' has no earlier release to roll back to",
+                ns.name
+            )));
         }
         ns.active_releases.truncate(keep);
         let new_head = ns.active_releases.last().copied().unwrap_or(0);
         ns.head_release = Some(new_head);
-        push_history(&mut c, env, &mut ns, Operation::Rollback, new_head, release_id, None)?;
-        let parent = self.cluster_record(env, &ns.app_id, &ns.cluster)?.parent.unwrap_or_else(|| ns.cluster.clone());
+        push_history(
+            &mut c,
+            env,
+            &mut ns,
+            Operation::Rollback,
+            new_head,
+            release_id,
+            None,
+        )?;
+        let parent = self
+            .cluster_record(env, &ns.app_id, &ns.cluster)?
+            .parent
+            .unwrap_or_else(|| ns.cluster.clone());
         c.message(env, &ns.app_id, &parent, &ns.name)?;
         c.touch_namespace(env, &ns.app_id, &ns.cluster, &ns.name);
-        c.audit("release.rollback", Some(env), &format!("{}/{}/{}", ns.app_id, ns.cluster, ns.name), format!("{release_id} -> {new_head}"))?;
+        c.audit(
+            "release.rollback",
+            Some(env),
+            &format!("{}/{}/{}", ns.app_id, ns.cluster, ns.name),
+            format!("{release_id} -> {new_head}"),
+        )?;
         c.commit()?;
-        self.store.get_release(env, new_head)?.ok_or_else(|| ServiceError::not_found(format!("release {new_head} not found in {env}")))
+        self.store.get_release(env, new_head)?.ok_or_else(|| {
+            ServiceError::not_found(format!("release {new_head} not found in {env}"))
+        })
     }
 }

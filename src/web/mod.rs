@@ -3,14 +3,14 @@
 
 pub mod apollo;
 pub mod error;
-pub mod ops;
 pub mod openapi;
+pub mod ops;
 
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_web::dev::{Server, Service};
-use actix_web::middleware::{NormalizePath, TrailingSlash};
+use actix_web::dev::{Server, Service, ServiceRequest};
+use actix_web::http::Uri;
 use actix_web::{web, App, HttpMessage, HttpRequest, HttpServer};
 
 use crate::service::Cairn;
@@ -28,7 +28,11 @@ pub struct AppState {
 impl AppState {
     /// State for a service and its settings.
     pub fn new(cairn: Arc<Cairn>, settings: Settings) -> AppState {
-        AppState { cairn, settings: Arc::new(settings), requests: ops::RequestCounts::default() }
+        AppState {
+            cairn,
+            settings: Arc::new(settings),
+            requests: ops::RequestCounts::default(),
+        }
     }
 }
 
@@ -36,9 +40,57 @@ impl AppState {
 #[derive(Clone, Debug)]
 pub struct RootEnv(pub Option<String>);
 
-/// The request target as received, before path normalisation (signatures cover it).
+/// The request target as received, stored only when normalisation changed it (signatures
+/// cover the target as sent).
 #[derive(Clone, Debug)]
 pub struct RawTarget(pub String);
+
+/// The request target as the client sent it.
+pub fn raw_target(req: &HttpRequest) -> String {
+    match req.extensions().get::<RawTarget>() {
+        Some(raw) => raw.0.clone(),
+        None => req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_default(),
+    }
+}
+
+/// Collapses repeated slashes and drops a trailing slash (Apollo clients build `//` from a
+/// meta URL ending in `/`; Open API callers add trailing slashes). Cheap when nothing changes.
+fn normalize_path(req: &mut ServiceRequest) {
+    let path = req.path();
+    let needs = path.contains("//") || (path.len() > 1 && path.ends_with('/'));
+    if !needs {
+        return;
+    }
+    let mut clean = String::with_capacity(path.len());
+    for c in path.chars() {
+        if !(c == '/' && clean.ends_with('/')) {
+            clean.push(c);
+        }
+    }
+    if clean.len() > 1 && clean.ends_with('/') {
+        clean.pop();
+    }
+    let raw = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let target = match req.uri().query() {
+        Some(q) => format!("{clean}?{q}"),
+        None => clean,
+    };
+    let mut parts = req.head().uri.clone().into_parts();
+    parts.path_and_query = target.parse().ok();
+    if let Ok(uri) = Uri::from_parts(parts) {
+        req.match_info_mut().get_mut().update(&uri);
+        req.head_mut().uri = uri;
+        req.extensions_mut().insert(RawTarget(raw));
+    }
+}
 
 /// Extra paths a request may be reached under, one per "kind" of listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,31 +99,57 @@ enum Listener {
     Env,
 }
 
-fn json_error_config(limit: usize) -> (web::JsonConfig, web::QueryConfig, web::PathConfig, web::PayloadConfig) {
-    let json = web::JsonConfig::default().limit(limit).content_type_required(false).error_handler(|err, _| {
-        let msg = match &err {
-            actix_web::error::JsonPayloadError::OverflowKnownLength { .. } | actix_web::error::JsonPayloadError::Overflow { .. } => {
-                return ApiError {
-                    status: actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                    message: "request body too large".into(),
-                    exception: "PayloadTooLargeException",
+fn json_error_config(
+    limit: usize,
+) -> (
+    web::JsonConfig,
+    web::QueryConfig,
+    web::PathConfig,
+    web::PayloadConfig,
+) {
+    let json = web::JsonConfig::default()
+        .limit(limit)
+        .content_type_required(false)
+        .error_handler(|err, _| {
+            let msg = match &err {
+                actix_web::error::JsonPayloadError::OverflowKnownLength { .. }
+                | actix_web::error::JsonPayloadError::Overflow { .. } => {
+                    return ApiError {
+                        status: actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                        message: "request body too large".into(),
+                        exception: "PayloadTooLargeException",
+                    }
+                    .into();
                 }
-                .into();
-            }
-            other => format!("invalid JSON body: {other}"),
-        };
-        ApiError::bad_request(msg).into()
-    });
-    let query = web::QueryConfig::default().error_handler(|err, _| ApiError::bad_request(format!("invalid query: {err}")).into());
-    let path = web::PathConfig::default().error_handler(|err, _| ApiError::bad_request(format!("invalid path: {err}")).into());
-    (json, query, path, web::PayloadConfig::default().limit(limit))
+                other => format!("invalid JSON body: {other}"),
+            };
+            ApiError::bad_request(msg).into()
+        });
+    let query = web::QueryConfig::default()
+        .error_handler(|err, _| ApiError::bad_request(format!("invalid query: {err}")).into());
+    let path = web::PathConfig::default()
+        .error_handler(|err, _| ApiError::bad_request(format!("invalid path: {err}")).into());
+    (
+        json,
+        query,
+        path,
+        web::PayloadConfig::default().limit(limit),
+    )
 }
 
 fn build_app(
     state: web::Data<AppState>,
     root: RootEnv,
     kind: Listener,
-) -> App<impl actix_web::dev::ServiceFactory<actix_web::dev::ServiceRequest, Config = (), Response = actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, Error = actix_web::Error, InitError = ()>> {
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<actix_web::body::BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
     let (json, query, path, payload) = json_error_config(state.settings.body_max);
     let mut app = App::new()
         .app_data(state)
@@ -80,26 +158,29 @@ fn build_app(
         .app_data(path)
         .app_data(payload)
         .app_data(web::Data::new(root))
-        .wrap(NormalizePath::new(TrailingSlash::Trim))
-        .wrap_fn(|req, srv| {
-            let raw = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
-            req.extensions_mut().insert(RawTarget(raw));
+        .wrap_fn(|mut req, srv| {
+            normalize_path(&mut req);
             let metrics_state = req.app_data::<web::Data<AppState>>().cloned();
             let fut = srv.call(req);
             async move {
                 let res = fut.await?;
                 if let Some(s) = metrics_state {
-                    let pattern = res.request().match_pattern().unwrap_or_else(|| "unmatched".into());
-                    s.requests.add(&pattern, res.status().as_u16());
+                    s.requests.add(
+                        res.request().match_name().unwrap_or("unmatched"),
+                        res.status().as_u16(),
+                    );
                 }
                 Ok(res.map_into_boxed_body())
             }
         })
         .configure(ops::configure);
     if kind == Listener::Main {
-        app = app.service(web::scope("/openapi/v1").configure(openapi::configure)).service(web::scope("/envs/{env}").configure(apollo::configure));
+        app = app
+            .service(web::scope("/openapi/v1").configure(openapi::configure))
+            .service(web::scope("/envs/{env}").configure(apollo::configure));
     }
-    app.configure(apollo::configure).default_service(web::to(not_found))
+    app.configure(apollo::configure)
+        .default_service(web::to(not_found))
 }
 
 async fn not_found(req: HttpRequest) -> ApiError {
@@ -108,7 +189,11 @@ async fn not_found(req: HttpRequest) -> ApiError {
 
 /// Starts the main listener and every dedicated env listener. Returns the servers; each
 /// must be awaited (or stopped).
-pub fn start(state: AppState, main: TcpListener, env_listeners: Vec<(String, TcpListener)>) -> std::io::Result<Vec<Server>> {
+pub fn start(
+    state: AppState,
+    main: TcpListener,
+    env_listeners: Vec<(String, TcpListener)>,
+) -> std::io::Result<Vec<Server>> {
     let data = web::Data::new(state);
     let mut servers = Vec::new();
     let root = RootEnv(data.settings.default_env.clone());

@@ -9,25 +9,30 @@ use actix_web::{web, HttpResponse};
 
 use super::AppState;
 
-/// Request counters by (route pattern, status).
+/// Request counters by route (the resource name, which is its pattern) and status.
 #[derive(Debug, Default)]
-pub struct RequestCounts(Mutex<HashMap<(String, u16), u64>>);
+pub struct RequestCounts(Mutex<HashMap<String, Vec<(u16, u64)>>>);
 
 impl RequestCounts {
-    /// Counts one request.
-    pub fn add(&self, pattern: &str, status: u16) {
+    /// Counts one request; allocates only the first time a route is seen.
+    pub fn add(&self, route: &str, status: u16) {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get_mut(&(pattern.to_string(), status)) {
-            Some(n) => *n += 1,
-            None => {
-                map.insert((pattern.to_string(), status), 1);
-            }
+        let counts = match map.get_mut(route) {
+            Some(c) => c,
+            None => map.entry(route.to_string()).or_default(),
+        };
+        match counts.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((status, 1)),
         }
     }
 
     fn snapshot(&self) -> Vec<((String, u16), u64)> {
         let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let mut v: Vec<_> = map.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let mut v: Vec<_> = map
+            .iter()
+            .flat_map(|(r, c)| c.iter().map(move |(s, n)| ((r.clone(), *s), *n)))
+            .collect();
         v.sort();
         v
     }
@@ -35,26 +40,41 @@ impl RequestCounts {
 
 /// Registers the operations routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health)).route("/ready", web::get().to(ready)).route("/metrics", web::get().to(metrics));
+    for (path, handler) in [
+        ("/health", web::get().to(health)),
+        ("/ready", web::get().to(ready)),
+        ("/metrics", web::get().to(metrics)),
+    ] {
+        cfg.service(web::resource(path).name(path).route(handler));
+    }
 }
 
 async fn health(state: web::Data<AppState>) -> HttpResponse {
     match state.cairn.store().counter("release") {
         Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "UP"})),
-        Err(e) => HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "DOWN", "error": e.to_string()})),
+        Err(e) => HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"status": "DOWN", "error": e.to_string()})),
     }
 }
 
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let envs: Vec<&str> = state.settings.envs.iter().map(|(n, _)| n.as_str()).collect();
+    let envs: Vec<&str> = state
+        .settings
+        .envs
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
     match state.cairn.store().counter("release") {
         Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "READY", "envs": envs})),
-        Err(e) => HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "NOT_READY", "error": e.to_string()})),
+        Err(e) => HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"status": "NOT_READY", "error": e.to_string()})),
     }
 }
 
 fn escape_label(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
@@ -62,7 +82,11 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let mut out = String::new();
     let _ = writeln!(out, "# HELP cairn_http_requests_total HTTP requests by route and status.\n# TYPE cairn_http_requests_total counter");
     for ((route, status), n) in state.requests.snapshot() {
-        let _ = writeln!(out, "cairn_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}", escape_label(&route));
+        let _ = writeln!(
+            out,
+            "cairn_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+            escape_label(&route)
+        );
     }
     let fanout_count = m.fanout_count.load(Ordering::Relaxed);
     let fanout_sum = m.fanout_micros_sum.load(Ordering::Relaxed) as f64 / 1e6;
@@ -79,5 +103,7 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         m.config_fetches.load(Ordering::Relaxed),
         state.cairn.store().size_on_disk(),
     );
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out)
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(out)
 }

@@ -2,9 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod access_keys;
 mod apollo_client;
 mod apollo_protocol;
-mod access_keys;
 mod cli;
 mod common;
 mod durability;

@@ -1,5 +1,6 @@
 //! `GET /configs/{appId}/{cluster}/{namespace}`: the authoritative config fetch.
 
+use actix_web::http::header::{HeaderValue, CONTENT_TYPE};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
@@ -37,7 +38,11 @@ pub fn config_request(
     path: ConfigPath,
     q: &ConfigQuery,
 ) -> Result<ConfigRequest, ApiError> {
-    let ConfigPath { app_id, cluster, namespace } = path;
+    let ConfigPath {
+        app_id,
+        cluster,
+        namespace,
+    } = path;
     guard(req, state, env, Some(&app_id))?;
     Ok(ConfigRequest {
         env: env.env.clone(),
@@ -62,9 +67,20 @@ pub fn resolve(state: &AppState, creq: &ConfigRequest) -> Result<Resolved, ApiEr
     Ok(resolved)
 }
 
-fn json_str(s: &str) -> String {
-    serde_json::Value::from(s).to_string()
+fn push_json_str(out: &mut String, s: &str) {
+    if s.bytes()
+        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f)
+    {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::Value::from(s).to_string());
+    }
 }
+
+/// `application/json;charset=UTF-8`, parsed once.
+pub const JSON_UTF8: HeaderValue = HeaderValue::from_static("application/json;charset=UTF-8");
 
 /// The handler.
 pub async fn get_config(
@@ -80,13 +96,22 @@ pub async fn get_config(
     if q.release_key.as_deref() == Some(release_key.as_str()) {
         return Ok(HttpResponse::NotModified().finish());
     }
-    let body = format!(
-        "{{\"appId\":{},\"cluster\":{},\"namespaceName\":{},\"configurations\":{},\"releaseKey\":{}}}",
-        json_str(&creq.app_id),
-        json_str(resolved.cluster(&creq.cluster, &creq.app_id)),
-        json_str(&creq.namespace),
-        resolved.configurations_json(),
-        json_str(&release_key),
+    let configurations = resolved.configurations_json();
+    let mut body = String::with_capacity(
+        configurations.len() + release_key.len() + creq.namespace.len() + 128,
     );
-    Ok(HttpResponse::Ok().content_type("application/json;charset=UTF-8").body(body))
+    body.push_str("{\"appId\":");
+    push_json_str(&mut body, &creq.app_id);
+    body.push_str(",\"cluster\":");
+    push_json_str(&mut body, resolved.cluster(&creq.cluster, &creq.app_id));
+    body.push_str(",\"namespaceName\":");
+    push_json_str(&mut body, &creq.namespace);
+    body.push_str(",\"configurations\":");
+    body.push_str(&configurations);
+    body.push_str(",\"releaseKey\":");
+    push_json_str(&mut body, &release_key);
+    body.push('}');
+    Ok(HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, JSON_UTF8))
+        .body(body))
 }

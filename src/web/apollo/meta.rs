@@ -20,17 +20,33 @@ struct ServiceDto {
 fn homepage_url(req: &HttpRequest, state: &AppState, env: &ClientEnv) -> String {
     let path = req.path();
     let before = path.find("/services/").map(|i| &path[..i]).unwrap_or("");
-    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty());
-    if let Some(url) = state.settings.env(&env.env).and_then(|s| s.advertised_url.as_deref()) {
+    let header = |n: &str| {
+        req.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    if let Some(url) = state
+        .settings
+        .env(&env.env)
+        .and_then(|s| s.advertised_url.as_deref())
+    {
         return format!("{}/", url.trim_end_matches('/'));
     }
     let base = match &state.settings.advertised_url {
         Some(url) => url.trim_end_matches('/').to_string(),
         None => {
             let info = req.connection_info();
-            let scheme = header("X-Forwarded-Proto").map(|s| s.split(',').next().unwrap_or(s).trim().to_string()).unwrap_or_else(|| info.scheme().to_string());
-            let host = header("X-Forwarded-Host").map(str::to_string).unwrap_or_else(|| info.host().to_string());
-            let prefix = header("X-Forwarded-Prefix").unwrap_or("").trim_end_matches('/');
+            let scheme = header("X-Forwarded-Proto")
+                .map(|s| s.split(',').next().unwrap_or(s).trim().to_string())
+                .unwrap_or_else(|| info.scheme().to_string());
+            let host = header("X-Forwarded-Host")
+                .map(str::to_string)
+                .unwrap_or_else(|| info.host().to_string());
+            let prefix = header("X-Forwarded-Prefix")
+                .unwrap_or("")
+                .trim_end_matches('/');
             format!("{scheme}://{host}{prefix}")
         }
     };
@@ -39,16 +55,28 @@ fn homepage_url(req: &HttpRequest, state: &AppState, env: &ClientEnv) -> String 
 
 fn dto(req: &HttpRequest, state: &AppState, env: &ClientEnv, name: &'static str) -> ServiceDto {
     let url = homepage_url(req, state, env);
-    ServiceDto { app_name: name, instance_id: format!("{name}:{url}"), homepage_url: url }
+    ServiceDto {
+        app_name: name,
+        instance_id: format!("{name}:{url}"),
+        homepage_url: url,
+    }
 }
 
 /// `GET /services/config`: the config service (this same base URL).
-pub async fn services_config(req: HttpRequest, state: web::Data<AppState>, env: ClientEnv) -> HttpResponse {
+pub async fn services_config(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    env: ClientEnv,
+) -> HttpResponse {
     HttpResponse::Ok().json([dto(&req, &state, &env, "apollo-configservice")])
 }
 
 /// `GET /services/admin`: the admin service (also this process).
-pub async fn services_admin(req: HttpRequest, state: web::Data<AppState>, env: ClientEnv) -> HttpResponse {
+pub async fn services_admin(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    env: ClientEnv,
+) -> HttpResponse {
     HttpResponse::Ok().json([dto(&req, &state, &env, "apollo-adminservice")])
 }
 

@@ -8,26 +8,52 @@ mod notifications;
 
 use std::future::{ready, Ready};
 
-use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use actix_web::{web, FromRequest, HttpRequest};
 
 use crate::domain::names::is_valid_name;
 use crate::service::access::{ClientAuth, SignedRequest};
 
 use super::error::ApiError;
-use super::{AppState, RawTarget, RootEnv};
+use super::{raw_target, AppState, RootEnv};
 
 /// Registers the client routes (relative to the scope they are mounted in).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let get = |path: &str, h| web::resource(path.to_string()).route(h).default_service(web::to(method_not_allowed));
-    cfg.service(get("/services/config", web::route().to(meta::services_config)))
-        .service(get("/services/admin", web::route().to(meta::services_admin)))
-        .service(get("/services/meta", web::route().to(meta::services_meta)))
-        .service(get("/configs/{app_id}/{cluster}/{namespace}", web::get().to(configs::get_config)))
-        .service(get("/configfiles/json/{app_id}/{cluster}/{namespace}", web::get().to(configfiles::get_json)))
-        .service(get("/configfiles/raw/{app_id}/{cluster}/{namespace}", web::get().to(configfiles::get_raw)))
-        .service(get("/configfiles/{app_id}/{cluster}/{namespace}", web::get().to(configfiles::get_properties)))
-        .service(get("/notifications/v2", web::get().to(notifications::poll_v2)))
-        .service(get("/notifications", web::get().to(notifications::poll_v1)));
+    let get = |path: &str, h| {
+        web::resource(path.to_string())
+            .name(path)
+            .route(h)
+            .default_service(web::to(method_not_allowed))
+    };
+    cfg.service(get(
+        "/services/config",
+        web::route().to(meta::services_config),
+    ))
+    .service(get(
+        "/services/admin",
+        web::route().to(meta::services_admin),
+    ))
+    .service(get("/services/meta", web::route().to(meta::services_meta)))
+    .service(get(
+        "/configs/{app_id}/{cluster}/{namespace}",
+        web::get().to(configs::get_config),
+    ))
+    .service(get(
+        "/configfiles/json/{app_id}/{cluster}/{namespace}",
+        web::get().to(configfiles::get_json),
+    ))
+    .service(get(
+        "/configfiles/raw/{app_id}/{cluster}/{namespace}",
+        web::get().to(configfiles::get_raw),
+    ))
+    .service(get(
+        "/configfiles/{app_id}/{cluster}/{namespace}",
+        web::get().to(configfiles::get_properties),
+    ))
+    .service(get(
+        "/notifications/v2",
+        web::get().to(notifications::poll_v2),
+    ))
+    .service(get("/notifications", web::get().to(notifications::poll_v1)));
 }
 
 async fn method_not_allowed() -> ApiError {
@@ -52,17 +78,31 @@ impl FromRequest for ClientEnv {
 }
 
 fn client_env(req: &HttpRequest) -> Result<ClientEnv, ApiError> {
-    let state = req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::not_found("no state"))?;
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::not_found("no state"))?;
     if let Some(env) = req.match_info().get("env") {
         let canonical = state.cairn.env(env)?;
-        return Ok(ClientEnv { env: canonical, prefix: Some(format!("/envs/{env}")) });
+        return Ok(ClientEnv {
+            env: canonical,
+            prefix: Some(format!("/envs/{env}")),
+        });
     }
-    match req.app_data::<web::Data<RootEnv>>().and_then(|r| r.0.clone()) {
+    match req
+        .app_data::<web::Data<RootEnv>>()
+        .and_then(|r| r.0.clone())
+    {
         Some(env) => Ok(ClientEnv { env, prefix: None }),
         None => Err(ApiError::not_found(format!(
             "no default env is served at the root path; use /envs/{{env}}{} (envs: {})",
             req.path(),
-            state.settings.envs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+            state
+                .settings
+                .envs
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
@@ -72,7 +112,11 @@ pub fn client_ip(req: &HttpRequest, param: Option<&str>) -> Option<String> {
     if let Some(ip) = param.map(str::trim).filter(|ip| !ip.is_empty()) {
         return Some(ip.to_string());
     }
-    if let Some(xff) = req.headers().get("X-Forwarded-For").and_then(|v| v.to_str().ok()) {
+    if let Some(xff) = req
+        .headers()
+        .get("X-Forwarded-For")
+        .and_then(|v| v.to_str().ok())
+    {
         if let Some(first) = xff.split(',').map(str::trim).find(|s| !s.is_empty()) {
             return Some(first.to_string());
         }
@@ -82,22 +126,36 @@ pub fn client_ip(req: &HttpRequest, param: Option<&str>) -> Option<String> {
 
 /// Apollo's client filter: a valid appId (400 `InvalidAppId`), then the access-key
 /// signature when the app has enforced keys (401 `RequestTimeTooSkewed` / `Unauthorized`).
-pub fn guard(req: &HttpRequest, state: &AppState, env: &ClientEnv, app_id: Option<&str>) -> Result<(), ApiError> {
-    let app_id = app_id.filter(|a| is_valid_name(a)).ok_or_else(|| ApiError::bad_request("InvalidAppId"))?;
-    let raw = req.extensions().get::<RawTarget>().map(|r| r.0.clone()).unwrap_or_else(|| req.uri().to_string());
-    let mut paths = vec![raw.clone()];
-    if let Some(prefix) = &env.prefix {
-        if let Some(rest) = raw.strip_prefix(prefix.as_str()) {
+pub fn guard(
+    req: &HttpRequest,
+    state: &AppState,
+    env: &ClientEnv,
+    app_id: Option<&str>,
+) -> Result<(), ApiError> {
+    let app_id = app_id
+        .filter(|a| is_valid_name(a))
+        .ok_or_else(|| ApiError::bad_request("InvalidAppId"))?;
+    let signed = || {
+        let raw = raw_target(req);
+        let mut paths = vec![raw.clone()];
+        if let Some(rest) = env.prefix.as_deref().and_then(|p| raw.strip_prefix(p)) {
             paths.push(rest.to_string());
         }
-    }
-    if let Some(fwd) = req.headers().get("X-Forwarded-Prefix").and_then(|v| v.to_str().ok()) {
-        paths.push(format!("{}{raw}", fwd.trim_end_matches('/')));
-    }
-    let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let signed = SignedRequest { timestamp: header("Timestamp"), authorization: header("Authorization"), paths: &refs };
-    match state.cairn.authenticate_client(&env.env, app_id, &signed) {
+        if let Some(fwd) = req
+            .headers()
+            .get("X-Forwarded-Prefix")
+            .and_then(|v| v.to_str().ok())
+        {
+            paths.push(format!("{}{raw}", fwd.trim_end_matches('/')));
+        }
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        SignedRequest {
+            timestamp: header("Timestamp"),
+            authorization: header("Authorization"),
+            paths,
+        }
+    };
+    match state.cairn.authenticate_client(&env.env, app_id, signed) {
         ClientAuth::Allowed => Ok(()),
         ClientAuth::Skewed => Err(ApiError::unauthorized("RequestTimeTooSkewed")),
         ClientAuth::Unauthorized => Err(ApiError::unauthorized("Unauthorized")),

@@ -12,20 +12,33 @@ use crate::web::AppState;
 type KeyPath = web::Path<(String, String, String)>;
 
 fn key_id(raw: &str) -> ApiResult<u64> {
-    raw.parse().map_err(|_| ApiError::bad_request(format!("access key id '{raw}' is not a number")))
+    raw.parse()
+        .map_err(|_| ApiError::bad_request(format!("access key id '{raw}' is not a number")))
 }
 
 /// `GET /apps/{appId}/envs/{env}/accesskeys`.
-pub async fn list(state: web::Data<AppState>, c: OpenConsumer, path: web::Path<(String, String)>) -> ApiResult<HttpResponse> {
+pub async fn list(
+    state: web::Data<AppState>,
+    c: OpenConsumer,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
     let (app, env) = path.into_inner();
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, None)?;
     let keys = state.cairn.list_access_keys(&caller, &env, &app)?;
-    Ok(ok(keys.iter().map(OpenAccessKeyDto::from).collect::<Vec<_>>()))
+    Ok(ok(keys
+        .iter()
+        .map(OpenAccessKeyDto::from)
+        .collect::<Vec<_>>()))
 }
 
 /// `POST /apps/{appId}/envs/{env}/accesskeys?operator=`.
-pub async fn create(state: web::Data<AppState>, c: OpenConsumer, path: web::Path<(String, String)>, q: web::Query<OperatorQuery>) -> ApiResult<HttpResponse> {
+pub async fn create(
+    state: web::Data<AppState>,
+    c: OpenConsumer,
+    path: web::Path<(String, String)>,
+    q: web::Query<OperatorQuery>,
+) -> ApiResult<HttpResponse> {
     let (app, env) = path.into_inner();
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, q.operator.as_deref())?;
@@ -36,7 +49,12 @@ pub async fn create(state: web::Data<AppState>, c: OpenConsumer, path: web::Path
 }
 
 /// `DELETE /apps/{appId}/envs/{env}/accesskeys/{id}?operator=`.
-pub async fn delete(state: web::Data<AppState>, c: OpenConsumer, path: KeyPath, q: web::Query<OperatorQuery>) -> ApiResult<HttpResponse> {
+pub async fn delete(
+    state: web::Data<AppState>,
+    c: OpenConsumer,
+    path: KeyPath,
+    q: web::Query<OperatorQuery>,
+) -> ApiResult<HttpResponse> {
     let (app, env, id) = path.into_inner();
     let env = env_of(&state, &env)?;
     let id = key_id(&id)?;
@@ -55,11 +73,17 @@ pub struct ModeQuery {
 }
 
 /// `PUT .../accesskeys/{id}/activation?mode=0|1&operator=`.
-pub async fn activate(state: web::Data<AppState>, c: OpenConsumer, path: KeyPath, q: web::Query<ModeQuery>) -> ApiResult<HttpResponse> {
+pub async fn activate(
+    state: web::Data<AppState>,
+    c: OpenConsumer,
+    path: KeyPath,
+    q: web::Query<ModeQuery>,
+) -> ApiResult<HttpResponse> {
     let (app, env, id) = path.into_inner();
     let env = env_of(&state, &env)?;
     let id = key_id(&id)?;
-    let mode = AccessKeyMode::from_code(q.mode.unwrap_or(0)).ok_or_else(|| ApiError::bad_request("mode must be 0 (filter) or 1 (observer)"))?;
+    let mode = AccessKeyMode::from_code(q.mode.unwrap_or(0))
+        .ok_or_else(|| ApiError::bad_request("mode must be 0 (filter) or 1 (observer)"))?;
     let caller = c.caller(&state, q.operator.as_deref())?;
     caller.require_operator()?;
     let cairn = state.cairn.clone();
@@ -68,7 +92,12 @@ pub async fn activate(state: web::Data<AppState>, c: OpenConsumer, path: KeyPath
 }
 
 /// `PUT .../accesskeys/{id}/deactivation?operator=`.
-pub async fn deactivate(state: web::Data<AppState>, c: OpenConsumer, path: KeyPath, q: web::Query<OperatorQuery>) -> ApiResult<HttpResponse> {
+pub async fn deactivate(
+    state: web::Data<AppState>,
+    c: OpenConsumer,
+    path: KeyPath,
+    q: web::Query<OperatorQuery>,
+) -> ApiResult<HttpResponse> {
     let (app, env, id) = path.into_inner();
     let env = env_of(&state, &env)?;
     let id = key_id(&id)?;

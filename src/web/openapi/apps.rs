@@ -21,30 +21,51 @@ pub struct AppsQuery {
 }
 
 /// `GET /apps?appIds=a,b`.
-pub async fn list_apps(state: web::Data<AppState>, _c: OpenConsumer, q: web::Query<AppsQuery>) -> ApiResult<HttpResponse> {
-    let ids: Option<Vec<String>> =
-        q.app_ids.as_deref().filter(|s| !s.trim().is_empty()).map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
+pub async fn list_apps(
+    state: web::Data<AppState>,
+    _c: OpenConsumer,
+    q: web::Query<AppsQuery>,
+) -> ApiResult<HttpResponse> {
+    let ids: Option<Vec<String>> = q
+        .app_ids
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
     let apps = state.cairn.list_apps(ids.as_deref())?;
     Ok(ok(apps.iter().map(OpenAppDto::from).collect::<Vec<_>>()))
 }
 
 /// `GET /apps/authorized`.
-pub async fn authorized_apps(state: web::Data<AppState>, c: OpenConsumer) -> ApiResult<HttpResponse> {
+pub async fn authorized_apps(
+    state: web::Data<AppState>,
+    c: OpenConsumer,
+) -> ApiResult<HttpResponse> {
     let caller = c.caller(&state, None)?;
     let apps = state.cairn.authorized_apps(&caller)?;
     Ok(ok(apps.iter().map(OpenAppDto::from).collect::<Vec<_>>()))
 }
 
 /// `GET /apps/{appId}`.
-pub async fn get_app(state: web::Data<AppState>, _c: OpenConsumer, path: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn get_app(
+    state: web::Data<AppState>,
+    _c: OpenConsumer,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     Ok(ok(OpenAppDto::from(&state.cairn.app(&path)?)))
 }
 
 /// `GET /apps/{appId}/envclusters`.
-pub async fn env_clusters(state: web::Data<AppState>, c: OpenConsumer, path: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn env_clusters(
+    state: web::Data<AppState>,
+    c: OpenConsumer,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let caller = c.caller(&state, None)?;
     let list = state.cairn.env_clusters(&caller, &path)?;
-    Ok(ok(list.into_iter().map(|(env, clusters)| OpenEnvClusterDto { env, clusters }).collect::<Vec<_>>()))
+    Ok(ok(list
+        .into_iter()
+        .map(|(env, clusters)| OpenEnvClusterDto { env, clusters })
+        .collect::<Vec<_>>()))
 }
 
 #[derive(Deserialize, Default)]
@@ -67,12 +88,28 @@ pub struct CreateAppBody {
 }
 
 /// `POST /apps`.
-pub async fn create_app(state: web::Data<AppState>, c: OpenConsumer, q: web::Query<OperatorQuery>, body: web::Json<CreateAppBody>) -> ApiResult<HttpResponse> {
+pub async fn create_app(
+    state: web::Data<AppState>,
+    c: OpenConsumer,
+    q: web::Query<OperatorQuery>,
+    body: web::Json<CreateAppBody>,
+) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
-    let app = body.app.ok_or_else(|| ApiError::bad_request("app is required"))?;
-    let app_id = app.app_id.ok_or_else(|| ApiError::bad_request("app.appId is required"))?;
-    let owner = app.owner_name.or_else(|| body.admins.first().cloned()).unwrap_or_default();
-    let operator = q.operator.clone().filter(|o| !o.is_empty()).unwrap_or_else(|| owner.clone());
+    let app = body
+        .app
+        .ok_or_else(|| ApiError::bad_request("app is required"))?;
+    let app_id = app
+        .app_id
+        .ok_or_else(|| ApiError::bad_request("app.appId is required"))?;
+    let owner = app
+        .owner_name
+        .or_else(|| body.admins.first().cloned())
+        .unwrap_or_default();
+    let operator = q
+        .operator
+        .clone()
+        .filter(|o| !o.is_empty())
+        .unwrap_or_else(|| owner.clone());
     let caller = c.caller(&state, Some(&operator))?;
     let new = NewApp {
         name: app.name.unwrap_or_else(|| app_id.clone()),

@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::model::{AccessKey, App, AppNamespace, Branch, Cluster, GrayRuleItem, Item, Release, Stamp};
+use crate::domain::model::{
+    AccessKey, App, AppNamespace, Branch, Cluster, GrayRuleItem, Item, Release, Stamp,
+};
 use crate::domain::time::apollo_time;
 use crate::service::namespaces::NamespaceView;
 
@@ -97,7 +99,13 @@ pub struct OpenItemDto {
 
 impl From<&Item> for OpenItemDto {
     fn from(i: &Item) -> Self {
-        OpenItemDto { key: i.key.clone(), value: i.value.clone(), comment: i.comment.clone(), line_num: i.line_num, audit: (&i.stamp).into() }
+        OpenItemDto {
+            key: i.key.clone(),
+            value: i.value.clone(),
+            comment: i.comment.clone(),
+            line_num: i.line_num,
+            audit: (&i.stamp).into(),
+        }
     }
 }
 
@@ -213,7 +221,11 @@ impl From<&Release> for OpenReleaseDto {
             cluster_name: r.cluster.clone(),
             namespace_name: r.namespace.clone(),
             name: r.title.clone(),
-            configurations: r.configurations.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect(),
+            configurations: r
+                .configurations
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone().into()))
+                .collect(),
             comment: r.comment.clone(),
             release_key: r.release_key.clone(),
             audit: (&Stamp::new(&r.author, r.created_at)).into(),
@@ -231,7 +243,11 @@ pub struct RuleItemDto {
 
 impl From<RuleItemDto> for GrayRuleItem {
     fn from(r: RuleItemDto) -> Self {
-        GrayRuleItem { client_app_id: r.client_app_id, client_ip_list: r.client_ip_list, client_label_list: r.client_label_list }
+        GrayRuleItem {
+            client_app_id: r.client_app_id,
+            client_ip_list: r.client_ip_list,
+            client_label_list: r.client_label_list,
+        }
     }
 }
 
@@ -279,7 +295,14 @@ pub struct OpenAccessKeyDto {
 
 impl From<&AccessKey> for OpenAccessKeyDto {
     fn from(k: &AccessKey) -> Self {
-        OpenAccessKeyDto { id: k.id, secret: k.secret.clone(), app_id: k.app_id.clone(), mode: k.mode.code(), enabled: k.enabled, audit: (&k.stamp).into() }
+        OpenAccessKeyDto {
+            id: k.id,
+            secret: k.secret.clone(),
+            app_id: k.app_id.clone(),
+            mode: k.mode.code(),
+            enabled: k.enabled,
+            audit: (&k.stamp).into(),
+        }
     }
 }
 

@@ -7,8 +7,8 @@ use super::dto::{OpenAppNamespaceDto, OpenClusterDto, OpenNamespaceDto, OpenName
 use super::{blocking, env_of, ok, ok_empty, NsPath, OpenConsumer, OperatorQuery};
 use crate::domain::Format;
 use crate::service::namespaces::NewAppNamespace;
-use crate::web::error::{ApiError, ApiResult};
 use crate::service::NsRef;
+use crate::web::error::{ApiError, ApiResult};
 use crate::web::AppState;
 
 #[derive(Deserialize, Default)]
@@ -20,50 +20,95 @@ pub struct ClusterBody {
 }
 
 /// `POST /envs/{env}/apps/{appId}/clusters`.
-pub async fn create_cluster(state: web::Data<AppState>, c: OpenConsumer, path: web::Path<(String, String)>, body: web::Json<ClusterBody>) -> ApiResult<HttpResponse> {
+pub async fn create_cluster(
+    state: web::Data<AppState>,
+    c: OpenConsumer,
+    path: web::Path<(String, String)>,
+    body: web::Json<ClusterBody>,
+) -> ApiResult<HttpResponse> {
     let (env, app) = path.into_inner();
     let env = env_of(&state, &env)?;
     let body = body.into_inner();
-    let name = body.name.ok_or_else(|| ApiError::bad_request("name is required"))?;
+    let name = body
+        .name
+        .ok_or_else(|| ApiError::bad_request("name is required"))?;
     let caller = c.caller(&state, body.data_change_created_by.as_deref())?;
     caller.require_operator()?;
     let cairn = state.cairn.clone();
     let comment = body.comment.unwrap_or_default();
-    let cluster = blocking(move || cairn.create_cluster(&caller, &env, &app, &name, &comment)).await?;
+    let cluster =
+        blocking(move || cairn.create_cluster(&caller, &env, &app, &name, &comment)).await?;
     Ok(ok(OpenClusterDto::from(&cluster)))
 }
 
 /// `GET /envs/{env}/apps/{appId}/clusters/{cluster}`.
-pub async fn get_cluster(state: web::Data<AppState>, c: OpenConsumer, path: web::Path<(String, String, String)>) -> ApiResult<HttpResponse> {
+pub async fn get_cluster(
+    state: web::Data<AppState>,
+    c: OpenConsumer,
+    path: web::Path<(String, String, String)>,
+) -> ApiResult<HttpResponse> {
     let (env, app, cluster) = path.into_inner();
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, None)?;
-    Ok(ok(OpenClusterDto::from(&state.cairn.cluster(&caller, &env, &app, &cluster)?)))
+    Ok(ok(OpenClusterDto::from(
+        &state.cairn.cluster(&caller, &env, &app, &cluster)?,
+    )))
 }
 
 /// `GET .../clusters/{cluster}/namespaces`.
-pub async fn list_namespaces(state: web::Data<AppState>, c: OpenConsumer, path: web::Path<(String, String, String)>) -> ApiResult<HttpResponse> {
+pub async fn list_namespaces(
+    state: web::Data<AppState>,
+    c: OpenConsumer,
+    path: web::Path<(String, String, String)>,
+) -> ApiResult<HttpResponse> {
     let (env, app, cluster) = path.into_inner();
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, None)?;
     let list = state.cairn.list_namespaces(&caller, &env, &app, &cluster)?;
-    Ok(ok(list.iter().map(OpenNamespaceDto::from).collect::<Vec<_>>()))
+    Ok(ok(list
+        .iter()
+        .map(OpenNamespaceDto::from)
+        .collect::<Vec<_>>()))
 }
 
 /// `GET .../namespaces/{namespace}`.
-pub async fn get_namespace(state: web::Data<AppState>, c: OpenConsumer, path: NsPath) -> ApiResult<HttpResponse> {
+pub async fn get_namespace(
+    state: web::Data<AppState>,
+    c: OpenConsumer,
+    path: NsPath,
+) -> ApiResult<HttpResponse> {
     let (env, app, cluster, ns) = path.into_inner();
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, None)?;
-    Ok(ok(OpenNamespaceDto::from(&state.cairn.namespace(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns })?)))
+    Ok(ok(OpenNamespaceDto::from(&state.cairn.namespace(
+        &caller,
+        NsRef {
+            env: &env,
+            app: &app,
+            cluster: &cluster,
+            ns: &ns,
+        },
+    )?)))
 }
 
 /// `GET .../namespaces/{namespace}/lock`.
-pub async fn get_lock(state: web::Data<AppState>, c: OpenConsumer, path: NsPath) -> ApiResult<HttpResponse> {
+pub async fn get_lock(
+    state: web::Data<AppState>,
+    c: OpenConsumer,
+    path: NsPath,
+) -> ApiResult<HttpResponse> {
     let (env, app, cluster, ns) = path.into_inner();
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, None)?;
-    let (name, owner) = state.cairn.lock_owner(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns })?;
+    let (name, owner) = state.cairn.lock_owner(
+        &caller,
+        NsRef {
+            env: &env,
+            app: &app,
+            cluster: &cluster,
+            ns: &ns,
+        },
+    )?;
     Ok(ok(OpenNamespaceLockDto {
         namespace_name: name,
         is_locked: owner.is_some(),
@@ -73,12 +118,19 @@ pub async fn get_lock(state: web::Data<AppState>, c: OpenConsumer, path: NsPath)
 }
 
 /// `GET /apps/{appId}/appnamespaces`.
-pub async fn list_app_namespaces(state: web::Data<AppState>, c: OpenConsumer, path: web::Path<String>) -> ApiResult<HttpResponse> {
+pub async fn list_app_namespaces(
+    state: web::Data<AppState>,
+    c: OpenConsumer,
+    path: web::Path<String>,
+) -> ApiResult<HttpResponse> {
     let caller = c.caller(&state, None)?;
     let app = state.cairn.app(&path)?;
     caller.require(crate::service::auth::Permission::SeeApp { app: &app.app_id })?;
     let list = state.cairn.list_app_namespaces(&app.app_id)?;
-    Ok(ok(list.iter().map(OpenAppNamespaceDto::from).collect::<Vec<_>>()))
+    Ok(ok(list
+        .iter()
+        .map(OpenAppNamespaceDto::from)
+        .collect::<Vec<_>>()))
 }
 
 #[derive(Deserialize, Default)]
@@ -94,14 +146,28 @@ pub struct AppNamespaceBody {
 }
 
 /// `POST /apps/{appId}/appnamespaces`.
-pub async fn create_app_namespace(state: web::Data<AppState>, c: OpenConsumer, path: web::Path<String>, body: web::Json<AppNamespaceBody>) -> ApiResult<HttpResponse> {
+pub async fn create_app_namespace(
+    state: web::Data<AppState>,
+    c: OpenConsumer,
+    path: web::Path<String>,
+    body: web::Json<AppNamespaceBody>,
+) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let app = path.into_inner();
-    if body.app_id.as_deref().is_some_and(|a| !a.eq_ignore_ascii_case(&app)) {
-        return Err(ApiError::bad_request("appId in the body does not match the path"));
+    if body
+        .app_id
+        .as_deref()
+        .is_some_and(|a| !a.eq_ignore_ascii_case(&app))
+    {
+        return Err(ApiError::bad_request(
+            "appId in the body does not match the path",
+        ));
     }
-    let name = body.name.ok_or_else(|| ApiError::bad_request("name is required"))?;
-    let format = Format::parse(body.format.as_deref().unwrap_or("properties")).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let name = body
+        .name
+        .ok_or_else(|| ApiError::bad_request("name is required"))?;
+    let format = Format::parse(body.format.as_deref().unwrap_or("properties"))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let caller = c.caller(&state, body.data_change_created_by.as_deref())?;
     caller.require_operator()?;
     let new = NewAppNamespace {
@@ -126,14 +192,28 @@ pub struct LinkBody {
 }
 
 /// `POST /namespaces`: instantiate app namespaces (own, or another app's public one) in clusters.
-pub async fn link_namespaces(state: web::Data<AppState>, c: OpenConsumer, q: web::Query<OperatorQuery>, body: web::Json<Vec<LinkBody>>) -> ApiResult<HttpResponse> {
+pub async fn link_namespaces(
+    state: web::Data<AppState>,
+    c: OpenConsumer,
+    q: web::Query<OperatorQuery>,
+    body: web::Json<Vec<LinkBody>>,
+) -> ApiResult<HttpResponse> {
     let caller = c.caller(&state, q.operator.as_deref())?;
     caller.require_operator()?;
     for link in body.into_inner() {
         let env = env_of(&state, &link.env)?;
         let cairn = state.cairn.clone();
         let caller = caller.clone();
-        blocking(move || cairn.link_namespace(&caller, &env, &link.app_id, &link.cluster_name, &link.app_namespace_name)).await?;
+        blocking(move || {
+            cairn.link_namespace(
+                &caller,
+                &env,
+                &link.app_id,
+                &link.cluster_name,
+                &link.app_namespace_name,
+            )
+        })
+        .await?;
     }
     Ok(ok_empty())
 }

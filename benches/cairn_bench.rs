@@ -1,0 +1,495 @@
+//! Cairn's benchmark: `cargo bench --bench cairn_bench`.
+//!
+//! 1. `/configs` of a 20-key namespace with 64 keep-alive connections, 200s and 304s,
+//!    side by side with a minimal actix-web handler returning the same bytes.
+//! 2. 10,000 concurrent long polls: server resident memory, and how long after the
+//!    publish's reply the last poll is answered.
+//! 3. Publish latency through the Open API (item update + release), p50 and p95.
+//!
+//! Everything runs on loopback against the real release binary; the report is printed and
+//! written to `target/bench-report.txt`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout
+)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cairn");
+const CONNECTIONS: usize = 64;
+const ROUND: Duration = Duration::from_secs(4);
+const POLLS: usize = 10_000;
+
+fn main() {
+    if let Ok(body_file) = std::env::var("CAIRN_BENCH_BASELINE") {
+        return baseline_server(&body_file);
+    }
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run());
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_addr(child: &mut Child) -> String {
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if !sent {
+                if let Some(i) = line.find("listening on http://") {
+                    let _ = tx.send(
+                        line[i + 20..]
+                            .split_whitespace()
+                            .next()
+                            .unwrap()
+                            .to_string(),
+                    );
+                    sent = true;
+                }
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("server did not start")
+}
+
+fn start_cairn(data: &std::path::Path) -> Server {
+    let mut child = Command::new(BIN)
+        .args([
+            "--data",
+            data.to_str().unwrap(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--default-env",
+            "DEV",
+        ])
+        .env("CAIRN_LOG", "warn,cairn=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = wait_addr(&mut child);
+    Server { child, addr }
+}
+
+fn baseline_server(body_file: &str) {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    let body = std::fs::read_to_string(body_file).unwrap();
+    let sys = actix_web::rt::System::new();
+    sys.block_on(async move {
+        let body = web::Data::new(body);
+        let server = HttpServer::new(move || {
+            App::new().app_data(body.clone()).route(
+                "/configs/{app}/{cluster}/{ns}",
+                web::get().to(
+                    |b: web::Data<String>,
+                     q: web::Query<std::collections::HashMap<String, String>>| async move {
+                        if q.contains_key("releaseKey") {
+                            HttpResponse::NotModified().finish()
+                        } else {
+                            HttpResponse::Ok()
+                                .content_type("application/json;charset=UTF-8")
+                                .body(b.get_ref().clone())
+                        }
+                    },
+                ),
+            )
+        })
+        .workers(2)
+        .bind("127.0.0.1:0")
+        .unwrap();
+        eprintln!("baseline listening on http://{}", server.addrs()[0]);
+        server.run().await.unwrap();
+    });
+}
+
+fn cli(data: &std::path::Path, args: &[&str], stdin: &str) -> String {
+    let mut child = Command::new(BIN)
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// One HTTP/1.1 request on a kept-alive connection; returns the status code.
+async fn request(stream: &mut TcpStream, req: &[u8], buf: &mut Vec<u8>) -> Option<u16> {
+    stream.write_all(req).await.ok()?;
+    buf.clear();
+    let mut tmp = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut tmp).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&tmp[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = std::str::from_utf8(&buf[..end]).ok()?;
+            let status: u16 = head.get(9..12)?.parse().ok()?;
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            while buf.len() < end + 4 + len {
+                let n = stream.read(&mut tmp).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&tmp[..n]);
+            }
+            return Some(status);
+        }
+    }
+}
+
+/// Requests per second over `ROUND` with `CONNECTIONS` connections; every answer must be `expect`.
+async fn load(addr: &str, path: &str, expect: u16) -> f64 {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").into_bytes();
+    let done = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let (req, done, count, addr) = (req.clone(), done.clone(), count.clone(), addr.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut s = TcpStream::connect(&addr).await.unwrap();
+            s.set_nodelay(true).unwrap();
+            let mut buf = Vec::with_capacity(16 * 1024);
+            while !done.load(Ordering::Relaxed) {
+                let status = request(&mut s, &req, &mut buf)
+                    .await
+                    .expect("connection failed");
+                assert_eq!(status, expect, "unexpected status for {addr}");
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await; // warm-up
+    let start_count = count.load(Ordering::Relaxed);
+    let start = Instant::now();
+    tokio::time::sleep(ROUND).await;
+    let n = count.load(Ordering::Relaxed) - start_count;
+    let secs = start.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    n as f64 / secs
+}
+
+async fn open_api(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let r = http
+        .request(method, format!("{base}/openapi/v1{path}"))
+        .header("Authorization", token)
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    r.json().await.unwrap_or(serde_json::Value::Null)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn run() {
+    let mut report = String::new();
+    let mut say = |line: String| {
+        println!("{line}");
+        report.push_str(&line);
+        report.push('\n');
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    cli(
+        &data,
+        &["user", "add", "apollo", "--admin"],
+        "bench-password\n",
+    );
+    let token = cli(
+        &data,
+        &["consumer", "create", "bench", "--allow-create-app"],
+        "",
+    )
+    .lines()
+    .last()
+    .unwrap()
+    .trim()
+    .to_string();
+    let cairn = start_cairn(&data);
+    let base = format!("http://{}", cairn.addr);
+    let http = reqwest::Client::new();
+    use reqwest::Method;
+    use serde_json::json;
+    open_api(&http, &base, &token, Method::POST, "/apps", json!({"assignAppRoleToSelf": true, "app": {"appId": "bench", "name": "bench", "ownerName": "apollo"}})).await;
+    let ns = "/envs/DEV/apps/bench/clusters/default/namespaces/application";
+    for i in 0..20 {
+        let body = json!({"key": format!("bench.key.{i:02}"), "value": format!("value-{i}-{}", "v".repeat(20)), "dataChangeCreatedBy": "apollo"});
+        open_api(
+            &http,
+            &base,
+            &token,
+            Method::POST,
+            &format!("{ns}/items"),
+            body,
+        )
+        .await;
+    }
+    let release = open_api(
+        &http,
+        &base,
+        &token,
+        Method::POST,
+        &format!("{ns}/releases"),
+        json!({"releaseTitle": "bench", "releasedBy": "apollo"}),
+    )
+    .await;
+    let release_key = release["releaseKey"].as_str().unwrap().to_string();
+
+    // The exact bytes Cairn serves, for the baseline to serve too.
+    let path_200 = "/configs/bench/default/application?ip=10.0.0.1";
+    let body = http
+        .get(format!("{base}{path_200}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let body_file = dir.path().join("body.json");
+    std::fs::write(&body_file, &body).unwrap();
+    let mut baseline_child = Command::new(std::env::current_exe().unwrap())
+        .env("CAIRN_BENCH_BASELINE", &body_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let baseline_addr = wait_addr(&mut baseline_child);
+    let baseline = Server {
+        child: baseline_child,
+        addr: baseline_addr,
+    };
+    let path_304 =
+        format!("/configs/bench/default/application?ip=10.0.0.1&releaseKey={release_key}");
+
+    say(format!(
+        "# Cairn benchmark ({} bytes per 200 body, {CONNECTIONS} connections, {}s rounds)",
+        body.len(),
+        ROUND.as_secs()
+    ));
+    let only = std::env::var("CAIRN_BENCH_ONLY").unwrap_or_default();
+    let wants = |part: &str| only.is_empty() || only.split(',').any(|p| p == part);
+    let mut results = Vec::new();
+    for (label, path, status) in [
+        ("200", path_200.to_string(), 200u16),
+        ("304", path_304.clone(), 304u16),
+    ]
+    .into_iter()
+    .filter(|_| wants("configs"))
+    {
+        // Alternate to spread machine noise over both.
+        let b1 = load(&baseline.addr, &path, status).await;
+        let c1 = load(&cairn.addr, &path, status).await;
+        let c2 = load(&cairn.addr, &path, status).await;
+        let b2 = load(&baseline.addr, &path, status).await;
+        let (b, c) = ((b1 + b2) / 2.0, (c1 + c2) / 2.0);
+        say(format!(
+            "configs {label}: cairn {c:.0} req/s, minimal actix handler {b:.0} req/s, ratio {:.2}",
+            c / b
+        ));
+        results.push(c / b);
+    }
+    drop(baseline);
+
+    // Publish latency: item update + release through the Open API.
+    let mut times = Vec::new();
+    for i in (0..100).filter(|_| wants("publish")) {
+        let t = Instant::now();
+        open_api(&http, &base, &token, Method::PUT, &format!("{ns}/items/bench.key.00"), json!({"key": "bench.key.00", "value": format!("p{i}"), "dataChangeLastModifiedBy": "apollo"})).await;
+        open_api(
+            &http,
+            &base,
+            &token,
+            Method::POST,
+            &format!("{ns}/releases"),
+            json!({"releaseTitle": format!("p{i}"), "releasedBy": "apollo"}),
+        )
+        .await;
+        times.push(t.elapsed());
+    }
+    times.sort();
+    if !times.is_empty() {
+        let (p50, p95) = (times[times.len() / 2], times[times.len() * 95 / 100]);
+        say(format!(
+            "publish (item update + release): p50 {:.2} ms, p95 {:.2} ms",
+            p50.as_secs_f64() * 1e3,
+            p95.as_secs_f64() * 1e3
+        ));
+    }
+    if !wants("polls") {
+        return;
+    }
+
+    // 10,000 held long polls.
+    let poll_state: serde_json::Value = http
+        .get(format!("{base}/notifications/v2?appId=bench&cluster=default&notifications=%5B%7B%22namespaceName%22%3A%22application%22%2C%22notificationId%22%3A-1%7D%5D"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = poll_state[0]["notificationId"].as_i64().unwrap();
+    let rss_before = rss_kib(cairn.child.id());
+    let req = format!(
+        "GET /notifications/v2?appId=bench&cluster=default&notifications=%5B%7B%22namespaceName%22%3A%22application%22%2C%22notificationId%22%3A{id}%7D%5D HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .into_bytes();
+    let answered = Arc::new(std::sync::Mutex::new(Vec::with_capacity(POLLS)));
+    let mut tasks = Vec::with_capacity(POLLS);
+    let mut streams = Vec::with_capacity(POLLS);
+    for _ in 0..POLLS {
+        let mut s = loop {
+            match TcpStream::connect(&cairn.addr).await {
+                Ok(s) => break s,
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        };
+        s.write_all(&req).await.unwrap();
+        streams.push(s);
+    }
+    for mut s in streams {
+        let answered = answered.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            let ok = n >= 12 && &buf[9..12] == b"200";
+            answered.lock().unwrap().push((Instant::now(), ok));
+        }));
+    }
+    // Wait until the server holds them all.
+    let metrics_url = format!("{base}/metrics");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let m = http
+            .get(&metrics_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let held: i64 = m
+            .lines()
+            .find_map(|l| l.strip_prefix("cairn_long_polls_held "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if held as usize >= POLLS || Instant::now() > deadline {
+            say(format!("long polls held: {held}"));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let rss_held = rss_kib(cairn.child.id());
+    say(format!(
+        "resident memory with {POLLS} held polls: {:.1} MiB (before: {:.1} MiB)",
+        rss_held as f64 / 1024.0,
+        rss_before as f64 / 1024.0
+    ));
+    let t = Instant::now();
+    open_api(
+        &http,
+        &base,
+        &token,
+        Method::PUT,
+        &format!("{ns}/items/bench.key.01"),
+        json!({"key": "bench.key.01", "value": "changed", "dataChangeLastModifiedBy": "apollo"}),
+    )
+    .await;
+    open_api(
+        &http,
+        &base,
+        &token,
+        Method::POST,
+        &format!("{ns}/releases"),
+        json!({"releaseTitle": "fanout", "releasedBy": "apollo"}),
+    )
+    .await;
+    let replied = Instant::now();
+    for task in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+    }
+    let answers = answered.lock().unwrap();
+    let ok = answers.iter().filter(|(_, ok)| *ok).count();
+    let last = answers.iter().map(|(t, _)| *t).max().unwrap_or(replied);
+    say(format!(
+        "fan-out: {ok}/{POLLS} polls answered 200; last answered {:.0} ms after the publish reply ({:.0} ms after the publish started)",
+        last.saturating_duration_since(replied).as_secs_f64() * 1e3,
+        last.saturating_duration_since(t).as_secs_f64() * 1e3
+    ));
+    drop(cairn);
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("bench-report.txt");
+    let _ = std::fs::write(&out, &report);
+    println!("report written to {}", out.display());
+}
