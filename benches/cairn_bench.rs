@@ -9,12 +9,7 @@
 //! Everything runs on loopback against the real release binary; the report is printed and
 //! written to `target/bench-report.txt`.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::print_stdout
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -38,11 +33,7 @@ fn main() {
     if args.iter().any(|a| a == "--list") {
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(run());
 }
 
@@ -66,33 +57,18 @@ fn wait_addr(child: &mut Child) -> String {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if !sent {
                 if let Some(i) = line.find("listening on http://") {
-                    let _ = tx.send(
-                        line[i + 20..]
-                            .split_whitespace()
-                            .next()
-                            .unwrap()
-                            .to_string(),
-                    );
+                    let _ = tx.send(line[i + 20..].split_whitespace().next().unwrap().to_string());
                     sent = true;
                 }
             }
         }
     });
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("server did not start")
+    rx.recv_timeout(Duration::from_secs(30)).expect("server did not start")
 }
 
 fn start_cairn(data: &std::path::Path) -> Server {
     let mut child = Command::new(BIN)
-        .args([
-            "--data",
-            data.to_str().unwrap(),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--default-env",
-            "DEV",
-        ])
+        .args(["--data", data.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0", "--default-env", "DEV"])
         .env("CAIRN_LOG", "warn,cairn=info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -112,14 +88,11 @@ fn baseline_server(body_file: &str) {
             App::new().app_data(body.clone()).route(
                 "/configs/{app}/{cluster}/{ns}",
                 web::get().to(
-                    |b: web::Data<String>,
-                     q: web::Query<std::collections::HashMap<String, String>>| async move {
+                    |b: web::Data<String>, q: web::Query<std::collections::HashMap<String, String>>| async move {
                         if q.contains_key("releaseKey") {
                             HttpResponse::NotModified().finish()
                         } else {
-                            HttpResponse::Ok()
-                                .content_type("application/json;charset=UTF-8")
-                                .body(b.get_ref().clone())
+                            HttpResponse::Ok().content_type("application/json;charset=UTF-8").body(b.get_ref().clone())
                         }
                     },
                 ),
@@ -143,12 +116,7 @@ fn cli(data: &std::path::Path, args: &[&str], stdin: &str) -> String {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     String::from_utf8(out.stdout).unwrap()
@@ -171,9 +139,7 @@ async fn request(stream: &mut TcpStream, req: &[u8], buf: &mut Vec<u8>) -> Optio
             let len: usize = head
                 .lines()
                 .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap_or(0))
+                    l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0))
                 })
                 .unwrap_or(0);
             while buf.len() < end + 4 + len {
@@ -201,9 +167,7 @@ async fn load(addr: &str, path: &str, expect: u16) -> f64 {
             s.set_nodelay(true).unwrap();
             let mut buf = Vec::with_capacity(16 * 1024);
             while !done.load(Ordering::Relaxed) {
-                let status = request(&mut s, &req, &mut buf)
-                    .await
-                    .expect("connection failed");
+                let status = request(&mut s, &req, &mut buf).await.expect("connection failed");
                 assert_eq!(status, expect, "unexpected status for {addr}");
                 count.fetch_add(1, Ordering::Relaxed);
             }
@@ -260,39 +224,31 @@ async fn run() {
     };
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    cli(
-        &data,
-        &["user", "add", "apollo", "--admin"],
-        "bench-password\n",
-    );
-    let token = cli(
-        &data,
-        &["consumer", "create", "bench", "--allow-create-app"],
-        "",
-    )
-    .lines()
-    .last()
-    .unwrap()
-    .trim()
-    .to_string();
+    cli(&data, &["user", "add", "apollo", "--admin"], "bench-password\n");
+    let token = cli(&data, &["consumer", "create", "bench", "--allow-create-app"], "")
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
     let cairn = start_cairn(&data);
     let base = format!("http://{}", cairn.addr);
     let http = reqwest::Client::new();
     use reqwest::Method;
     use serde_json::json;
-    open_api(&http, &base, &token, Method::POST, "/apps", json!({"assignAppRoleToSelf": true, "app": {"appId": "bench", "name": "bench", "ownerName": "apollo"}})).await;
+    open_api(
+        &http,
+        &base,
+        &token,
+        Method::POST,
+        "/apps",
+        json!({"assignAppRoleToSelf": true, "app": {"appId": "bench", "name": "bench", "ownerName": "apollo"}}),
+    )
+    .await;
     let ns = "/envs/DEV/apps/bench/clusters/default/namespaces/application";
     for i in 0..20 {
         let body = json!({"key": format!("bench.key.{i:02}"), "value": format!("value-{i}-{}", "v".repeat(20)), "dataChangeCreatedBy": "apollo"});
-        open_api(
-            &http,
-            &base,
-            &token,
-            Method::POST,
-            &format!("{ns}/items"),
-            body,
-        )
-        .await;
+        open_api(&http, &base, &token, Method::POST, &format!("{ns}/items"), body).await;
     }
     let release = open_api(
         &http,
@@ -307,14 +263,7 @@ async fn run() {
 
     // The exact bytes Cairn serves, for the baseline to serve too.
     let path_200 = "/configs/bench/default/application?ip=10.0.0.1";
-    let body = http
-        .get(format!("{base}{path_200}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = http.get(format!("{base}{path_200}")).send().await.unwrap().text().await.unwrap();
     let body_file = dir.path().join("body.json");
     std::fs::write(&body_file, &body).unwrap();
     let mut baseline_child = Command::new(std::env::current_exe().unwrap())
@@ -324,12 +273,8 @@ async fn run() {
         .spawn()
         .unwrap();
     let baseline_addr = wait_addr(&mut baseline_child);
-    let baseline = Server {
-        child: baseline_child,
-        addr: baseline_addr,
-    };
-    let path_304 =
-        format!("/configs/bench/default/application?ip=10.0.0.1&releaseKey={release_key}");
+    let baseline = Server { child: baseline_child, addr: baseline_addr };
+    let path_304 = format!("/configs/bench/default/application?ip=10.0.0.1&releaseKey={release_key}");
 
     say(format!(
         "# Cairn benchmark ({} bytes per 200 body, {CONNECTIONS} connections, {}s rounds)",
@@ -339,12 +284,9 @@ async fn run() {
     let only = std::env::var("CAIRN_BENCH_ONLY").unwrap_or_default();
     let wants = |part: &str| only.is_empty() || only.split(',').any(|p| p == part);
     let mut results = Vec::new();
-    for (label, path, status) in [
-        ("200", path_200.to_string(), 200u16),
-        ("304", path_304.clone(), 304u16),
-    ]
-    .into_iter()
-    .filter(|_| wants("configs"))
+    for (label, path, status) in [("200", path_200.to_string(), 200u16), ("304", path_304.clone(), 304u16)]
+        .into_iter()
+        .filter(|_| wants("configs"))
     {
         // Alternate to spread machine noise over both.
         let b1 = load(&baseline.addr, &path, status).await;
@@ -352,10 +294,7 @@ async fn run() {
         let c2 = load(&cairn.addr, &path, status).await;
         let b2 = load(&baseline.addr, &path, status).await;
         let (b, c) = ((b1 + b2) / 2.0, (c1 + c2) / 2.0);
-        say(format!(
-            "configs {label}: cairn {c:.0} req/s, minimal actix handler {b:.0} req/s, ratio {:.2}",
-            c / b
-        ));
+        say(format!("configs {label}: cairn {c:.0} req/s, minimal actix handler {b:.0} req/s, ratio {:.2}", c / b));
         results.push(c / b);
     }
     drop(baseline);
@@ -364,7 +303,15 @@ async fn run() {
     let mut times = Vec::new();
     for i in (0..100).filter(|_| wants("publish")) {
         let t = Instant::now();
-        open_api(&http, &base, &token, Method::PUT, &format!("{ns}/items/bench.key.00"), json!({"key": "bench.key.00", "value": format!("p{i}"), "dataChangeLastModifiedBy": "apollo"})).await;
+        open_api(
+            &http,
+            &base,
+            &token,
+            Method::PUT,
+            &format!("{ns}/items/bench.key.00"),
+            json!({"key": "bench.key.00", "value": format!("p{i}"), "dataChangeLastModifiedBy": "apollo"}),
+        )
+        .await;
         open_api(
             &http,
             &base,
@@ -430,14 +377,7 @@ async fn run() {
     let metrics_url = format!("{base}/metrics");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let m = http
-            .get(&metrics_url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let m = http.get(&metrics_url).send().await.unwrap().text().await.unwrap();
         let held: i64 = m
             .lines()
             .find_map(|l| l.strip_prefix("cairn_long_polls_held "))
@@ -487,9 +427,7 @@ async fn run() {
         last.saturating_duration_since(t).as_secs_f64() * 1e3
     ));
     drop(cairn);
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("bench-report.txt");
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("bench-report.txt");
     let _ = std::fs::write(&out, &report);
     println!("report written to {}", out.display());
 }

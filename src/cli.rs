@@ -226,36 +226,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     warn_unknown_env_vars();
     let system = Caller::system("cli");
     match cli.command {
-        None | Some(Command::Serve(_)) => {
-            actix_web::rt::System::new().block_on(crate::server::serve(settings))
-        }
+        None | Some(Command::Serve(_)) => actix_web::rt::System::new().block_on(crate::server::serve(settings)),
         Some(Command::User(UserCommand::Add { name, admin })) => {
             let cairn = open_service(&settings)?;
             let password = read_password()?;
             cairn.create_user(&system, &name, &password, admin)?;
             cairn.flush()?;
-            out(&format!(
-                "user '{name}' created{}",
-                if admin { " (admin)" } else { "" }
-            ))
+            out(&format!("user '{name}' created{}", if admin { " (admin)" } else { "" }))
         }
-        Some(Command::Consumer(ConsumerCommand::Create {
-            name,
-            allow_create_app,
-        })) => {
+        Some(Command::Consumer(ConsumerCommand::Create { name, allow_create_app })) => {
             let cairn = open_service(&settings)?;
             let (_, token) = cairn.create_consumer(&system, &name, allow_create_app)?;
             cairn.flush()?;
-            out(&format!(
-                "consumer '{name}' created. Its Open API token (shown only now):\n{token}"
-            ))
+            out(&format!("consumer '{name}' created. Its Open API token (shown only now):\n{token}"))
         }
-        Some(Command::Consumer(ConsumerCommand::Grant {
-            name,
-            app,
-            namespace,
-            env,
-        })) => {
+        Some(Command::Consumer(ConsumerCommand::Grant { name, app, namespace, env })) => {
             let cairn = open_service(&settings)?;
             cairn.grant_consumer(&system, &name, &app, namespace.as_deref(), env.as_deref())?;
             cairn.flush()?;
@@ -279,23 +264,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 for p in &report.problems {
                     out(&format!("PROBLEM: {}", p.0))?;
                 }
-                bail!(
-                    "{} problem(s) found; restore the damaged data from a backup",
-                    report.problems.len()
-                )
+                bail!("{} problem(s) found; restore the damaged data from a backup", report.problems.len())
             }
         }
         Some(Command::Backup { file }) => {
             let store = Store::open(&settings.data)?;
-            let summary = store
-                .backup(&file, now_ms())
-                .with_context(|| format!("backup to {} failed", file.display()))?;
-            out(&format!(
-                "backup written to {}: {} records, {} bytes",
-                file.display(),
-                summary.records,
-                summary.bytes
-            ))
+            let summary =
+                store.backup(&file, now_ms()).with_context(|| format!("backup to {} failed", file.display()))?;
+            out(&format!("backup written to {}: {} records, {} bytes", file.display(), summary.records, summary.bytes))
         }
         Some(Command::Restore { file }) => {
             let store = Store::open(&settings.data)?;
@@ -311,31 +287,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn healthcheck(url: Option<String>, settings: &Settings) -> anyhow::Result<()> {
-    let base = url
-        .unwrap_or_else(|| format!("http://{}", settings.listen.replace("0.0.0.0", "127.0.0.1")));
+    let base = url.unwrap_or_else(|| format!("http://{}", settings.listen.replace("0.0.0.0", "127.0.0.1")));
     let target = format!("{}/health", base.trim_end_matches('/'));
-    let rest = target
-        .strip_prefix("http://")
-        .context("healthcheck supports http:// URLs only")?;
-    let (host, path) = rest
-        .split_once('/')
-        .map(|(h, p)| (h, format!("/{p}")))
-        .unwrap_or((rest, "/".into()));
-    let mut stream =
-        std::net::TcpStream::connect(host).with_context(|| format!("cannot connect to {host}"))?;
+    let rest = target.strip_prefix("http://").context("healthcheck supports http:// URLs only")?;
+    let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let mut stream = std::net::TcpStream::connect(host).with_context(|| format!("cannot connect to {host}"))?;
     stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
     let mut response = String::new();
     std::io::Read::read_to_string(&mut stream, &mut response)?;
     if response.starts_with("HTTP/1.1 200") {
         out("healthy")
     } else {
-        bail!(
-            "unhealthy: {}",
-            response.lines().next().unwrap_or("no response")
-        )
+        bail!("unhealthy: {}", response.lines().next().unwrap_or("no response"))
     }
 }

@@ -20,11 +20,8 @@ pub fn open(settings: &Settings) -> anyhow::Result<Arc<Cairn>> {
 }
 
 fn bind(addr: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).with_context(|| {
-        format!(
-            "cannot listen on {addr}; is another process using it? (set --listen / CAIRN_LISTEN)"
-        )
-    })
+    TcpListener::bind(addr)
+        .with_context(|| format!("cannot listen on {addr}; is another process using it? (set --listen / CAIRN_LISTEN)"))
 }
 
 /// Binds every listener: the main one, then one per env with a dedicated `listen`.
@@ -80,10 +77,7 @@ async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
+        match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
             (Ok(mut term), Ok(mut int)) => {
                 tokio::select! {
                     _ = term.recv() => {}

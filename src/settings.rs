@@ -97,10 +97,7 @@ impl Default for Settings {
         Settings {
             listen: "0.0.0.0:8080".into(),
             data: PathBuf::from("./cairn-data"),
-            envs: DEFAULT_ENVS
-                .iter()
-                .map(|e| (e.to_string(), EnvSettings::default()))
-                .collect(),
+            envs: DEFAULT_ENVS.iter().map(|e| (e.to_string(), EnvSettings::default())).collect(),
             default_env: None,
             advertised_url: None,
             long_poll_timeout_secs: 60,
@@ -114,23 +111,16 @@ impl Default for Settings {
 }
 
 fn order_key(name: &str) -> (usize, String) {
-    (
-        DEFAULT_ENVS
-            .iter()
-            .position(|d| *d == name)
-            .unwrap_or(DEFAULT_ENVS.len()),
-        name.to_string(),
-    )
+    (DEFAULT_ENVS.iter().position(|d| *d == name).unwrap_or(DEFAULT_ENVS.len()), name.to_string())
 }
 
 impl Settings {
     /// Reads `path` when given (it must exist) or `./cairn.toml` when present.
     pub fn load(path: Option<&Path>, overrides: Overrides) -> Result<Settings, String> {
         let file = match path {
-            Some(p) => Some(
-                std::fs::read_to_string(p)
-                    .map_err(|e| format!("cannot read config file {}: {e}", p.display()))?,
-            ),
+            Some(p) => {
+                Some(std::fs::read_to_string(p).map_err(|e| format!("cannot read config file {}: {e}", p.display()))?)
+            }
             None => std::fs::read_to_string("cairn.toml").ok(),
         };
         let file: FileSettings = match file {
@@ -145,31 +135,19 @@ impl Settings {
         let d = Settings::default();
         let mut envs: Vec<(String, EnvSettings)> = match file.envs {
             None => d.envs.clone(),
-            Some(EnvsSpec::List(names)) => names
-                .into_iter()
-                .map(|n| (n.to_ascii_uppercase(), EnvSettings::default()))
-                .collect(),
+            Some(EnvsSpec::List(names)) => {
+                names.into_iter().map(|n| (n.to_ascii_uppercase(), EnvSettings::default())).collect()
+            }
             Some(EnvsSpec::Table(t)) => {
-                let mut v: Vec<_> = t
-                    .into_iter()
-                    .map(|(n, s)| (n.to_ascii_uppercase(), s))
-                    .collect();
+                let mut v: Vec<_> = t.into_iter().map(|(n, s)| (n.to_ascii_uppercase(), s)).collect();
                 v.sort_by_key(|(n, _)| order_key(n));
                 v
             }
         };
         if let Some(names) = o.envs {
             let old = std::mem::take(&mut envs);
-            for n in names
-                .iter()
-                .map(|n| n.trim().to_ascii_uppercase())
-                .filter(|n| !n.is_empty())
-            {
-                let s = old
-                    .iter()
-                    .find(|(o, _)| *o == n)
-                    .map(|(_, s)| s.clone())
-                    .unwrap_or_default();
+            for n in names.iter().map(|n| n.trim().to_ascii_uppercase()).filter(|n| !n.is_empty()) {
+                let s = old.iter().find(|(o, _)| *o == n).map(|(_, s)| s.clone()).unwrap_or_default();
                 envs.push((n, s));
             }
         }
@@ -187,15 +165,8 @@ impl Settings {
         let s = Settings {
             listen: o.listen.or(file.listen).unwrap_or(d.listen),
             data: o.data.or(file.data).unwrap_or(d.data),
-            default_env: o
-                .default_env
-                .or(file.default_env)
-                .map(|e| e.to_ascii_uppercase())
-                .filter(|e| !e.is_empty()),
-            advertised_url: o
-                .advertised_url
-                .or(file.advertised_url)
-                .filter(|u| !u.is_empty()),
+            default_env: o.default_env.or(file.default_env).map(|e| e.to_ascii_uppercase()).filter(|e| !e.is_empty()),
+            advertised_url: o.advertised_url.or(file.advertised_url).filter(|u| !u.is_empty()),
             long_poll_timeout_secs: o
                 .long_poll_timeout_secs
                 .or(file.long_poll_timeout_secs)
@@ -218,9 +189,7 @@ impl Settings {
         }
         if let Some(def) = &s.default_env {
             if !s.envs.iter().any(|(n, _)| n == def) {
-                return Err(format!(
-                    "default_env {def} is not one of the configured envs"
-                ));
+                return Err(format!("default_env {def} is not one of the configured envs"));
             }
         }
         Ok(s)
@@ -234,12 +203,7 @@ impl Settings {
             key_max: self.key_max,
             value_max: self.value_max,
             access_key_skew_ms: (self.access_key_skew_secs as i64).saturating_mul(1000),
-            four_eyes_envs: self
-                .envs
-                .iter()
-                .filter(|(_, s)| s.four_eyes)
-                .map(|(n, _)| n.clone())
-                .collect(),
+            four_eyes_envs: self.envs.iter().filter(|(_, s)| s.four_eyes).map(|(n, _)| n.clone()).collect(),
             emergency_publish_envs: self
                 .envs
                 .iter()
@@ -265,44 +229,25 @@ mod tests {
             "listen = \"127.0.0.1:1\"\nlong_poll_timeout_secs = 30\n[envs.PRO]\nlisten = \"0.0.0.0:8084\"\nfour_eyes = true\n[envs.dev]\n",
         )
         .unwrap();
-        let s = Settings::merge(
-            file,
-            Overrides {
-                listen: Some("127.0.0.1:2".into()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let s = Settings::merge(file, Overrides { listen: Some("127.0.0.1:2".into()), ..Default::default() }).unwrap();
         assert_eq!(s.listen, "127.0.0.1:2");
         assert_eq!(s.long_poll_timeout_secs, 30);
-        assert_eq!(
-            s.envs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
-            vec!["DEV", "PRO"]
-        );
+        assert_eq!(s.envs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), vec!["DEV", "PRO"]);
         assert!(s.env("PRO").unwrap().four_eyes);
-        assert_eq!(
-            s.env("PRO").unwrap().listen.as_deref(),
-            Some("0.0.0.0:8084")
-        );
+        assert_eq!(s.env("PRO").unwrap().listen.as_deref(), Some("0.0.0.0:8084"));
     }
 
     #[test]
     fn bad_values_are_explained() {
         let err = Settings::merge(
             FileSettings::default(),
-            Overrides {
-                long_poll_timeout_secs: Some(120),
-                ..Default::default()
-            },
+            Overrides { long_poll_timeout_secs: Some(120), ..Default::default() },
         )
         .unwrap_err();
         assert!(err.contains("1..=90"), "{err}");
         let err = Settings::merge(
             FileSettings::default(),
-            Overrides {
-                default_env: Some("QA".into()),
-                ..Default::default()
-            },
+            Overrides { default_env: Some("QA".into()), ..Default::default() },
         )
         .unwrap_err();
         assert!(err.contains("QA"), "{err}");

@@ -22,14 +22,8 @@ pub const CONTENT_KEY: &str = "content";
 
 impl Format {
     /// Every format, in the order the portal offers them.
-    pub const ALL: [Format; 6] = [
-        Format::Properties,
-        Format::Json,
-        Format::Yaml,
-        Format::Yml,
-        Format::Xml,
-        Format::Txt,
-    ];
+    pub const ALL: [Format; 6] =
+        [Format::Properties, Format::Json, Format::Yaml, Format::Yml, Format::Xml, Format::Txt];
 
     /// The lower-case name used on the wire (`properties`, `json`, ...).
     pub fn as_str(self) -> &'static str {
@@ -45,15 +39,9 @@ impl Format {
 
     /// Parses a wire name, case-insensitively.
     pub fn parse(s: &str) -> Result<Format, DomainError> {
-        Format::ALL
-            .into_iter()
-            .find(|f| f.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| {
-                DomainError::field(
-                    "format",
-                    format!("'{s}' is not one of properties, json, yaml, yml, xml, txt"),
-                )
-            })
+        Format::ALL.into_iter().find(|f| f.as_str().eq_ignore_ascii_case(s)).ok_or_else(|| {
+            DomainError::field("format", format!("'{s}' is not one of properties, json, yaml, yml, xml, txt"))
+        })
     }
 
     /// The format implied by a namespace name's suffix; no known suffix means properties.
@@ -88,30 +76,21 @@ impl Format {
             Format::Json => serde_json::from_str::<serde::de::IgnoredAny>(content)
                 .map(|_| ())
                 .map_err(|e| invalid("json", e.line(), e.column(), e.to_string())),
-            Format::Yaml | Format::Yml => yaml_rust2::YamlLoader::load_from_str(content)
-                .map(|_| ())
-                .map_err(|e| {
-                    let m = e.marker();
-                    invalid("yaml", m.line(), m.col() + 1, e.info().to_string())
-                }),
-            Format::Xml => roxmltree::Document::parse(content)
-                .map(|_| ())
-                .map_err(|e| {
-                    let p = e.pos();
-                    invalid("xml", p.row as usize, p.col as usize, e.to_string())
-                }),
+            Format::Yaml | Format::Yml => yaml_rust2::YamlLoader::load_from_str(content).map(|_| ()).map_err(|e| {
+                let m = e.marker();
+                invalid("yaml", m.line(), m.col() + 1, e.info().to_string())
+            }),
+            Format::Xml => roxmltree::Document::parse(content).map(|_| ()).map_err(|e| {
+                let p = e.pos();
+                invalid("xml", p.row as usize, p.col as usize, e.to_string())
+            }),
             Format::Properties | Format::Txt => Ok(()),
         }
     }
 }
 
 fn invalid(format: &'static str, line: usize, column: usize, message: String) -> DomainError {
-    DomainError::InvalidContent {
-        format,
-        line,
-        column,
-        message,
-    }
+    DomainError::InvalidContent { format, line, column, message }
 }
 
 #[cfg(test)]
@@ -140,10 +119,7 @@ mod tests {
 
     #[test]
     fn broken_json_and_xml_are_rejected() {
-        assert!(matches!(
-            Format::Json.validate("{\"a\":\n  1,}"),
-            Err(DomainError::InvalidContent { line: 2, .. })
-        ));
+        assert!(matches!(Format::Json.validate("{\"a\":\n  1,}"), Err(DomainError::InvalidContent { line: 2, .. })));
         assert!(Format::Xml.validate("<a><b></a>").is_err());
         assert!(Format::Xml.validate("<a><b/></a>").is_ok());
         assert!(Format::Json.validate("{\"a\": [1, 2]}").is_ok());

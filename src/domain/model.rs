@@ -18,12 +18,7 @@ pub struct Stamp {
 impl Stamp {
     /// A stamp for a record created by `who` at `now`.
     pub fn new(who: &str, now: i64) -> Self {
-        Stamp {
-            created_by: who.to_string(),
-            created_at: now,
-            modified_by: who.to_string(),
-            modified_at: now,
-        }
+        Stamp { created_by: who.to_string(), created_at: now, modified_by: who.to_string(), modified_at: now }
     }
 
     /// Marks the record as modified by `who` at `now`.
@@ -207,14 +202,8 @@ impl GrayRuleItem {
         if !self.client_app_id.eq_ignore_ascii_case(client_app) {
             return false;
         }
-        let ip_ok = self
-            .client_ip_list
-            .iter()
-            .any(|x| x == "*" || Some(x.as_str()) == ip);
-        let label_ok = self
-            .client_label_list
-            .iter()
-            .any(|x| x == "*" || Some(x.as_str()) == label);
+        let ip_ok = self.client_ip_list.iter().any(|x| x == "*" || Some(x.as_str()) == ip);
+        let label_ok = self.client_label_list.iter().any(|x| x == "*" || Some(x.as_str()) == label);
         ip_ok || label_ok
     }
 }

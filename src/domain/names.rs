@@ -13,18 +13,13 @@ pub fn is_valid_name(s: &str) -> bool {
     chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
 }
 
-const NAME_RULE: &str =
-    "use letters, digits, '_', '-' and '.', not starting with '.', at most 128 characters";
+const NAME_RULE: &str = "use letters, digits, '_', '-' and '.', not starting with '.', at most 128 characters";
 
 fn check(what: &'static str, value: &str) -> Result<(), DomainError> {
     if value.len() <= 128 && is_valid_name(value) {
         Ok(())
     } else {
-        Err(DomainError::InvalidName {
-            what,
-            value: value.to_string(),
-            rule: NAME_RULE,
-        })
+        Err(DomainError::InvalidName { what, value: value.to_string(), rule: NAME_RULE })
     }
 }
 
@@ -52,9 +47,7 @@ pub fn check_user(value: &str) -> Result<(), DomainError> {
 pub fn normalize_env(value: &str) -> Result<String, DomainError> {
     let ok = !value.is_empty()
         && value.len() <= 32
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if ok {
         Ok(value.to_ascii_uppercase())
     } else {
@@ -102,14 +95,8 @@ mod tests {
 
     #[test]
     fn properties_suffix_is_stripped_case_insensitively() {
-        assert_eq!(
-            strip_properties_suffix("application.properties"),
-            "application"
-        );
-        assert_eq!(
-            strip_properties_suffix("application.PROPERTIES"),
-            "application"
-        );
+        assert_eq!(strip_properties_suffix("application.properties"), "application");
+        assert_eq!(strip_properties_suffix("application.PROPERTIES"), "application");
         assert_eq!(strip_properties_suffix("app.yaml"), "app.yaml");
         assert_eq!(strip_properties_suffix(".properties"), ".properties");
     }

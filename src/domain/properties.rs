@@ -39,9 +39,7 @@ pub fn parse(text: &str) -> Vec<(String, String)> {
     let mut lines = text.lines();
     while let Some(line) = lines.next() {
         let trimmed = line.trim_start();
-        if logical.is_empty()
-            && (trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('!'))
-        {
+        if logical.is_empty() && (trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('!')) {
             continue;
         }
         logical.push_str(trimmed);
@@ -146,15 +144,6 @@ mod tests {
     #[test]
     fn parses_common_java_syntax() {
         let text = "# comment\n! other\na = 1\nb:2\nc 3\nd=long \\\n    value\ne=\\u0041\n\n";
-        assert_eq!(
-            parse(text),
-            vec![
-                p("a", "1"),
-                p("b", "2"),
-                p("c", "3"),
-                p("d", "long value"),
-                p("e", "A")
-            ]
-        );
+        assert_eq!(parse(text), vec![p("a", "1"), p("b", "2"), p("c", "3"), p("d", "long value"), p("e", "A")]);
     }
 }

@@ -17,10 +17,7 @@ impl KeyGenerator {
     /// A generator with the given per-process random seed.
     pub fn new(seed: u32) -> Self {
         let b = seed.to_be_bytes();
-        KeyGenerator {
-            machine: [b[0], b[1], b[2]],
-            counter: AtomicU32::new(u32::from(b[3]) << 8),
-        }
+        KeyGenerator { machine: [b[0], b[1], b[2]], counter: AtomicU32::new(u32::from(b[3]) << 8) }
     }
 
     /// A new key for (app, cluster, namespace) at time `now_ms`.
@@ -28,16 +25,7 @@ impl KeyGenerator {
         let hash = Sha256::digest(format!("{app}+{cluster}+{namespace}").as_bytes());
         let n = self.counter.fetch_add(1, Ordering::Relaxed) & 0x00ff_ffff;
         let c = n.to_be_bytes();
-        let bytes = [
-            hash[0],
-            hash[1],
-            self.machine[0],
-            self.machine[1],
-            self.machine[2],
-            c[1],
-            c[2],
-            c[3],
-        ];
+        let bytes = [hash[0], hash[1], self.machine[0], self.machine[1], self.machine[2], c[1], c[2], c[3]];
         format!("{}-{}", compact(now_ms), hex::encode(bytes))
     }
 }
@@ -53,8 +41,6 @@ mod tests {
         let b = g.next(0, "a", "default", "application");
         assert_ne!(a, b);
         assert_eq!(a.len(), 14 + 1 + 16);
-        assert!(a[15..]
-            .chars()
-            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(a[15..].chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
     }
 }

@@ -8,9 +8,7 @@ pub fn now_ms() -> i64 {
 }
 
 fn local(ms: i64) -> DateTime<Local> {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .with_timezone(&Local)
+    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default().with_timezone(&Local)
 }
 
 /// Apollo's DTO time format, `2026-11-26T21:00:00.000+0800`.

@@ -27,11 +27,7 @@ pub fn verify_any(timestamp: &str, paths: &[&str], secret: &str, signature: &str
 mod tests {
     #[test]
     fn matches_the_worked_example_of_the_protocol() {
-        let sig = super::sign(
-            "1705305600000",
-            "/configs/SampleApp/default/application?ip=10.1.2.3",
-            "some-secret",
-        );
+        let sig = super::sign("1705305600000", "/configs/SampleApp/default/application?ip=10.1.2.3", "some-secret");
         assert_eq!(sig, "uuq85qc6y5PDXxYm9UMtxFqOsng=");
     }
 }

@@ -37,15 +37,9 @@ fn check(keys: &[&AccessKey], req: &SignedRequest<'_>, skew_ms: i64) -> ClientAu
     if (now_ms() - ts_ms).abs() >= skew_ms {
         return ClientAuth::Skewed;
     }
-    let sig = req
-        .authorization
-        .and_then(|a| a.split_once(':'))
-        .map(|(_, s)| s)
-        .unwrap_or("");
+    let sig = req.authorization.and_then(|a| a.split_once(':')).map(|(_, s)| s).unwrap_or("");
     let paths: Vec<&str> = req.paths.iter().map(String::as_str).collect();
-    let ok = keys.iter().fold(false, |ok, k| {
-        signature::verify_any(ts, &paths, &k.secret, sig) | ok
-    });
+    let ok = keys.iter().fold(false, |ok, k| signature::verify_any(ts, &paths, &k.secret, sig) | ok);
     if ok {
         ClientAuth::Allowed
     } else {
@@ -63,47 +57,28 @@ impl Cairn {
         signed: impl FnOnce() -> SignedRequest<'a>,
     ) -> ClientAuth {
         let index = self.read_index();
-        let Some(all) = index
-            .envs
-            .get(env)
-            .and_then(|e| e.access_keys.get(&app.to_ascii_lowercase()))
-            .filter(|k| !k.is_empty())
+        let Some(all) =
+            index.envs.get(env).and_then(|e| e.access_keys.get(&app.to_ascii_lowercase())).filter(|k| !k.is_empty())
         else {
             return ClientAuth::Allowed;
         };
         let req = &signed();
-        let enforced: Vec<&AccessKey> = all
-            .iter()
-            .filter(|k| k.enabled && k.mode == AccessKeyMode::Filter)
-            .collect();
+        let enforced: Vec<&AccessKey> = all.iter().filter(|k| k.enabled && k.mode == AccessKeyMode::Filter).collect();
         if !enforced.is_empty() {
             return check(&enforced, req, self.settings.access_key_skew_ms);
         }
-        let observed: Vec<&AccessKey> = all
-            .iter()
-            .filter(|k| k.enabled && k.mode == AccessKeyMode::Observer)
-            .collect();
+        let observed: Vec<&AccessKey> = all.iter().filter(|k| k.enabled && k.mode == AccessKeyMode::Observer).collect();
         if !observed.is_empty() {
             let outcome = check(&observed, req, self.settings.access_key_skew_ms);
             if outcome != ClientAuth::Allowed {
-                tracing::info!(
-                    env,
-                    app,
-                    ?outcome,
-                    "request would be rejected by an observer-mode access key"
-                );
+                tracing::info!(env, app, ?outcome, "request would be rejected by an observer-mode access key");
             }
         }
         ClientAuth::Allowed
     }
 
     /// The access keys of an app in an env.
-    pub fn list_access_keys(
-        &self,
-        caller: &Caller,
-        env: &str,
-        app: &str,
-    ) -> Result<Vec<AccessKey>> {
+    pub fn list_access_keys(&self, caller: &Caller, env: &str, app: &str) -> Result<Vec<AccessKey>> {
         let app = self.app(app)?.app_id;
         caller.require(Permission::AppMaster { app: &app })?;
         Ok(self
@@ -119,12 +94,7 @@ impl Cairn {
         let app = self.app(app)?.app_id;
         caller.require(Permission::AppMaster { app: &app })?;
         let mut c = self.change(&caller.operator);
-        if self
-            .store
-            .raw_keys(T::AccessKeys, &keys::access_keys_of(env, &app))?
-            .len()
-            >= MAX_KEYS
-        {
+        if self.store.raw_keys(T::AccessKeys, &keys::access_keys_of(env, &app))?.len() >= MAX_KEYS {
             return Err(ServiceError::conflict(format!(
                 "app '{app}' already has {MAX_KEYS} access keys in {env}; delete one first"
             )));
@@ -157,9 +127,10 @@ impl Cairn {
         let app = self.app(app)?.app_id;
         caller.require(Permission::AppMaster { app: &app })?;
         let k = keys::access_key(env, &app, id);
-        let mut key: AccessKey = self.store.get(T::AccessKeys, &k)?.ok_or_else(|| {
-            ServiceError::not_found(format!("access key {id} of app '{app}' in {env} not found"))
-        })?;
+        let mut key: AccessKey = self
+            .store
+            .get(T::AccessKeys, &k)?
+            .ok_or_else(|| ServiceError::not_found(format!("access key {id} of app '{app}' in {env} not found")))?;
         match mode {
             Some(m) => {
                 key.enabled = true;
@@ -170,11 +141,7 @@ impl Cairn {
         key.stamp.touch(&caller.operator, now_ms());
         let mut c = self.change(&caller.operator);
         c.ws.put(T::AccessKeys, k, &key)?;
-        let action = if key.enabled {
-            "access_key.enable"
-        } else {
-            "access_key.disable"
-        };
+        let action = if key.enabled { "access_key.enable" } else { "access_key.disable" };
         c.audit(action, Some(env), &app, format!("key {id}"))?;
         c.touch_access_keys(env, &app);
         c.commit()?;
@@ -186,13 +153,12 @@ impl Cairn {
         let app = self.app(app)?.app_id;
         caller.require(Permission::AppMaster { app: &app })?;
         let k = keys::access_key(env, &app, id);
-        let key: AccessKey = self.store.get(T::AccessKeys, &k)?.ok_or_else(|| {
-            ServiceError::not_found(format!("access key {id} of app '{app}' in {env} not found"))
-        })?;
+        let key: AccessKey = self
+            .store
+            .get(T::AccessKeys, &k)?
+            .ok_or_else(|| ServiceError::not_found(format!("access key {id} of app '{app}' in {env} not found")))?;
         if key.enabled {
-            return Err(ServiceError::conflict(format!(
-                "access key {id} is enabled; disable it before deleting it"
-            )));
+            return Err(ServiceError::conflict(format!("access key {id} is enabled; disable it before deleting it")));
         }
         let mut c = self.change(&caller.operator);
         c.ws.delete(T::AccessKeys, k);

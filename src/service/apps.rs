@@ -25,10 +25,7 @@ fn require_text(field: &'static str, value: &str, max: usize) -> Result<()> {
         return Err(ServiceError::invalid(field, "must not be empty"));
     }
     if value.chars().count() > max {
-        return Err(ServiceError::invalid(
-            field,
-            format!("must be at most {max} characters"),
-        ));
+        return Err(ServiceError::invalid(field, format!("must be at most {max} characters")));
     }
     Ok(())
 }
@@ -49,77 +46,41 @@ impl Cairn {
 
     /// Every app, or those with the given ids.
     pub fn list_apps(&self, ids: Option<&[String]>) -> Result<Vec<App>> {
-        let all: Vec<App> = self
-            .store
-            .scan::<App>(T::Apps, b"")?
-            .into_iter()
-            .map(|(_, a)| a)
-            .collect();
+        let all: Vec<App> = self.store.scan::<App>(T::Apps, b"")?.into_iter().map(|(_, a)| a).collect();
         Ok(match ids {
             None => all,
-            Some(ids) => all
-                .into_iter()
-                .filter(|a| ids.iter().any(|i| i.eq_ignore_ascii_case(&a.app_id)))
-                .collect(),
+            Some(ids) => all.into_iter().filter(|a| ids.iter().any(|i| i.eq_ignore_ascii_case(&a.app_id))).collect(),
         })
     }
 
     /// Apps the caller holds any grant on.
     pub fn authorized_apps(&self, caller: &Caller) -> Result<Vec<App>> {
-        Ok(self
-            .list_apps(None)?
-            .into_iter()
-            .filter(|a| caller.can(Permission::SeeApp { app: &a.app_id }))
-            .collect())
+        Ok(self.list_apps(None)?.into_iter().filter(|a| caller.can(Permission::SeeApp { app: &a.app_id })).collect())
     }
 
     /// Creates an app with its `application` namespace and `default` cluster in every env.
     /// `admins` become app masters; a consumer with `assign_to_self` gets an app-master grant.
-    pub fn create_app(
-        &self,
-        caller: &Caller,
-        new: NewApp,
-        admins: &[String],
-        assign_to_self: bool,
-    ) -> Result<App> {
+    pub fn create_app(&self, caller: &Caller, new: NewApp, admins: &[String], assign_to_self: bool) -> Result<App> {
         caller.require(Permission::CreateApp)?;
         names::check_app_id(&new.app_id)?;
         require_text("name", &new.name, 128)?;
         require_text("ownerName", &new.owner_name, 64)?;
-        if self
-            .read_index()
-            .apps
-            .contains_key(&new.app_id.to_ascii_lowercase())
-        {
-            return Err(ServiceError::AlreadyExists(format!(
-                "app '{}' already exists",
-                new.app_id
-            )));
+        if self.read_index().apps.contains_key(&new.app_id.to_ascii_lowercase()) {
+            return Err(ServiceError::AlreadyExists(format!("app '{}' already exists", new.app_id)));
         }
         for admin in admins.iter().chain(std::iter::once(&new.owner_name)) {
             self.user(admin)?;
         }
         let mut c = self.change(&caller.operator);
         if self.store.contains(T::Apps, &keys::app(&new.app_id))? {
-            return Err(ServiceError::AlreadyExists(format!(
-                "app '{}' already exists",
-                new.app_id
-            )));
+            return Err(ServiceError::AlreadyExists(format!("app '{}' already exists", new.app_id)));
         }
         let stamp = Stamp::new(&caller.operator, c.now);
-        let org_id = if new.org_id.is_empty() {
-            "default".to_string()
-        } else {
-            new.org_id
-        };
+        let org_id = if new.org_id.is_empty() { "default".to_string() } else { new.org_id };
         let app = App {
             app_id: new.app_id,
             name: new.name,
-            org_name: if new.org_name.is_empty() {
-                org_id.clone()
-            } else {
-                new.org_name
-            },
+            org_name: if new.org_name.is_empty() { org_id.clone() } else { new.org_name },
             org_id,
             owner_name: new.owner_name,
             owner_email: new.owner_email,
@@ -134,28 +95,12 @@ impl Cairn {
             comment: "default app namespace".to_string(),
             stamp: stamp.clone(),
         };
-        c.ws.put(
-            T::AppNamespaces,
-            keys::app_namespace(&app.app_id, APPLICATION_NAMESPACE),
-            &application,
-        )?;
+        c.ws.put(T::AppNamespaces, keys::app_namespace(&app.app_id, APPLICATION_NAMESPACE), &application)?;
         for env in self.settings.envs.clone() {
             put_cluster(&mut c, &env, &app.app_id, DEFAULT_CLUSTER, None, "")?;
-            put_namespace(
-                &mut c,
-                &env,
-                &app.app_id,
-                DEFAULT_CLUSTER,
-                APPLICATION_NAMESPACE,
-            )?;
+            put_namespace(&mut c, &env, &app.app_id, DEFAULT_CLUSTER, APPLICATION_NAMESPACE)?;
         }
-        let master = Grant {
-            app_id: app.app_id.clone(),
-            namespace: None,
-            env: None,
-            modify: true,
-            release: true,
-        };
+        let master = Grant { app_id: app.app_id.clone(), namespace: None, env: None, modify: true, release: true };
         for admin in admins.iter().chain(std::iter::once(&app.owner_name)) {
             if let Some(mut user) = self.find_user(admin)? {
                 if !user.grants.contains(&master) {
@@ -181,12 +126,8 @@ impl Cairn {
         caller.require(Permission::SeeApp { app: &app })?;
         let mut out = Vec::new();
         for env in &self.settings.envs {
-            let clusters = self
-                .clusters(env, &app)?
-                .into_iter()
-                .filter(|c| c.parent.is_none())
-                .map(|c| c.name)
-                .collect();
+            let clusters =
+                self.clusters(env, &app)?.into_iter().filter(|c| c.parent.is_none()).map(|c| c.name).collect();
             out.push((env.clone(), clusters));
         }
         Ok(out)
@@ -194,12 +135,7 @@ impl Cairn {
 
     /// Every cluster (branches included) of an app in an env.
     pub fn clusters(&self, env: &str, app: &str) -> Result<Vec<Cluster>> {
-        Ok(self
-            .store
-            .scan::<Cluster>(T::Clusters, &keys::clusters_of(env, app))?
-            .into_iter()
-            .map(|(_, c)| c)
-            .collect())
+        Ok(self.store.scan::<Cluster>(T::Clusters, &keys::clusters_of(env, app))?.into_iter().map(|(_, c)| c).collect())
     }
 
     /// One cluster, NotFound otherwise.
@@ -212,39 +148,22 @@ impl Cairn {
     pub(crate) fn cluster_record(&self, env: &str, app: &str, cluster: &str) -> Result<Cluster> {
         self.store
             .get(T::Clusters, &keys::cluster(env, app, cluster))?
-            .ok_or_else(|| {
-                ServiceError::not_found(format!(
-                    "cluster '{cluster}' of app '{app}' not found in {env}"
-                ))
-            })
+            .ok_or_else(|| ServiceError::not_found(format!("cluster '{cluster}' of app '{app}' not found in {env}")))
     }
 
     /// Creates a cluster with an instance of every namespace the app owns.
-    pub fn create_cluster(
-        &self,
-        caller: &Caller,
-        env: &str,
-        app: &str,
-        name: &str,
-        comment: &str,
-    ) -> Result<Cluster> {
+    pub fn create_cluster(&self, caller: &Caller, env: &str, app: &str, name: &str, comment: &str) -> Result<Cluster> {
         let app = self.app(app)?.app_id;
         caller.require(Permission::AppMaster { app: &app })?;
         names::check_cluster(name).map_err(ServiceError::Invalid)?;
         let mut c = self.change(&caller.operator);
-        if self
-            .store
-            .contains(T::Clusters, &keys::cluster(env, &app, name))?
-        {
+        if self.store.contains(T::Clusters, &keys::cluster(env, &app, name))? {
             return Err(ServiceError::AlreadyExists(format!(
                 "cluster '{name}' of app '{app}' already exists in {env}"
             )));
         }
         let cluster = put_cluster(&mut c, env, &app, name, None, comment)?;
-        for (_, ns) in self
-            .store
-            .scan::<AppNamespace>(T::AppNamespaces, &keys::app_namespaces_of(&app))?
-        {
+        for (_, ns) in self.store.scan::<AppNamespace>(T::AppNamespaces, &keys::app_namespaces_of(&app))? {
             put_namespace(&mut c, env, &app, name, &ns.name)?;
         }
         c.audit("cluster.create", Some(env), &format!("{app}/{name}"), "")?;
@@ -272,13 +191,7 @@ pub(crate) fn put_cluster(
     Ok(cluster)
 }
 
-pub(crate) fn put_namespace(
-    c: &mut Change<'_>,
-    env: &str,
-    app: &str,
-    cluster: &str,
-    ns: &str,
-) -> Result<Namespace> {
+pub(crate) fn put_namespace(c: &mut Change<'_>, env: &str, app: &str, cluster: &str, ns: &str) -> Result<Namespace> {
     let namespace = Namespace {
         app_id: app.to_string(),
         cluster: cluster.to_string(),
@@ -289,10 +202,6 @@ pub(crate) fn put_namespace(
         draft_editors: Vec::new(),
         stamp: Stamp::new(&c.actor, c.now),
     };
-    c.ws.put(
-        T::Namespaces,
-        keys::namespace(env, app, cluster, ns),
-        &namespace,
-    )?;
+    c.ws.put(T::Namespaces, keys::namespace(env, app, cluster, ns), &namespace)?;
     Ok(namespace)
 }

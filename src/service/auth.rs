@@ -31,23 +31,11 @@ pub enum Permission<'a> {
     /// Everything under an app: clusters, namespaces, branches, access keys.
     AppMaster { app: &'a str },
     /// Change draft items of a namespace in an env.
-    Modify {
-        app: &'a str,
-        ns: &'a str,
-        env: &'a str,
-    },
+    Modify { app: &'a str, ns: &'a str, env: &'a str },
     /// Publish, roll back and gray-release a namespace in an env.
-    Release {
-        app: &'a str,
-        ns: &'a str,
-        env: &'a str,
-    },
+    Release { app: &'a str, ns: &'a str, env: &'a str },
     /// Read a namespace in an env.
-    Read {
-        app: &'a str,
-        ns: &'a str,
-        env: &'a str,
-    },
+    Read { app: &'a str, ns: &'a str, env: &'a str },
     /// See that an app exists and read its clusters.
     SeeApp { app: &'a str },
 }
@@ -55,11 +43,7 @@ pub enum Permission<'a> {
 fn covers(g: &Grant, p: Permission<'_>) -> bool {
     let app_ok = |app: &str| g.app_id.eq_ignore_ascii_case(app);
     let env_ok = |env: &str| g.env.as_deref().is_none_or(|e| e.eq_ignore_ascii_case(env));
-    let ns_ok = |ns: &str| {
-        g.namespace
-            .as_deref()
-            .is_none_or(|n| n.eq_ignore_ascii_case(ns))
-    };
+    let ns_ok = |ns: &str| g.namespace.as_deref().is_none_or(|n| n.eq_ignore_ascii_case(ns));
     match p {
         Permission::CreateApp => false,
         Permission::AppMaster { app } => app_ok(app) && g.namespace.is_none() && g.env.is_none(),
@@ -77,10 +61,7 @@ fn covers(g: &Grant, p: Permission<'_>) -> bool {
 impl Caller {
     /// The command line acting as `operator`.
     pub fn system(operator: &str) -> Caller {
-        Caller {
-            actor: Actor::System,
-            operator: operator.to_string(),
-        }
+        Caller { actor: Actor::System, operator: operator.to_string() }
     }
 
     /// True when the caller holds `p`.
@@ -120,8 +101,6 @@ impl Caller {
             }
             Permission::SeeApp { app } => format!("has no grant on app '{app}'"),
         };
-        Err(ServiceError::Forbidden(format!(
-            "{who} {what}; ask an admin for a grant"
-        )))
+        Err(ServiceError::Forbidden(format!("{who} {what}; ask an admin for a grant")))
     }
 }

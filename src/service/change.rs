@@ -59,13 +59,7 @@ impl Change<'_> {
     }
 
     /// Adds an audit entry to the change.
-    pub fn audit(
-        &mut self,
-        action: &str,
-        env: Option<&str>,
-        target: &str,
-        detail: impl Into<String>,
-    ) -> Result<()> {
+    pub fn audit(&mut self, action: &str, env: Option<&str>, target: &str, detail: impl Into<String>) -> Result<()> {
         let id = self.next_id("audit")?;
         let entry = AuditEntry {
             id,
@@ -84,17 +78,11 @@ impl Change<'_> {
     pub fn message(&mut self, env: &str, app: &str, cluster: &str, ns: &str) -> Result<i64> {
         let id = self.next_id("message")?;
         if id > MAX_MESSAGE_ID {
-            return Err(ServiceError::conflict(
-                "release message ids are exhausted (2^31); contact support",
-            ));
+            return Err(ServiceError::conflict("release message ids are exhausted (2^31); contact support"));
         }
         let content = format!("{app}+{cluster}+{ns}");
         let id = id as i64;
-        self.ws.put(
-            T::Messages,
-            keys::message(env, &live_key(app, cluster, ns)),
-            &(id, &content),
-        )?;
+        self.ws.put(T::Messages, keys::message(env, &live_key(app, cluster, ns)), &(id, &content))?;
         self.messages.push((env.to_string(), content, id));
         self.touch_namespace(env, app, cluster, ns);
         Ok(id)
@@ -102,8 +90,7 @@ impl Change<'_> {
 
     /// Marks a namespace's served state for refresh after commit.
     pub fn touch_namespace(&mut self, env: &str, app: &str, cluster: &str, ns: &str) {
-        self.touched_ns
-            .push((env.into(), app.into(), cluster.into(), ns.into()));
+        self.touched_ns.push((env.into(), app.into(), cluster.into(), ns.into()));
     }
 
     /// Marks apps and app namespaces for refresh after commit.
@@ -118,16 +105,7 @@ impl Change<'_> {
 
     /// Commits atomically and durably, refreshes the read model, then wakes long polls.
     pub fn commit(self) -> Result<()> {
-        let Change {
-            cairn,
-            _guard,
-            ws,
-            touched_ns,
-            touched_apps,
-            touched_keys,
-            messages,
-            ..
-        } = self;
+        let Change { cairn, _guard, ws, touched_ns, touched_apps, touched_keys, messages, .. } = self;
         cairn.store.commit(ws, true)?;
         {
             let mut index = cairn.write_index();
@@ -142,8 +120,7 @@ impl Change<'_> {
             }
             for (env, content, id) in &messages {
                 let e = index.envs.entry(env.clone()).or_default();
-                e.messages
-                    .insert(content.to_ascii_lowercase(), (*id, content.clone()));
+                e.messages.insert(content.to_ascii_lowercase(), (*id, content.clone()));
             }
         }
         for (env, content, id) in messages {

@@ -36,20 +36,13 @@ pub struct Resolved {
 impl Resolved {
     /// The `+`-joined release key clients echo back.
     pub fn release_key(&self) -> String {
-        let keys: Vec<&str> = self
-            .releases
-            .iter()
-            .map(|r| r.release_key.as_str())
-            .collect();
+        let keys: Vec<&str> = self.releases.iter().map(|r| r.release_key.as_str()).collect();
         keys.join("+")
     }
 
     /// The cluster reported to the client: the own release's cluster, else the requested one.
     pub fn cluster<'a>(&'a self, requested: &'a str, app: &str) -> &'a str {
-        self.releases
-            .iter()
-            .find(|r| r.app_id.eq_ignore_ascii_case(app))
-            .map_or(requested, |r| r.cluster.as_str())
+        self.releases.iter().find(|r| r.app_id.eq_ignore_ascii_case(app)).map_or(requested, |r| r.cluster.as_str())
     }
 
     /// The merged configurations as a JSON object: public values first, own values over them.
@@ -84,11 +77,7 @@ fn find_in_cluster(
 ) -> Option<Arc<Served>> {
     let live = e.live.get(&live_key(config_app, cluster, ns))?;
     if let Some(gray) = &live.gray {
-        if gray
-            .rules
-            .iter()
-            .any(|r| r.matches(&req.app_id, req.ip.as_deref(), req.label.as_deref()))
-        {
+        if gray.rules.iter().any(|r| r.matches(&req.app_id, req.ip.as_deref(), req.label.as_deref())) {
             return Some(gray.release.clone());
         }
     }
@@ -101,11 +90,7 @@ fn load(e: &EnvIndex, config_app: &str, ns: &str, req: &ConfigRequest) -> Option
             return Some(r);
         }
     }
-    if let Some(dc) = req
-        .data_center
-        .as_deref()
-        .filter(|d| !d.is_empty() && *d != req.cluster)
-    {
+    if let Some(dc) = req.data_center.as_deref().filter(|d| !d.is_empty() && *d != req.cluster) {
         if let Some(r) = find_in_cluster(e, config_app, dc, ns, req) {
             return Some(r);
         }
@@ -121,10 +106,7 @@ impl Cairn {
         let e = index.envs.get(&req.env)?;
         let requested = strip_properties_suffix(&req.namespace);
         let ns_lower = requested.to_ascii_lowercase();
-        let own = index
-            .apps
-            .get(&req.app_id.to_ascii_lowercase())
-            .and_then(|a| a.namespaces.get(&ns_lower));
+        let own = index.apps.get(&req.app_id.to_ascii_lowercase()).and_then(|a| a.namespaces.get(&ns_lower));
         let public = index.public.get(&ns_lower);
         let ns = match (own, public) {
             (Some(info), _) => info.name.as_str(),
@@ -138,9 +120,7 @@ impl Cairn {
             }
         }
         let owned = own.is_some() || ns == crate::domain::names::APPLICATION_NAMESPACE;
-        if let Some((owner, _)) =
-            public.filter(|(owner, _)| !owned && !owner.eq_ignore_ascii_case(&req.app_id))
-        {
+        if let Some((owner, _)) = public.filter(|(owner, _)| !owned && !owner.eq_ignore_ascii_case(&req.app_id)) {
             if let Some(r) = load(e, owner, ns, req) {
                 releases.push(r);
             }
@@ -148,10 +128,7 @@ impl Cairn {
         if releases.is_empty() {
             return None;
         }
-        Some(Resolved {
-            releases,
-            namespace: ns.to_string(),
-        })
+        Some(Resolved { releases, namespace: ns.to_string() })
     }
 
     /// Records that the client of `req` was served `resolved` (instance audit).

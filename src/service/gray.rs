@@ -2,9 +2,7 @@
 //! which client instances get the branch release, gray publish, merge and abandon. Every
 //! client-visible change is announced on the parent cluster's watch key.
 
-use crate::domain::model::{
-    Branch, BranchStatus, GrayRuleItem, Item, Namespace, Operation, Release, Stamp,
-};
+use crate::domain::model::{Branch, BranchStatus, GrayRuleItem, Item, Namespace, Operation, Release, Stamp};
 use crate::domain::names;
 use crate::store::{keys, T};
 
@@ -34,45 +32,26 @@ fn overlay(base: &[(String, String)], overlay: &[(String, String)]) -> Vec<(Stri
 }
 
 impl Cairn {
-    fn active_branch(
-        &self,
-        env: &str,
-        app: &str,
-        parent: &str,
-        ns: &str,
-    ) -> Result<Option<Branch>> {
+    fn active_branch(&self, env: &str, app: &str, parent: &str, ns: &str) -> Result<Option<Branch>> {
         Ok(self
             .store
             .get::<Branch>(T::Branches, &keys::branch(env, app, parent, ns))?
             .filter(|b| b.status == BranchStatus::Active))
     }
 
-    fn require_branch(
-        &self,
-        env: &str,
-        app: &str,
-        parent: &str,
-        ns: &str,
-        name: &str,
-    ) -> Result<Branch> {
+    fn require_branch(&self, env: &str, app: &str, parent: &str, ns: &str, name: &str) -> Result<Branch> {
         self.active_branch(env, app, parent, ns)?.filter(|b| b.name == name).ok_or_else(|| {
-            ServiceError::not_found(format!("gray branch '{name}' of namespace '{ns}' in cluster '{parent}' not found in {env}"))
+            ServiceError::not_found(format!(
+                "gray branch '{name}' of namespace '{ns}' in cluster '{parent}' not found in {env}"
+            ))
         })
     }
 
     /// The active gray branch of a namespace, if any.
     pub fn branch(&self, caller: &Caller, at: NsRef<'_>) -> Result<Option<BranchView>> {
-        let NsRef {
-            env,
-            cluster: parent,
-            ..
-        } = at;
+        let NsRef { env, cluster: parent, .. } = at;
         let (app, rec) = self.resolve_ns(at)?;
-        caller.require(Permission::Read {
-            app: &app,
-            ns: &rec.name,
-            env,
-        })?;
+        caller.require(Permission::Read { app: &app, ns: &rec.name, env })?;
         match self.active_branch(env, &app, parent, &rec.name)? {
             None => Ok(None),
             Some(branch) => {
@@ -84,23 +63,12 @@ impl Cairn {
 
     /// Creates the gray branch of a namespace (one per namespace and cluster).
     pub fn create_branch(&self, caller: &Caller, at: NsRef<'_>) -> Result<BranchView> {
-        let NsRef {
-            env,
-            cluster: parent,
-            ..
-        } = at;
+        let NsRef { env, cluster: parent, .. } = at;
         let (app, rec) = self.resolve_ns(at)?;
-        caller.require(Permission::Modify {
-            app: &app,
-            ns: &rec.name,
-            env,
-        })?;
+        caller.require(Permission::Modify { app: &app, ns: &rec.name, env })?;
         let operator = caller.require_operator()?.to_string();
         if self.cluster_record(env, &app, parent)?.parent.is_some() {
-            return Err(ServiceError::invalid(
-                "cluster",
-                "a gray branch cannot have a branch",
-            ));
+            return Err(ServiceError::invalid("cluster", "a gray branch cannot have a branch"));
         }
         let mut c = self.change(&operator);
         if self.active_branch(env, &app, parent, &rec.name)?.is_some() {
@@ -122,81 +90,36 @@ impl Cairn {
             status: BranchStatus::Active,
             stamp: Stamp::new(&operator, c.now),
         };
-        c.ws.put(
-            T::Branches,
-            keys::branch(env, &app, parent, &rec.name),
-            &branch,
-        )?;
-        c.audit(
-            "branch.create",
-            Some(env),
-            &format!("{app}/{parent}/{}", rec.name),
-            branch.name.clone(),
-        )?;
+        c.ws.put(T::Branches, keys::branch(env, &app, parent, &rec.name), &branch)?;
+        c.audit("branch.create", Some(env), &format!("{app}/{parent}/{}", rec.name), branch.name.clone())?;
         c.commit()?;
-        Ok(BranchView {
-            branch,
-            items: Vec::new(),
-        })
+        Ok(BranchView { branch, items: Vec::new() })
     }
 
     /// Abandons a gray branch: its clients go back to the main release.
     pub fn delete_branch(&self, caller: &Caller, at: NsRef<'_>, name: &str) -> Result<()> {
-        let NsRef {
-            env,
-            cluster: parent,
-            ..
-        } = at;
+        let NsRef { env, cluster: parent, .. } = at;
         let (app, rec) = self.resolve_ns(at)?;
-        caller.require(Permission::Release {
-            app: &app,
-            ns: &rec.name,
-            env,
-        })?;
+        caller.require(Permission::Release { app: &app, ns: &rec.name, env })?;
         let operator = caller.require_operator()?.to_string();
         let mut c = self.change(&operator);
         let mut branch = self.require_branch(env, &app, parent, &rec.name, name)?;
         branch.status = BranchStatus::Deleted;
         branch.stamp.touch(&operator, c.now);
-        c.ws.put(
-            T::Branches,
-            keys::branch(env, &app, parent, &rec.name),
-            &branch,
-        )?;
+        c.ws.put(T::Branches, keys::branch(env, &app, parent, &rec.name), &branch)?;
         let mut parent_ns = self.namespace_record(env, &app, parent, &rec.name)?;
         let head = parent_ns.head_release.unwrap_or(0);
-        push_history(
-            &mut c,
-            env,
-            &mut parent_ns,
-            Operation::Abandon,
-            head,
-            head,
-            Some(name),
-        )?;
+        push_history(&mut c, env, &mut parent_ns, Operation::Abandon, head, head, Some(name))?;
         c.message(env, &app, parent, &rec.name)?;
-        c.audit(
-            "branch.delete",
-            Some(env),
-            &format!("{app}/{parent}/{}", rec.name),
-            name,
-        )?;
+        c.audit("branch.delete", Some(env), &format!("{app}/{parent}/{}", rec.name), name)?;
         c.commit()
     }
 
     /// The rules of a gray branch.
     pub fn branch_rules(&self, caller: &Caller, at: NsRef<'_>, name: &str) -> Result<Branch> {
-        let NsRef {
-            env,
-            cluster: parent,
-            ..
-        } = at;
+        let NsRef { env, cluster: parent, .. } = at;
         let (app, rec) = self.resolve_ns(at)?;
-        caller.require(Permission::Read {
-            app: &app,
-            ns: &rec.name,
-            env,
-        })?;
+        caller.require(Permission::Read { app: &app, ns: &rec.name, env })?;
         self.require_branch(env, &app, parent, &rec.name, name)
     }
 
@@ -208,54 +131,26 @@ impl Cairn {
         name: &str,
         rules: Vec<GrayRuleItem>,
     ) -> Result<()> {
-        let NsRef {
-            env,
-            cluster: parent,
-            ..
-        } = at;
+        let NsRef { env, cluster: parent, .. } = at;
         let (app, rec) = self.resolve_ns(at)?;
-        caller.require(Permission::Release {
-            app: &app,
-            ns: &rec.name,
-            env,
-        })?;
+        caller.require(Permission::Release { app: &app, ns: &rec.name, env })?;
         let operator = caller.require_operator()?.to_string();
         for r in &rules {
             names::check_app_id(&r.client_app_id)?;
             if r.client_ip_list.len() + r.client_label_list.len() > 1000 {
-                return Err(ServiceError::invalid(
-                    "ruleItems",
-                    "at most 1000 ips and labels per rule",
-                ));
+                return Err(ServiceError::invalid("ruleItems", "at most 1000 ips and labels per rule"));
             }
         }
         let mut c = self.change(&operator);
         let mut branch = self.require_branch(env, &app, parent, &rec.name, name)?;
         branch.rules = rules;
         branch.stamp.touch(&operator, c.now);
-        c.ws.put(
-            T::Branches,
-            keys::branch(env, &app, parent, &rec.name),
-            &branch,
-        )?;
+        c.ws.put(T::Branches, keys::branch(env, &app, parent, &rec.name), &branch)?;
         let mut parent_ns = self.namespace_record(env, &app, parent, &rec.name)?;
         let head = parent_ns.head_release.unwrap_or(0);
-        push_history(
-            &mut c,
-            env,
-            &mut parent_ns,
-            Operation::GrayRulesChange,
-            head,
-            head,
-            Some(name),
-        )?;
+        push_history(&mut c, env, &mut parent_ns, Operation::GrayRulesChange, head, head, Some(name))?;
         c.message(env, &app, parent, &rec.name)?;
-        c.audit(
-            "branch.rules",
-            Some(env),
-            &format!("{app}/{parent}/{}", rec.name),
-            name,
-        )?;
+        c.audit("branch.rules", Some(env), &format!("{app}/{parent}/{}", rec.name), name)?;
         c.commit()
     }
 
@@ -269,17 +164,9 @@ impl Cairn {
         input: ReleaseInput,
         delete_keys: &[String],
     ) -> Result<Release> {
-        let NsRef {
-            env,
-            cluster: parent,
-            ..
-        } = at;
+        let NsRef { env, cluster: parent, .. } = at;
         let (app, rec) = self.resolve_ns(at)?;
-        caller.require(Permission::Release {
-            app: &app,
-            ns: &rec.name,
-            env,
-        })?;
+        caller.require(Permission::Release { app: &app, ns: &rec.name, env })?;
         let operator = caller.require_operator()?.to_string();
         input.validate()?;
         let mut c = self.change(&operator);
@@ -287,10 +174,7 @@ impl Cairn {
         let branch_ns = self.namespace_record(env, &app, name, &rec.name)?;
         self.check_four_eyes(env, &branch_ns, &operator, input.emergency)?;
         let base = self.parent_configurations(env, &app, parent, &rec.name)?;
-        let mut configurations = overlay(
-            &base,
-            &configurations_of(&self.items_of(env, &app, name, &rec.name)?),
-        );
+        let mut configurations = overlay(&base, &configurations_of(&self.items_of(env, &app, name, &rec.name)?));
         configurations.retain(|(k, _)| !delete_keys.contains(k));
         let release = write_release(
             &mut c,
@@ -304,30 +188,15 @@ impl Cairn {
                 message_cluster: parent,
             },
         )?;
-        c.audit(
-            "branch.publish",
-            Some(env),
-            &format!("{app}/{parent}/{}", rec.name),
-            release.release_key.clone(),
-        )?;
+        c.audit("branch.publish", Some(env), &format!("{app}/{parent}/{}", rec.name), release.release_key.clone())?;
         c.commit()?;
         Ok(release)
     }
 
-    fn parent_configurations(
-        &self,
-        env: &str,
-        app: &str,
-        parent: &str,
-        ns: &str,
-    ) -> Result<Vec<(String, String)>> {
+    fn parent_configurations(&self, env: &str, app: &str, parent: &str, ns: &str) -> Result<Vec<(String, String)>> {
         let parent_ns: Namespace = self.namespace_record(env, app, parent, ns)?;
         Ok(match parent_ns.head_release {
-            Some(id) => self
-                .store
-                .get_release(env, id)?
-                .map(|r| r.configurations)
-                .unwrap_or_default(),
+            Some(id) => self.store.get_release(env, id)?.map(|r| r.configurations).unwrap_or_default(),
             None => Vec::new(),
         })
     }
@@ -342,17 +211,9 @@ impl Cairn {
         input: ReleaseInput,
         delete_branch: bool,
     ) -> Result<Release> {
-        let NsRef {
-            env,
-            cluster: parent,
-            ..
-        } = at;
+        let NsRef { env, cluster: parent, .. } = at;
         let (app, rec) = self.resolve_ns(at)?;
-        caller.require(Permission::Release {
-            app: &app,
-            ns: &rec.name,
-            env,
-        })?;
+        caller.require(Permission::Release { app: &app, ns: &rec.name, env })?;
         let operator = caller.require_operator()?.to_string();
         input.validate()?;
         let mut c = self.change(&operator);
@@ -371,11 +232,7 @@ impl Cairn {
                     });
                     pi.value = bi.value;
                     pi.stamp.touch(&operator, c.now);
-                    c.ws.put(
-                        T::Items,
-                        keys::item(env, &app, parent, &rec.name, &pi.key),
-                        &*pi,
-                    )?;
+                    c.ws.put(T::Items, keys::item(env, &app, parent, &rec.name, &pi.key), &*pi)?;
                 }
                 None => {
                     next_line += 1;
@@ -384,16 +241,8 @@ impl Cairn {
                         old: None,
                         new: Some(bi.value.clone()),
                     });
-                    let item = Item {
-                        line_num: next_line,
-                        stamp: Stamp::new(&operator, c.now),
-                        ..bi
-                    };
-                    c.ws.put(
-                        T::Items,
-                        keys::item(env, &app, parent, &rec.name, &item.key),
-                        &item,
-                    )?;
+                    let item = Item { line_num: next_line, stamp: Stamp::new(&operator, c.now), ..bi };
+                    c.ws.put(T::Items, keys::item(env, &app, parent, &rec.name, &item.key), &item)?;
                     parent_items.push(item);
                 }
             }
@@ -404,11 +253,7 @@ impl Cairn {
         if delete_branch {
             branch.status = BranchStatus::Merged;
             branch.stamp.touch(&operator, c.now);
-            c.ws.put(
-                T::Branches,
-                keys::branch(env, &app, parent, &rec.name),
-                &branch,
-            )?;
+            c.ws.put(T::Branches, keys::branch(env, &app, parent, &rec.name), &branch)?;
         }
         // The merge itself is the review; four-eyes applies to the gray publish before it.
         let mut parent_ns = parent_ns;
@@ -425,12 +270,7 @@ impl Cairn {
                 message_cluster: parent,
             },
         )?;
-        c.audit(
-            "branch.merge",
-            Some(env),
-            &format!("{app}/{parent}/{}", rec.name),
-            release.release_key.clone(),
-        )?;
+        c.audit("branch.merge", Some(env), &format!("{app}/{parent}/{}", rec.name), release.release_key.clone())?;
         c.commit()?;
         Ok(release)
     }

@@ -38,13 +38,7 @@ impl Served {
 
 /// Renders ordered pairs as a JSON object, keeping their order.
 pub fn ordered_json(pairs: &[(String, String)]) -> String {
-    let mut out = String::with_capacity(
-        pairs
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + 6)
-            .sum::<usize>()
-            + 2,
-    );
+    let mut out = String::with_capacity(pairs.iter().map(|(k, v)| k.len() + v.len() + 6).sum::<usize>() + 2);
     out.push('{');
     for (i, (k, v)) in pairs.iter().enumerate() {
         if i > 0 {
@@ -127,11 +121,7 @@ impl Index {
     /// public namespace of any app, else unchanged.
     pub fn normalize_namespace(&self, app: &str, ns: &str) -> String {
         let lower = ns.to_ascii_lowercase();
-        if let Some(info) = self
-            .apps
-            .get(&app.to_ascii_lowercase())
-            .and_then(|a| a.namespaces.get(&lower))
-        {
+        if let Some(info) = self.apps.get(&app.to_ascii_lowercase()).and_then(|a| a.namespaces.get(&lower)) {
             return info.name.clone();
         }
         if let Some((_, name)) = self.public.get(&lower) {

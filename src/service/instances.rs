@@ -30,16 +30,11 @@ impl InstanceRecorder {
     /// Starts the writer thread.
     pub(crate) fn start(store: Arc<Store>) -> InstanceRecorder {
         let (tx, rx) = sync_channel(10_000);
-        let spawned = std::thread::Builder::new()
-            .name("cairn-instances".into())
-            .spawn(move || writer(store, rx));
+        let spawned = std::thread::Builder::new().name("cairn-instances".into()).spawn(move || writer(store, rx));
         if let Err(e) = spawned {
             tracing::error!(error = %e, "could not start the instance-audit writer; instances will not be recorded");
         }
-        InstanceRecorder {
-            seen: Mutex::new(HashMap::new()),
-            tx,
-        }
+        InstanceRecorder { seen: Mutex::new(HashMap::new()), tx }
     }
 
     /// Notes that `rec` was served; cheap when nothing changed.
@@ -47,36 +42,21 @@ impl InstanceRecorder {
         let key = {
             use std::hash::{Hash, Hasher};
             let mut h = std::collections::hash_map::DefaultHasher::new();
-            (
-                env,
-                &rec.app_id,
-                &rec.cluster,
-                &rec.data_center,
-                &rec.ip,
-                &rec.config_app_id,
-                &rec.config_namespace,
-            )
+            (env, &rec.app_id, &rec.cluster, &rec.data_center, &rec.ip, &rec.config_app_id, &rec.config_namespace)
                 .hash(&mut h);
             h.finish()
         };
         {
             let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
             match seen.get_mut(&key) {
-                Some((release, at))
-                    if *release == rec.release_key && rec.last_seen - *at < REFRESH_MS =>
-                {
-                    return
-                }
+                Some((release, at)) if *release == rec.release_key && rec.last_seen - *at < REFRESH_MS => return,
                 Some(slot) => *slot = (rec.release_key.clone(), rec.last_seen),
                 None => {
                     seen.insert(key, (rec.release_key.clone(), rec.last_seen));
                 }
             }
         }
-        if let Err(TrySendError::Full(_)) = self
-            .tx
-            .try_send(Job::Record(env.to_string(), Box::new(rec)))
-        {
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(Job::Record(env.to_string(), Box::new(rec))) {
             tracing::debug!("instance-audit queue full; record dropped");
         }
     }
@@ -113,9 +93,7 @@ fn writer(store: Arc<Store>, rx: Receiver<Job>) {
                     }
                 }
                 let mut ws = WriteSet::new();
-                let result = ws
-                    .put(T::Instances, key, &rec)
-                    .and_then(|_| store.commit(ws, false));
+                let result = ws.put(T::Instances, key, &rec).and_then(|_| store.commit(ws, false));
                 if let Err(e) = result {
                     tracing::warn!(error = %e, "could not record a client instance");
                 }
@@ -126,17 +104,8 @@ fn writer(store: Arc<Store>, rx: Receiver<Job>) {
 
 impl super::Cairn {
     /// Instances seen in the last 25 hours fetching a namespace of `app` (any client app).
-    pub fn instances(
-        &self,
-        caller: &super::Caller,
-        at: super::NsRef<'_>,
-    ) -> super::Result<Vec<InstanceConfig>> {
-        let super::NsRef {
-            env,
-            app,
-            cluster,
-            ns,
-        } = at;
+    pub fn instances(&self, caller: &super::Caller, at: super::NsRef<'_>) -> super::Result<Vec<InstanceConfig>> {
+        let super::NsRef { env, app, cluster, ns } = at;
         caller.require(super::auth::Permission::Read { app, ns, env })?;
         self.instances.flush();
         let since = crate::domain::time::now_ms() - LIVE_WINDOW_MS;
@@ -148,8 +117,7 @@ impl super::Cairn {
             .filter(|i| {
                 i.config_app_id.eq_ignore_ascii_case(app)
                     && i.config_namespace.eq_ignore_ascii_case(ns)
-                    && (i.config_cluster.eq_ignore_ascii_case(cluster)
-                        || i.cluster.eq_ignore_ascii_case(cluster))
+                    && (i.config_cluster.eq_ignore_ascii_case(cluster) || i.cluster.eq_ignore_ascii_case(cluster))
                     && i.last_seen >= since
             })
             .collect())

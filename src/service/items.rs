@@ -46,40 +46,24 @@ impl Cairn {
         if key_len > self.settings.key_max {
             return Err(ServiceError::invalid(
                 "key",
-                format!(
-                    "is {key_len} characters; at most {} are allowed",
-                    self.settings.key_max
-                ),
+                format!("is {key_len} characters; at most {} are allowed", self.settings.key_max),
             ));
         }
         let value_len = input.value.chars().count();
         if value_len > self.settings.value_max {
             return Err(ServiceError::invalid(
                 "value",
-                format!(
-                    "is {value_len} characters; at most {} are allowed",
-                    self.settings.value_max
-                ),
+                format!("is {value_len} characters; at most {} are allowed", self.settings.value_max),
             ));
         }
-        if input
-            .comment
-            .as_deref()
-            .is_some_and(|c| c.chars().count() > 256)
-        {
-            return Err(ServiceError::invalid(
-                "comment",
-                "must be at most 256 characters",
-            ));
+        if input.comment.as_deref().is_some_and(|c| c.chars().count() > 256) {
+            return Err(ServiceError::invalid("comment", "must be at most 256 characters"));
         }
         if format.is_file() {
             if input.key != CONTENT_KEY {
                 return Err(ServiceError::invalid(
                     "key",
-                    format!(
-                        "a {} namespace holds one item whose key is 'content'",
-                        format.as_str()
-                    ),
+                    format!("a {} namespace holds one item whose key is 'content'", format.as_str()),
                 ));
             }
             format.validate(&input.value)?;
@@ -104,67 +88,29 @@ impl Cairn {
     pub fn item(&self, caller: &Caller, at: NsRef<'_>, key: &str) -> Result<Item> {
         let NsRef { env, cluster, .. } = at;
         let (app, rec) = self.resolve_ns(at)?;
-        caller.require(Permission::Read {
-            app: &app,
-            ns: &rec.name,
-            env,
-        })?;
+        caller.require(Permission::Read { app: &app, ns: &rec.name, env })?;
         self.store
             .get(T::Items, &keys::item(env, &app, cluster, &rec.name, key))?
-            .ok_or_else(|| {
-                ServiceError::not_found(format!(
-                    "item '{key}' not found in namespace '{}'",
-                    rec.name
-                ))
-            })
+            .ok_or_else(|| ServiceError::not_found(format!("item '{key}' not found in namespace '{}'", rec.name)))
     }
 
     /// A page of draft items (page from 0; size clamped to 1..=500).
-    pub fn item_page(
-        &self,
-        caller: &Caller,
-        at: NsRef<'_>,
-        page: usize,
-        size: usize,
-    ) -> Result<ItemPage> {
+    pub fn item_page(&self, caller: &Caller, at: NsRef<'_>, page: usize, size: usize) -> Result<ItemPage> {
         let NsRef { env, cluster, .. } = at;
         let (app, rec) = self.resolve_ns(at)?;
-        caller.require(Permission::Read {
-            app: &app,
-            ns: &rec.name,
-            env,
-        })?;
+        caller.require(Permission::Read { app: &app, ns: &rec.name, env })?;
         let all = self.items_of(env, &app, cluster, &rec.name)?;
         let size = size.clamp(1, 500);
         let total = all.len();
-        let items = all
-            .into_iter()
-            .skip(page.saturating_mul(size))
-            .take(size)
-            .collect();
-        Ok(ItemPage {
-            items,
-            page,
-            size,
-            total,
-        })
+        let items = all.into_iter().skip(page.saturating_mul(size)).take(size).collect();
+        Ok(ItemPage { items, page, size, total })
     }
 
     /// Creates or updates one item, as `mode` allows.
-    pub fn upsert_item(
-        &self,
-        caller: &Caller,
-        at: NsRef<'_>,
-        input: ItemInput,
-        mode: Upsert,
-    ) -> Result<Item> {
+    pub fn upsert_item(&self, caller: &Caller, at: NsRef<'_>, input: ItemInput, mode: Upsert) -> Result<Item> {
         let NsRef { env, cluster, .. } = at;
         let (app, rec) = self.resolve_ns(at)?;
-        caller.require(Permission::Modify {
-            app: &app,
-            ns: &rec.name,
-            env,
-        })?;
+        caller.require(Permission::Modify { app: &app, ns: &rec.name, env })?;
         let operator = caller.require_operator()?.to_string();
         let def = self.app_namespace(&app, &rec.name)?;
         self.validate_item(def.format, &input)?;
@@ -187,11 +133,8 @@ impl Cairn {
                 )))
             }
             (Some(mut old), _) => {
-                let change = ItemChange {
-                    key: input.key.clone(),
-                    old: Some(old.value.clone()),
-                    new: Some(input.value.clone()),
-                };
+                let change =
+                    ItemChange { key: input.key.clone(), old: Some(old.value.clone()), new: Some(input.value.clone()) };
                 old.value = input.value;
                 if let Some(comment) = input.comment {
                     old.comment = comment;
@@ -201,18 +144,9 @@ impl Cairn {
                 old
             }
             (None, _) => {
-                let line_num = self
-                    .items_of(env, &app, cluster, &rec.name)?
-                    .iter()
-                    .map(|i| i.line_num)
-                    .max()
-                    .unwrap_or(0)
-                    + 1;
-                let change = ItemChange {
-                    key: input.key.clone(),
-                    old: None,
-                    new: Some(input.value.clone()),
-                };
+                let line_num =
+                    self.items_of(env, &app, cluster, &rec.name)?.iter().map(|i| i.line_num).max().unwrap_or(0) + 1;
+                let change = ItemChange { key: input.key.clone(), old: None, new: Some(input.value.clone()) };
                 record_edit(&mut c, env, &rec, vec![change])?;
                 Item {
                     key: input.key,
@@ -224,12 +158,7 @@ impl Cairn {
             }
         };
         c.ws.put(T::Items, item_key, &item)?;
-        c.audit(
-            "item.save",
-            Some(env),
-            &format!("{app}/{cluster}/{}/{}", rec.name, item.key),
-            "",
-        )?;
+        c.audit("item.save", Some(env), &format!("{app}/{cluster}/{}/{}", rec.name, item.key), "")?;
         c.commit()?;
         Ok(item)
     }
@@ -238,71 +167,33 @@ impl Cairn {
     pub fn delete_item(&self, caller: &Caller, at: NsRef<'_>, key: &str) -> Result<()> {
         let NsRef { env, cluster, .. } = at;
         let (app, rec) = self.resolve_ns(at)?;
-        caller.require(Permission::Modify {
-            app: &app,
-            ns: &rec.name,
-            env,
-        })?;
+        caller.require(Permission::Modify { app: &app, ns: &rec.name, env })?;
         let operator = caller.require_operator()?.to_string();
         let mut c = self.change(&operator);
         let rec = self.namespace_record(env, &app, cluster, &rec.name)?;
         self.check_edit_lock(env, &rec, &operator)?;
         let item_key = keys::item(env, &app, cluster, &rec.name, key);
-        let old: Item = self.store.get(T::Items, &item_key)?.ok_or_else(|| {
-            ServiceError::not_found(format!(
-                "item '{key}' not found in namespace '{}'",
-                rec.name
-            ))
-        })?;
+        let old: Item = self
+            .store
+            .get(T::Items, &item_key)?
+            .ok_or_else(|| ServiceError::not_found(format!("item '{key}' not found in namespace '{}'", rec.name)))?;
         c.ws.delete(T::Items, item_key);
-        record_edit(
-            &mut c,
-            env,
-            &rec,
-            vec![ItemChange {
-                key: key.to_string(),
-                old: Some(old.value),
-                new: None,
-            }],
-        )?;
-        c.audit(
-            "item.delete",
-            Some(env),
-            &format!("{app}/{cluster}/{}/{key}", rec.name),
-            "",
-        )?;
+        record_edit(&mut c, env, &rec, vec![ItemChange { key: key.to_string(), old: Some(old.value), new: None }])?;
+        c.audit("item.delete", Some(env), &format!("{app}/{cluster}/{}/{key}", rec.name), "")?;
         c.commit()
     }
 }
 
 /// Adds a commit-log entry and marks the operator as a draft editor.
-pub(crate) fn record_edit(
-    c: &mut Change<'_>,
-    env: &str,
-    rec: &Namespace,
-    changes: Vec<ItemChange>,
-) -> Result<()> {
+pub(crate) fn record_edit(c: &mut Change<'_>, env: &str, rec: &Namespace, changes: Vec<ItemChange>) -> Result<()> {
     let id = c.next_id("commit")?;
-    let commit = Commit {
-        id,
-        operator: c.actor.clone(),
-        time: c.now,
-        changes,
-    };
-    c.ws.put(
-        T::Commits,
-        keys::commit(env, &rec.app_id, &rec.cluster, &rec.name, id),
-        &commit,
-    )?;
+    let commit = Commit { id, operator: c.actor.clone(), time: c.now, changes };
+    c.ws.put(T::Commits, keys::commit(env, &rec.app_id, &rec.cluster, &rec.name, id), &commit)?;
     let mut ns = rec.clone();
     if !ns.draft_editors.contains(&c.actor) {
         ns.draft_editors.push(c.actor.clone());
     }
     ns.stamp.touch(&c.actor, c.now);
-    c.ws.put(
-        T::Namespaces,
-        keys::namespace(env, &rec.app_id, &rec.cluster, &rec.name),
-        &ns,
-    )?;
+    c.ws.put(T::Namespaces, keys::namespace(env, &rec.app_id, &rec.cluster, &rec.name), &ns)?;
     Ok(())
 }

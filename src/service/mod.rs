@@ -135,21 +135,15 @@ impl Cairn {
     }
 
     fn read_index(&self) -> RwLockReadGuard<'_, index::Index> {
-        self.index
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.index.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write_index(&self) -> RwLockWriteGuard<'_, index::Index> {
-        self.index
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.index.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn lock_writes(&self) -> MutexGuard<'_, ()> {
-        self.write_lock
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.write_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Wakes every held long poll with "not modified" and refuses new holds (shutdown).

@@ -32,28 +32,16 @@ pub struct NamespaceView {
 impl Cairn {
     /// The definition of `ns` as seen by `app`: its own, else the public one.
     pub fn app_namespace(&self, app: &str, ns: &str) -> Result<AppNamespace> {
-        if let Some(own) = self
-            .store
-            .get::<AppNamespace>(T::AppNamespaces, &keys::app_namespace(app, ns))?
-        {
+        if let Some(own) = self.store.get::<AppNamespace>(T::AppNamespaces, &keys::app_namespace(app, ns))? {
             return Ok(own);
         }
-        let owner = self
-            .read_index()
-            .public
-            .get(&ns.to_ascii_lowercase())
-            .cloned();
+        let owner = self.read_index().public.get(&ns.to_ascii_lowercase()).cloned();
         if let Some((owner, name)) = owner {
-            if let Some(def) = self
-                .store
-                .get::<AppNamespace>(T::AppNamespaces, &keys::app_namespace(&owner, &name))?
-            {
+            if let Some(def) = self.store.get::<AppNamespace>(T::AppNamespaces, &keys::app_namespace(&owner, &name))? {
                 return Ok(def);
             }
         }
-        Err(ServiceError::not_found(format!(
-            "namespace '{ns}' is not defined for app '{app}'"
-        )))
+        Err(ServiceError::not_found(format!("namespace '{ns}' is not defined for app '{app}'")))
     }
 
     /// Every app namespace of an app.
@@ -67,25 +55,16 @@ impl Cairn {
     }
 
     /// Creates an app namespace and an instance of it in every cluster of the app in every env.
-    pub fn create_app_namespace(
-        &self,
-        caller: &Caller,
-        app: &str,
-        new: NewAppNamespace,
-    ) -> Result<AppNamespace> {
+    pub fn create_app_namespace(&self, caller: &Caller, app: &str, new: NewAppNamespace) -> Result<AppNamespace> {
         let app_rec = self.app(app)?;
         let app = app_rec.app_id.clone();
         caller.require(Permission::AppMaster { app: &app })?;
         names::check_namespace(&new.name)?;
         if new.comment.chars().count() > 256 {
-            return Err(ServiceError::invalid(
-                "comment",
-                "must be at most 256 characters",
-            ));
+            return Err(ServiceError::invalid("comment", "must be at most 256 characters"));
         }
         let mut name = new.name.clone();
-        if new.is_public && new.append_prefix && !name.starts_with(&format!("{}.", app_rec.org_id))
-        {
+        if new.is_public && new.append_prefix && !name.starts_with(&format!("{}.", app_rec.org_id)) {
             name = format!("{}.{}", app_rec.org_id, name);
         }
         if new.format.is_file() && Format::of_namespace(&name) != new.format {
@@ -96,14 +75,9 @@ impl Cairn {
         {
             let index = self.read_index();
             let lower = name.to_ascii_lowercase();
-            let own = index
-                .apps
-                .get(&app.to_ascii_lowercase())
-                .is_some_and(|a| a.namespaces.contains_key(&lower));
+            let own = index.apps.get(&app.to_ascii_lowercase()).is_some_and(|a| a.namespaces.contains_key(&lower));
             if own || (new.is_public && index.public.contains_key(&lower)) {
-                return Err(ServiceError::AlreadyExists(format!(
-                    "namespace '{name}' already exists"
-                )));
+                return Err(ServiceError::AlreadyExists(format!("namespace '{name}' already exists")));
             }
         }
         let def = AppNamespace {
@@ -116,20 +90,11 @@ impl Cairn {
         };
         c.ws.put(T::AppNamespaces, keys::app_namespace(&app, &name), &def)?;
         for env in self.settings.envs.clone() {
-            for cluster in self
-                .clusters(&env, &app)?
-                .into_iter()
-                .filter(|c| c.parent.is_none())
-            {
+            for cluster in self.clusters(&env, &app)?.into_iter().filter(|c| c.parent.is_none()) {
                 put_namespace(&mut c, &env, &app, &cluster.name, &name)?;
             }
         }
-        c.audit(
-            "app_namespace.create",
-            None,
-            &format!("{app}/{name}"),
-            def.format.as_str(),
-        )?;
+        c.audit("app_namespace.create", None, &format!("{app}/{name}"), def.format.as_str())?;
         c.touch_apps();
         c.commit()?;
         Ok(def)
@@ -137,14 +102,7 @@ impl Cairn {
 
     /// Creates the instance of an existing app namespace — the app's own or another app's
     /// public one (association) — in a cluster.
-    pub fn link_namespace(
-        &self,
-        caller: &Caller,
-        env: &str,
-        app: &str,
-        cluster: &str,
-        ns: &str,
-    ) -> Result<Namespace> {
+    pub fn link_namespace(&self, caller: &Caller, env: &str, app: &str, cluster: &str, ns: &str) -> Result<Namespace> {
         let app = self.app(app)?.app_id;
         caller.require(Permission::AppMaster { app: &app })?;
         self.cluster_record(env, &app, cluster)?;
@@ -156,49 +114,31 @@ impl Cairn {
             ));
         }
         let mut c = self.change(&caller.operator);
-        if self.store.contains(
-            T::Namespaces,
-            &keys::namespace(env, &app, cluster, &def.name),
-        )? {
+        if self.store.contains(T::Namespaces, &keys::namespace(env, &app, cluster, &def.name))? {
             return Err(ServiceError::AlreadyExists(format!(
                 "namespace '{}' already exists in cluster '{cluster}' of app '{app}' in {env}",
                 def.name
             )));
         }
         let created = put_namespace(&mut c, env, &app, cluster, &def.name)?;
-        c.audit(
-            "namespace.link",
-            Some(env),
-            &format!("{app}/{cluster}/{}", def.name),
-            "",
-        )?;
+        c.audit("namespace.link", Some(env), &format!("{app}/{cluster}/{}", def.name), "")?;
         c.commit()?;
         Ok(created)
     }
 
     /// The namespace instance record, NotFound otherwise.
-    pub(crate) fn namespace_record(
-        &self,
-        env: &str,
-        app: &str,
-        cluster: &str,
-        ns: &str,
-    ) -> Result<Namespace> {
-        self.store
-            .get(T::Namespaces, &keys::namespace(env, app, cluster, ns))?
-            .ok_or_else(|| {
-                ServiceError::not_found(format!(
-                    "namespace '{ns}' not found in cluster '{cluster}' of app '{app}' in {env}"
-                ))
-            })
+    pub(crate) fn namespace_record(&self, env: &str, app: &str, cluster: &str, ns: &str) -> Result<Namespace> {
+        self.store.get(T::Namespaces, &keys::namespace(env, app, cluster, ns))?.ok_or_else(|| {
+            ServiceError::not_found(format!(
+                "namespace '{ns}' not found in cluster '{cluster}' of app '{app}' in {env}"
+            ))
+        })
     }
 
     /// Resolves the canonical (app, namespace) of a path and checks the app exists.
     pub(crate) fn resolve_ns(&self, at: NsRef<'_>) -> Result<(String, Namespace)> {
         let app = self.app(at.app)?.app_id;
-        let ns = self
-            .read_index()
-            .normalize_namespace(&app, names::strip_properties_suffix(at.ns));
+        let ns = self.read_index().normalize_namespace(&app, names::strip_properties_suffix(at.ns));
         let rec = self.namespace_record(at.env, &app, at.cluster, &ns)?;
         Ok((app, rec))
     }
@@ -219,46 +159,24 @@ impl Cairn {
     pub fn namespace(&self, caller: &Caller, at: NsRef<'_>) -> Result<NamespaceView> {
         let env = at.env;
         let (app, rec) = self.resolve_ns(at)?;
-        caller.require(Permission::Read {
-            app: &app,
-            ns: &rec.name,
-            env,
-        })?;
+        caller.require(Permission::Read { app: &app, ns: &rec.name, env })?;
         self.view(env, rec)
     }
 
     fn view(&self, env: &str, rec: Namespace) -> Result<NamespaceView> {
         let definition = self.app_namespace(&rec.app_id, &rec.name)?;
         let items = self.items_of(env, &rec.app_id, &rec.cluster, &rec.name)?;
-        Ok(NamespaceView {
-            env: env.to_string(),
-            definition,
-            namespace: rec,
-            items,
-        })
+        Ok(NamespaceView { env: env.to_string(), definition, namespace: rec, items })
     }
 
     /// Every namespace of a cluster the caller may read.
-    pub fn list_namespaces(
-        &self,
-        caller: &Caller,
-        env: &str,
-        app: &str,
-        cluster: &str,
-    ) -> Result<Vec<NamespaceView>> {
+    pub fn list_namespaces(&self, caller: &Caller, env: &str, app: &str, cluster: &str) -> Result<Vec<NamespaceView>> {
         let app = self.app(app)?.app_id;
         caller.require(Permission::SeeApp { app: &app })?;
         self.cluster_record(env, &app, cluster)?;
         let mut out = Vec::new();
-        for (_, rec) in self
-            .store
-            .scan::<Namespace>(T::Namespaces, &keys::namespaces_of(env, &app, cluster))?
-        {
-            if caller.can(Permission::Read {
-                app: &app,
-                ns: &rec.name,
-                env,
-            }) {
+        for (_, rec) in self.store.scan::<Namespace>(T::Namespaces, &keys::namespaces_of(env, &app, cluster))? {
+            if caller.can(Permission::Read { app: &app, ns: &rec.name, env }) {
                 out.push(self.view(env, rec)?);
             }
         }
@@ -269,16 +187,8 @@ impl Cairn {
     pub fn lock_owner(&self, caller: &Caller, at: NsRef<'_>) -> Result<(String, Option<String>)> {
         let env = at.env;
         let (app, rec) = self.resolve_ns(at)?;
-        caller.require(Permission::Read {
-            app: &app,
-            ns: &rec.name,
-            env,
-        })?;
-        let owner = if self.settings.four_eyes_envs.contains(env) {
-            rec.draft_editors.first().cloned()
-        } else {
-            None
-        };
+        caller.require(Permission::Read { app: &app, ns: &rec.name, env })?;
+        let owner = if self.settings.four_eyes_envs.contains(env) { rec.draft_editors.first().cloned() } else { None };
         Ok((rec.name, owner))
     }
 

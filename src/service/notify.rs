@@ -38,12 +38,7 @@ impl Notifier {
 
     pub(crate) fn publish(&self, env: String, content: String, id: i64) {
         // No receivers is fine: nobody is polling.
-        let _ = self.tx.send(Arc::new(Message {
-            env,
-            content,
-            id,
-            at: std::time::Instant::now(),
-        }));
+        let _ = self.tx.send(Arc::new(Message { env, content, id, at: std::time::Instant::now() }));
     }
 
     pub(crate) fn shut_down(&self) {
@@ -111,8 +106,7 @@ impl Cairn {
         let index = self.read_index();
         let mut namespaces: Vec<(String, String, i64, Vec<String>)> = Vec::new();
         for e in req.entries.iter().filter(|e| !e.namespace.is_empty()) {
-            let normalized =
-                index.normalize_namespace(&req.app_id, strip_properties_suffix(&e.namespace));
+            let normalized = index.normalize_namespace(&req.app_id, strip_properties_suffix(&e.namespace));
             match namespaces.iter_mut().find(|n| n.0 == normalized) {
                 // Two spellings of one namespace: keep the smaller id so the stale one updates.
                 Some(existing) if e.notification_id < existing.2 => {
@@ -121,13 +115,7 @@ impl Cairn {
                 }
                 Some(_) => {}
                 None => {
-                    let keys = watch_keys(
-                        &index,
-                        &req.app_id,
-                        &req.cluster,
-                        req.data_center.as_deref(),
-                        &normalized,
-                    );
+                    let keys = watch_keys(&index, &req.app_id, &req.cluster, req.data_center.as_deref(), &normalized);
                     namespaces.push((normalized, e.namespace.clone(), e.notification_id, keys));
                 }
             }
@@ -150,23 +138,12 @@ impl Cairn {
         };
         let mut out = Vec::new();
         for (_, original, client_id, keys) in &watch.namespaces {
-            let details: Vec<(String, i64)> = keys
-                .iter()
-                .filter_map(|k| e.messages.get(k))
-                .map(|(id, content)| (content.clone(), *id))
-                .collect();
+            let details: Vec<(String, i64)> =
+                keys.iter().filter_map(|k| e.messages.get(k)).map(|(id, content)| (content.clone(), *id)).collect();
             let latest = details.iter().map(|(_, id)| *id).max().unwrap_or(-1);
-            let behind = if legacy {
-                latest != *client_id && latest >= 0
-            } else {
-                latest > *client_id
-            };
+            let behind = if legacy { latest != *client_id && latest >= 0 } else { latest > *client_id };
             if behind {
-                out.push(Changed {
-                    namespace: original.clone(),
-                    notification_id: latest,
-                    details,
-                });
+                out.push(Changed { namespace: original.clone(), notification_id: latest, details });
             }
         }
         out
@@ -174,12 +151,7 @@ impl Cairn {
 
     /// Answers a poll: at once when any namespace is behind, else when a watched release
     /// message arrives, else `None` after `hold` (or at shutdown).
-    pub async fn poll(
-        &self,
-        req: &PollRequest,
-        hold: Duration,
-        legacy: bool,
-    ) -> Option<Vec<Changed>> {
+    pub async fn poll(&self, req: &PollRequest, hold: Duration, legacy: bool) -> Option<Vec<Changed>> {
         // Subscribe before checking, so a message committed in between is not missed.
         let mut rx = self.notifier.tx.subscribe();
         let mut shutdown = self.notifier.shutdown.subscribe();
@@ -234,18 +206,13 @@ struct HeldGuard<'a>(&'a Cairn);
 
 impl<'a> HeldGuard<'a> {
     fn new(c: &'a Cairn) -> Self {
-        c.metrics
-            .long_polls_held
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        c.metrics.long_polls_held.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         HeldGuard(c)
     }
 }
 
 impl Drop for HeldGuard<'_> {
     fn drop(&mut self) {
-        self.0
-            .metrics
-            .long_polls_held
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.0.metrics.long_polls_held.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -2,9 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::domain::model::{
-    AccessKey, App, AppNamespace, Branch, BranchStatus, Cluster, Namespace,
-};
+use crate::domain::model::{AccessKey, App, AppNamespace, Branch, BranchStatus, Cluster, Namespace};
 use crate::store::{keys, T};
 
 use super::index::{live_key, AppInfo, GrayLive, Index, Live, NsInfo, Served};
@@ -22,14 +20,10 @@ impl Cairn {
             }
             let e = index.envs.entry(env.clone()).or_default();
             for (_, (id, content)) in self.store.scan::<(i64, String)>(T::Messages, &prefix)? {
-                e.messages
-                    .insert(content.to_ascii_lowercase(), (id, content));
+                e.messages.insert(content.to_ascii_lowercase(), (id, content));
             }
             for (_, key) in self.store.scan::<AccessKey>(T::AccessKeys, &prefix)? {
-                e.access_keys
-                    .entry(key.app_id.to_ascii_lowercase())
-                    .or_default()
-                    .push(key);
+                e.access_keys.entry(key.app_id.to_ascii_lowercase()).or_default().push(key);
             }
         }
         *self.write_index() = index;
@@ -41,30 +35,15 @@ impl Cairn {
         index.apps.clear();
         index.public.clear();
         for (_, app) in self.store.scan::<App>(T::Apps, b"")? {
-            index.apps.insert(
-                app.app_id.to_ascii_lowercase(),
-                AppInfo {
-                    app_id: app.app_id,
-                    ..Default::default()
-                },
-            );
+            index.apps.insert(app.app_id.to_ascii_lowercase(), AppInfo { app_id: app.app_id, ..Default::default() });
         }
         for (_, ns) in self.store.scan::<AppNamespace>(T::AppNamespaces, b"")? {
             let lower = ns.name.to_ascii_lowercase();
             if ns.is_public {
-                index
-                    .public
-                    .insert(lower.clone(), (ns.app_id.clone(), ns.name.clone()));
+                index.public.insert(lower.clone(), (ns.app_id.clone(), ns.name.clone()));
             }
             if let Some(app) = index.apps.get_mut(&ns.app_id.to_ascii_lowercase()) {
-                app.namespaces.insert(
-                    lower,
-                    NsInfo {
-                        name: ns.name,
-                        format: ns.format,
-                        is_public: ns.is_public,
-                    },
-                );
+                app.namespaces.insert(lower, NsInfo { name: ns.name, format: ns.format, is_public: ns.is_public });
             }
         }
         Ok(())
@@ -74,52 +53,23 @@ impl Cairn {
         let Some(id) = ns.head_release else {
             return Ok(None);
         };
-        Ok(self
-            .store
-            .get_release(env, id)?
-            .map(|r| Arc::new(Served::from_release(&r))))
+        Ok(self.store.get_release(env, id)?.map(|r| Arc::new(Served::from_release(&r))))
     }
 
     /// Reloads what clients of (app, cluster, ns) are served; a branch cluster refreshes its parent.
-    pub(crate) fn refresh_live(
-        &self,
-        index: &mut Index,
-        env: &str,
-        app: &str,
-        cluster: &str,
-        ns: &str,
-    ) -> Result<()> {
-        let cluster_rec: Option<Cluster> = self
-            .store
-            .get(T::Clusters, &keys::cluster(env, app, cluster))?;
-        let parent = cluster_rec
-            .and_then(|c| c.parent)
-            .unwrap_or_else(|| cluster.to_string());
+    pub(crate) fn refresh_live(&self, index: &mut Index, env: &str, app: &str, cluster: &str, ns: &str) -> Result<()> {
+        let cluster_rec: Option<Cluster> = self.store.get(T::Clusters, &keys::cluster(env, app, cluster))?;
+        let parent = cluster_rec.and_then(|c| c.parent).unwrap_or_else(|| cluster.to_string());
         let mut live = Live::default();
-        if let Some(ns_rec) = self
-            .store
-            .get::<Namespace>(T::Namespaces, &keys::namespace(env, app, &parent, ns))?
-        {
+        if let Some(ns_rec) = self.store.get::<Namespace>(T::Namespaces, &keys::namespace(env, app, &parent, ns))? {
             live.release = self.served(env, &ns_rec)?;
         }
-        if let Some(branch) = self
-            .store
-            .get::<Branch>(T::Branches, &keys::branch(env, app, &parent, ns))?
-        {
+        if let Some(branch) = self.store.get::<Branch>(T::Branches, &keys::branch(env, app, &parent, ns))? {
             if branch.status == BranchStatus::Active {
-                let branch_ns: Option<Namespace> = self
-                    .store
-                    .get(T::Namespaces, &keys::namespace(env, app, &branch.name, ns))?;
-                if let Some(release) = branch_ns
-                    .map(|b| self.served(env, &b))
-                    .transpose()?
-                    .flatten()
-                {
-                    live.gray = Some(GrayLive {
-                        branch: branch.name,
-                        rules: branch.rules,
-                        release,
-                    });
+                let branch_ns: Option<Namespace> =
+                    self.store.get(T::Namespaces, &keys::namespace(env, app, &branch.name, ns))?;
+                if let Some(release) = branch_ns.map(|b| self.served(env, &b)).transpose()?.flatten() {
+                    live.gray = Some(GrayLive { branch: branch.name, rules: branch.rules, release });
                 }
             }
         }
@@ -134,12 +84,7 @@ impl Cairn {
     }
 
     /// Reloads the access keys of an app in an env.
-    pub(crate) fn refresh_access_keys(
-        &self,
-        index: &mut Index,
-        env: &str,
-        app: &str,
-    ) -> Result<()> {
+    pub(crate) fn refresh_access_keys(&self, index: &mut Index, env: &str, app: &str) -> Result<()> {
         let keys_of: Vec<AccessKey> = self
             .store
             .scan::<AccessKey>(T::AccessKeys, &keys::access_keys_of(env, app))?

@@ -23,16 +23,10 @@ impl ReleaseInput {
             return Err(ServiceError::invalid("releaseTitle", "must not be empty"));
         }
         if self.title.chars().count() > 64 {
-            return Err(ServiceError::invalid(
-                "releaseTitle",
-                "must be at most 64 characters",
-            ));
+            return Err(ServiceError::invalid("releaseTitle", "must be at most 64 characters"));
         }
         if self.comment.chars().count() > 256 {
-            return Err(ServiceError::invalid(
-                "releaseComment",
-                "must be at most 256 characters",
-            ));
+            return Err(ServiceError::invalid("releaseComment", "must be at most 256 characters"));
         }
         Ok(())
     }
@@ -40,11 +34,7 @@ impl ReleaseInput {
 
 /// Key/value pairs of draft items in line order.
 pub(crate) fn configurations_of(items: &[Item]) -> Vec<(String, String)> {
-    items
-        .iter()
-        .filter(|i| !i.key.is_empty())
-        .map(|i| (i.key.clone(), i.value.clone()))
-        .collect()
+    items.iter().filter(|i| !i.key.is_empty()).map(|i| (i.key.clone(), i.value.clone())).collect()
 }
 
 /// What a release write changes.
@@ -64,10 +54,7 @@ pub(crate) fn write_release(c: &mut Change<'_>, w: ReleaseWrite<'_>) -> Result<R
     let id = c.next_id("release")?;
     let mut release = Release {
         id,
-        release_key: c
-            .cairn
-            .keys
-            .next(c.now, &w.ns.app_id, &w.ns.cluster, &w.ns.name),
+        release_key: c.cairn.keys.next(c.now, &w.ns.app_id, &w.ns.cluster, &w.ns.name),
         app_id: w.ns.app_id.clone(),
         cluster: w.ns.cluster.clone(),
         namespace: w.ns.name.clone(),
@@ -112,33 +99,17 @@ pub(crate) fn push_history(
         operator: c.actor.clone(),
         time: c.now,
     };
-    c.ws.put(
-        T::History,
-        keys::history(env, &ns.app_id, &ns.cluster, &ns.name, entry.seq),
-        &entry,
-    )?;
+    c.ws.put(T::History, keys::history(env, &ns.app_id, &ns.cluster, &ns.name, entry.seq), &entry)?;
     ns.stamp.touch(&c.actor, c.now);
-    c.ws.put(
-        T::Namespaces,
-        keys::namespace(env, &ns.app_id, &ns.cluster, &ns.name),
-        &*ns,
-    )?;
+    c.ws.put(T::Namespaces, keys::namespace(env, &ns.app_id, &ns.cluster, &ns.name), &*ns)?;
     Ok(())
 }
 
 impl Cairn {
     /// Enforces the four-eyes rule: in such envs the draft's editors may not release it,
     /// unless this is an emergency publish where those are allowed.
-    pub(crate) fn check_four_eyes(
-        &self,
-        env: &str,
-        ns: &Namespace,
-        operator: &str,
-        emergency: bool,
-    ) -> Result<()> {
-        if !self.settings.four_eyes_envs.contains(env)
-            || !ns.draft_editors.iter().any(|e| e == operator)
-        {
+    pub(crate) fn check_four_eyes(&self, env: &str, ns: &Namespace, operator: &str, emergency: bool) -> Result<()> {
+        if !self.settings.four_eyes_envs.contains(env) || !ns.draft_editors.iter().any(|e| e == operator) {
             return Ok(());
         }
         if emergency && self.emergency_publish_allowed(env) {
@@ -154,11 +125,7 @@ impl Cairn {
     pub fn publish(&self, caller: &Caller, at: NsRef<'_>, input: ReleaseInput) -> Result<Release> {
         let NsRef { env, cluster, .. } = at;
         let (app, rec) = self.resolve_ns(at)?;
-        caller.require(Permission::Release {
-            app: &app,
-            ns: &rec.name,
-            env,
-        })?;
+        caller.require(Permission::Release { app: &app, ns: &rec.name, env })?;
         let operator = caller.require_operator()?.to_string();
         input.validate()?;
         let cluster_rec = self.cluster_record(env, &app, cluster)?;
@@ -184,12 +151,7 @@ impl Cairn {
                 message_cluster: cluster,
             },
         )?;
-        c.audit(
-            "release.publish",
-            Some(env),
-            &format!("{app}/{cluster}/{}", rec.name),
-            release.release_key.clone(),
-        )?;
+        c.audit("release.publish", Some(env), &format!("{app}/{cluster}/{}", rec.name), release.release_key.clone())?;
         c.commit()?;
         Metrics::inc(&self.metrics.releases_published);
         Ok(release)
@@ -199,11 +161,7 @@ impl Cairn {
     pub fn latest_release(&self, caller: &Caller, at: NsRef<'_>) -> Result<Option<Release>> {
         let env = at.env;
         let (app, rec) = self.resolve_ns(at)?;
-        caller.require(Permission::Read {
-            app: &app,
-            ns: &rec.name,
-            env,
-        })?;
+        caller.require(Permission::Read { app: &app, ns: &rec.name, env })?;
         match rec.head_release {
             None => Ok(None),
             Some(id) => Ok(self.store.get_release(env, id)?),
@@ -216,56 +174,29 @@ impl Cairn {
             .store
             .get_release(env, id)?
             .ok_or_else(|| ServiceError::not_found(format!("release {id} not found in {env}")))?;
-        caller.require(Permission::Read {
-            app: &r.app_id,
-            ns: &r.namespace,
-            env,
-        })?;
+        caller.require(Permission::Read { app: &r.app_id, ns: &r.namespace, env })?;
         Ok(r)
     }
 
     /// The history of a namespace, newest first.
-    pub fn history(
-        &self,
-        caller: &Caller,
-        at: NsRef<'_>,
-        limit: usize,
-    ) -> Result<Vec<HistoryEntry>> {
+    pub fn history(&self, caller: &Caller, at: NsRef<'_>, limit: usize) -> Result<Vec<HistoryEntry>> {
         let NsRef { env, cluster, .. } = at;
         let (app, rec) = self.resolve_ns(at)?;
-        caller.require(Permission::Read {
-            app: &app,
-            ns: &rec.name,
-            env,
-        })?;
-        Ok(self.store.scan_rev(
-            T::History,
-            &keys::namespace(env, &app, cluster, &rec.name),
-            limit,
-        )?)
+        caller.require(Permission::Read { app: &app, ns: &rec.name, env })?;
+        Ok(self.store.scan_rev(T::History, &keys::namespace(env, &app, cluster, &rec.name), limit)?)
     }
 
     /// Rolls back the latest release `release_id` to the previous one, or to `to_release_id`
     /// (dropping every release after it). Releases are not deleted, only no longer served.
-    pub fn rollback(
-        &self,
-        caller: &Caller,
-        env: &str,
-        release_id: u64,
-        to_release_id: Option<u64>,
-    ) -> Result<Release> {
-        let target = self.store.get_release(env, release_id)?.ok_or_else(|| {
-            ServiceError::not_found(format!("release {release_id} not found in {env}"))
-        })?;
-        caller.require(Permission::Release {
-            app: &target.app_id,
-            ns: &target.namespace,
-            env,
-        })?;
+    pub fn rollback(&self, caller: &Caller, env: &str, release_id: u64, to_release_id: Option<u64>) -> Result<Release> {
+        let target = self
+            .store
+            .get_release(env, release_id)?
+            .ok_or_else(|| ServiceError::not_found(format!("release {release_id} not found in {env}")))?;
+        caller.require(Permission::Release { app: &target.app_id, ns: &target.namespace, env })?;
         let operator = caller.require_operator()?.to_string();
         let mut c = self.change(&operator);
-        let mut ns =
-            self.namespace_record(env, &target.app_id, &target.cluster, &target.namespace)?;
+        let mut ns = self.namespace_record(env, &target.app_id, &target.cluster, &target.namespace)?;
         if ns.head_release != Some(release_id) {
             return Err(ServiceError::conflict(format!(
                 "release {release_id} is not the latest release of namespace '{}'; only the latest release can be rolled back",
@@ -275,24 +206,14 @@ impl Cairn {
         let keep = match to_release_id {
             Some(to) => {
                 if to == release_id {
-                    return Err(ServiceError::invalid(
-                        "toReleaseId",
-                        "must be an earlier release",
-                    ));
+                    return Err(ServiceError::invalid("toReleaseId", "must be an earlier release"));
                 }
-                let pos = ns
-                    .active_releases
-                    .iter()
-                    .position(|r| *r == to)
-                    .ok_or_else(|| {
-                        ServiceError::invalid(
-                            "toReleaseId",
-                            format!(
-                                "release {to} is not an active earlier release of namespace '{}'",
-                                ns.name
-                            ),
-                        )
-                    })?;
+                let pos = ns.active_releases.iter().position(|r| *r == to).ok_or_else(|| {
+                    ServiceError::invalid(
+                        "toReleaseId",
+                        format!("release {to} is not an active earlier release of namespace '{}'", ns.name),
+                    )
+                })?;
                 pos + 1
             }
             None => ns.active_releases.len().saturating_sub(1),
@@ -306,19 +227,8 @@ impl Cairn {
         ns.active_releases.truncate(keep);
         let new_head = ns.active_releases.last().copied().unwrap_or(0);
         ns.head_release = Some(new_head);
-        push_history(
-            &mut c,
-            env,
-            &mut ns,
-            Operation::Rollback,
-            new_head,
-            release_id,
-            None,
-        )?;
-        let parent = self
-            .cluster_record(env, &ns.app_id, &ns.cluster)?
-            .parent
-            .unwrap_or_else(|| ns.cluster.clone());
+        push_history(&mut c, env, &mut ns, Operation::Rollback, new_head, release_id, None)?;
+        let parent = self.cluster_record(env, &ns.app_id, &ns.cluster)?.parent.unwrap_or_else(|| ns.cluster.clone());
         c.message(env, &ns.app_id, &parent, &ns.name)?;
         c.touch_namespace(env, &ns.app_id, &ns.cluster, &ns.name);
         c.audit(
@@ -328,8 +238,8 @@ impl Cairn {
             format!("{release_id} -> {new_head}"),
         )?;
         c.commit()?;
-        self.store.get_release(env, new_head)?.ok_or_else(|| {
-            ServiceError::not_found(format!("release {new_head} not found in {env}"))
-        })
+        self.store
+            .get_release(env, new_head)?
+            .ok_or_else(|| ServiceError::not_found(format!("release {new_head} not found in {env}")))
     }
 }

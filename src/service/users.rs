@@ -21,49 +21,31 @@ impl Cairn {
     /// A user by name; an unknown operator is a 400 on the Open API, so it is `Invalid`.
     pub fn user(&self, name: &str) -> Result<User> {
         self.find_user(name)?.filter(|u| u.enabled).ok_or_else(|| {
-            ServiceError::invalid("operator", format!("user '{name}' does not exist or is disabled; create it with `cairn user add {name}`"))
+            ServiceError::invalid(
+                "operator",
+                format!("user '{name}' does not exist or is disabled; create it with `cairn user add {name}`"),
+            )
         })
     }
 
     /// Every user.
     pub fn list_users(&self) -> Result<Vec<User>> {
-        Ok(self
-            .store
-            .scan::<User>(T::Users, b"")?
-            .into_iter()
-            .map(|(_, u)| u)
-            .collect())
+        Ok(self.store.scan::<User>(T::Users, b"")?.into_iter().map(|(_, u)| u).collect())
     }
 
     /// Creates a user with an argon2id password hash.
-    pub fn create_user(
-        &self,
-        caller: &Caller,
-        name: &str,
-        password_text: &str,
-        is_admin: bool,
-    ) -> Result<User> {
-        if !matches!(caller.actor, Actor::System)
-            && !matches!(&caller.actor, Actor::User(u) if u.is_admin)
-        {
-            return Err(ServiceError::Forbidden(
-                "only an admin may create users".into(),
-            ));
+    pub fn create_user(&self, caller: &Caller, name: &str, password_text: &str, is_admin: bool) -> Result<User> {
+        if !matches!(caller.actor, Actor::System) && !matches!(&caller.actor, Actor::User(u) if u.is_admin) {
+            return Err(ServiceError::Forbidden("only an admin may create users".into()));
         }
         names::check_user(name)?;
         if password_text.chars().count() < MIN_PASSWORD {
-            return Err(ServiceError::invalid(
-                "password",
-                format!("must be at least {MIN_PASSWORD} characters"),
-            ));
+            return Err(ServiceError::invalid("password", format!("must be at least {MIN_PASSWORD} characters")));
         }
-        let hash =
-            password::hash(password_text).map_err(|e| ServiceError::invalid("password", e))?;
+        let hash = password::hash(password_text).map_err(|e| ServiceError::invalid("password", e))?;
         let mut c = self.change(&caller.operator);
         if self.store.contains(T::Users, &keys::name(name))? {
-            return Err(ServiceError::AlreadyExists(format!(
-                "user '{name}' already exists"
-            )));
+            return Err(ServiceError::AlreadyExists(format!("user '{name}' already exists")));
         }
         let user = User {
             name: name.to_string(),
@@ -76,38 +58,22 @@ impl Cairn {
             stamp: Stamp::new(&caller.operator, c.now),
         };
         c.ws.put(T::Users, keys::name(name), &user)?;
-        c.audit(
-            "user.create",
-            None,
-            name,
-            if is_admin { "admin" } else { "" },
-        )?;
+        c.audit("user.create", None, name, if is_admin { "admin" } else { "" })?;
         c.commit()?;
         Ok(user)
     }
 
     /// Creates an Open API consumer; returns it with its token, which is shown only now.
-    pub fn create_consumer(
-        &self,
-        caller: &Caller,
-        name: &str,
-        allow_create_app: bool,
-    ) -> Result<(Consumer, String)> {
-        if !matches!(caller.actor, Actor::System)
-            && !matches!(&caller.actor, Actor::User(u) if u.is_admin)
-        {
-            return Err(ServiceError::Forbidden(
-                "only an admin may create consumers".into(),
-            ));
+    pub fn create_consumer(&self, caller: &Caller, name: &str, allow_create_app: bool) -> Result<(Consumer, String)> {
+        if !matches!(caller.actor, Actor::System) && !matches!(&caller.actor, Actor::User(u) if u.is_admin) {
+            return Err(ServiceError::Forbidden("only an admin may create consumers".into()));
         }
         names::check_user(name)?;
         let secret = token::random_hex(20);
         let sha = token::sha256_hex(&secret);
         let mut c = self.change(&caller.operator);
         if self.store.contains(T::Consumers, &keys::name(name))? {
-            return Err(ServiceError::AlreadyExists(format!(
-                "consumer '{name}' already exists"
-            )));
+            return Err(ServiceError::AlreadyExists(format!("consumer '{name}' already exists")));
         }
         let consumer = Consumer {
             name: name.to_string(),
@@ -133,12 +99,8 @@ impl Cairn {
         namespace: Option<&str>,
         env: Option<&str>,
     ) -> Result<Consumer> {
-        if !matches!(caller.actor, Actor::System)
-            && !matches!(&caller.actor, Actor::User(u) if u.is_admin)
-        {
-            return Err(ServiceError::Forbidden(
-                "only an admin may grant consumers".into(),
-            ));
+        if !matches!(caller.actor, Actor::System) && !matches!(&caller.actor, Actor::User(u) if u.is_admin) {
+            return Err(ServiceError::Forbidden("only an admin may grant consumers".into()));
         }
         let app = self.app(app)?.app_id;
         let env = env.map(|e| self.env(e)).transpose()?;
@@ -147,47 +109,28 @@ impl Cairn {
             .store
             .get(T::Consumers, &keys::name(name))?
             .ok_or_else(|| ServiceError::not_found(format!("consumer '{name}' not found")))?;
-        let grant = Grant {
-            app_id: app.clone(),
-            namespace: namespace.map(str::to_string),
-            env,
-            modify: true,
-            release: true,
-        };
+        let grant =
+            Grant { app_id: app.clone(), namespace: namespace.map(str::to_string), env, modify: true, release: true };
         if !consumer.grants.contains(&grant) {
             consumer.grants.push(grant);
         }
         consumer.stamp.touch(&caller.operator, now_ms());
         c.ws.put(T::Consumers, keys::name(name), &consumer)?;
-        c.audit(
-            "consumer.grant",
-            None,
-            name,
-            format!("{app}/{}", namespace.unwrap_or("*")),
-        )?;
+        c.audit("consumer.grant", None, name, format!("{app}/{}", namespace.unwrap_or("*")))?;
         c.commit()?;
         Ok(consumer)
     }
 
     /// The consumer owning an Open API token.
     pub fn consumer_by_token(&self, token_text: &str) -> Result<Consumer> {
-        let unknown = || {
-            ServiceError::Unauthenticated(
-                "missing or unknown Open API token in the Authorization header".into(),
-            )
-        };
+        let unknown =
+            || ServiceError::Unauthenticated("missing or unknown Open API token in the Authorization header".into());
         if token_text.is_empty() {
             return Err(unknown());
         }
         let sha = token::sha256_hex(token_text);
-        let name: String = self
-            .store
-            .get(T::ConsumerTokens, &keys::token(&sha))?
-            .ok_or_else(unknown)?;
-        let consumer: Consumer = self
-            .store
-            .get(T::Consumers, &keys::name(&name))?
-            .ok_or_else(unknown)?;
+        let name: String = self.store.get(T::ConsumerTokens, &keys::token(&sha))?.ok_or_else(unknown)?;
+        let consumer: Consumer = self.store.get(T::Consumers, &keys::name(&name))?.ok_or_else(unknown)?;
         // The index lookup is by hash already; compare again in constant time for good measure.
         if !crate::security::constant_time_eq(consumer.token_sha256.as_bytes(), sha.as_bytes()) {
             return Err(unknown());
@@ -201,10 +144,7 @@ impl Cairn {
             Some(op) => self.user(op)?.name,
             None => String::new(),
         };
-        Ok(Caller {
-            actor: Actor::Consumer(consumer),
-            operator,
-        })
+        Ok(Caller { actor: Actor::Consumer(consumer), operator })
     }
 }
 
@@ -212,7 +152,10 @@ impl Caller {
     /// The operator, required for mutations.
     pub fn require_operator(&self) -> Result<&str> {
         if self.operator.is_empty() {
-            Err(ServiceError::invalid("operator", "is required (query parameter `operator` or the body's dataChangeCreatedBy / releasedBy)"))
+            Err(ServiceError::invalid(
+                "operator",
+                "is required (query parameter `operator` or the body's dataChangeCreatedBy / releasedBy)",
+            ))
         } else {
             Ok(&self.operator)
         }

@@ -62,10 +62,7 @@ fn record_hash(tree: &str, key: &[u8], value: &[u8]) -> String {
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| StoreError::Io { path: path.to_path_buf(), source }
 }
 
 fn json_line<V: Serialize>(v: &V) -> Result<String, StoreError> {
@@ -91,12 +88,7 @@ impl Store {
             bytes += line.len() as u64;
             out.write_all(line.as_bytes()).map_err(io(&tmp))
         };
-        let header = Header {
-            format: FORMAT.into(),
-            version: 1,
-            schema_version: SCHEMA_VERSION,
-            created_at: now_ms,
-        };
+        let header = Header { format: FORMAT.into(), version: 1, schema_version: SCHEMA_VERSION, created_at: now_ms };
         emit(json_line(&header)?, &mut out)?;
         let mut records = 0u64;
         for t in T::ALL {
@@ -112,24 +104,15 @@ impl Store {
                 records += 1;
             }
         }
-        let trailer = Trailer {
-            end: true,
-            records,
-            sha256: hex::encode(whole.finalize()),
-        };
+        let trailer = Trailer { end: true, records, sha256: hex::encode(whole.finalize()) };
         let line = json_line(&trailer)?;
         bytes += line.len() as u64;
         out.write_all(line.as_bytes()).map_err(io(&tmp))?;
-        let file = out.into_inner().map_err(|e| StoreError::Io {
-            path: tmp.clone(),
-            source: e.into_error(),
-        })?;
+        let file = out.into_inner().map_err(|e| StoreError::Io { path: tmp.clone(), source: e.into_error() })?;
         file.sync_all().map_err(io(&tmp))?;
         std::fs::rename(&tmp, path).map_err(io(path))?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io(dir))?;
+            File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
         }
         Ok(BackupSummary { records, bytes })
     }
@@ -138,10 +121,7 @@ impl Store {
     /// before anything is written.
     pub fn restore(&self, path: &Path) -> Result<RestoreSummary, StoreError> {
         let records = read_backup(path)?;
-        let has_data = T::ALL
-            .iter()
-            .filter(|t| **t != T::Meta)
-            .any(|t| !self.tree(*t).is_empty());
+        let has_data = T::ALL.iter().filter(|t| **t != T::Meta).any(|t| !self.tree(*t).is_empty());
         if has_data {
             return Err(StoreError::Backup(
                 "the target data directory already holds data; restore into a new, empty --data directory".into(),
@@ -164,23 +144,14 @@ fn read_backup(path: &Path) -> Result<Vec<RawRecord>, StoreError> {
     let mut lines = BufReader::new(file).lines();
     let bad = |what: String| StoreError::Backup(what);
     let mut whole = Sha256::new();
-    let first = lines
-        .next()
-        .ok_or_else(|| bad("the file is empty".into()))?
-        .map_err(io(path))?;
-    let header: Header = serde_json::from_str(&first)
-        .map_err(|_| bad("the first line is not a Cairn backup header".into()))?;
+    let first = lines.next().ok_or_else(|| bad("the file is empty".into()))?.map_err(io(path))?;
+    let header: Header =
+        serde_json::from_str(&first).map_err(|_| bad("the first line is not a Cairn backup header".into()))?;
     if header.format != FORMAT || header.version != 1 {
-        return Err(bad(format!(
-            "unknown backup format {} version {}",
-            header.format, header.version
-        )));
+        return Err(bad(format!("unknown backup format {} version {}", header.format, header.version)));
     }
     if header.schema_version != SCHEMA_VERSION {
-        return Err(bad(format!(
-            "backup has schema {}, this build reads {}",
-            header.schema_version, SCHEMA_VERSION
-        )));
+        return Err(bad(format!("backup has schema {}, this build reads {}", header.schema_version, SCHEMA_VERSION)));
     }
     whole.update(first.as_bytes());
     whole.update(b"\n");
@@ -194,20 +165,17 @@ fn read_backup(path: &Path) -> Result<Vec<RawRecord>, StoreError> {
             }
             let digest = hex::encode(whole.finalize());
             if trailer.sha256 != digest || trailer.records != out.len() as u64 {
-                return Err(bad("the file checksum or record count does not match: the backup is truncated or altered".into()));
+                return Err(bad(
+                    "the file checksum or record count does not match: the backup is truncated or altered".into(),
+                ));
             }
             return Ok(out);
         }
-        let rec: Record = serde_json::from_str(&line)
-            .map_err(|_| bad(format!("line {lineno} is not a backup record")))?;
-        let t = T::by_name(&rec.tree)
-            .ok_or_else(|| bad(format!("line {lineno}: unknown tree {}", rec.tree)))?;
-        let key = B64
-            .decode(&rec.key)
-            .map_err(|_| bad(format!("line {lineno}: bad key encoding")))?;
-        let value = B64
-            .decode(&rec.value)
-            .map_err(|_| bad(format!("line {lineno}: bad value encoding")))?;
+        let rec: Record =
+            serde_json::from_str(&line).map_err(|_| bad(format!("line {lineno} is not a backup record")))?;
+        let t = T::by_name(&rec.tree).ok_or_else(|| bad(format!("line {lineno}: unknown tree {}", rec.tree)))?;
+        let key = B64.decode(&rec.key).map_err(|_| bad(format!("line {lineno}: bad key encoding")))?;
+        let value = B64.decode(&rec.value).map_err(|_| bad(format!("line {lineno}: bad value encoding")))?;
         if record_hash(&rec.tree, &key, &value) != rec.sha256 {
             return Err(bad(format!("line {lineno}: record checksum mismatch")));
         }

@@ -26,43 +26,28 @@ impl Store {
         for kv in self.tree(T::Releases).iter() {
             let (k, v) = kv?;
             let split = k.len().saturating_sub(2);
-            groups
-                .entry(k[..split].to_vec())
-                .or_default()
-                .extend_from_slice(&v);
+            groups.entry(k[..split].to_vec()).or_default().extend_from_slice(&v);
         }
         for (prefix, bytes) in &groups {
             report.releases += 1;
-            let name = String::from_utf8_lossy(&prefix[..prefix.len().saturating_sub(8)])
-                .replace('\0', "");
-            let id = prefix
-                .len()
-                .checked_sub(8)
-                .and_then(|s| codec::u64_of(&prefix[s..]))
-                .unwrap_or(0);
+            let name = String::from_utf8_lossy(&prefix[..prefix.len().saturating_sub(8)]).replace('\0', "");
+            let id = prefix.len().checked_sub(8).and_then(|s| codec::u64_of(&prefix[s..])).unwrap_or(0);
             match codec::decode::<Release>(bytes) {
-                None => report.problems.push(Problem(format!(
-                    "release {id} in env {name} does not decode"
-                ))),
+                None => report.problems.push(Problem(format!("release {id} in env {name} does not decode"))),
                 Some(r) if !r.verify() => report.problems.push(Problem(format!(
                     "release {id} ({}/{}/{}) in env {name} fails its SHA-256 checksum",
                     r.app_id, r.cluster, r.namespace
                 ))),
-                Some(r) if r.id != id => report.problems.push(Problem(format!(
-                    "release stored as {id} in env {name} says it is {}",
-                    r.id
-                ))),
+                Some(r) if r.id != id => {
+                    report.problems.push(Problem(format!("release stored as {id} in env {name} says it is {}", r.id)))
+                }
                 Some(_) => {}
             }
         }
         for kv in self.tree(T::Namespaces).iter() {
             let (k, v) = kv?;
             report.namespaces += 1;
-            let env = k
-                .split(|b| *b == 0)
-                .next()
-                .map(|e| String::from_utf8_lossy(e).to_string())
-                .unwrap_or_default();
+            let env = k.split(|b| *b == 0).next().map(|e| String::from_utf8_lossy(e).to_string()).unwrap_or_default();
             let Some(ns) = codec::decode::<Namespace>(&v) else {
                 report.problems.push(Problem(format!(
                     "namespace record {} does not decode",
@@ -72,21 +57,15 @@ impl Store {
             };
             let label = format!("{env}/{}/{}/{}", ns.app_id, ns.cluster, ns.name);
             if ns.head_release != ns.active_releases.last().copied() {
-                report.problems.push(Problem(format!(
-                    "{label}: head release does not match the active list"
-                )));
+                report.problems.push(Problem(format!("{label}: head release does not match the active list")));
             }
             for id in &ns.active_releases {
                 if !groups.contains_key(&keys::release(&env, *id)) {
-                    report
-                        .problems
-                        .push(Problem(format!("{label}: active release {id} is missing")));
+                    report.problems.push(Problem(format!("{label}: active release {id} is missing")));
                 }
             }
-            let entries: Vec<(Vec<u8>, HistoryEntry)> = self.scan(
-                T::History,
-                &keys::namespace(&env, &ns.app_id, &ns.cluster, &ns.name),
-            )?;
+            let entries: Vec<(Vec<u8>, HistoryEntry)> =
+                self.scan(T::History, &keys::namespace(&env, &ns.app_id, &ns.cluster, &ns.name))?;
             report.history_entries += entries.len();
             for (i, (_, e)) in entries.iter().enumerate() {
                 if e.seq != i as u64 + 1 {

@@ -29,10 +29,7 @@ mod tests {
     #[test]
     fn values_round_trip_and_garbage_is_rejected() {
         let bytes = super::encode(&("a", 1)).unwrap();
-        assert_eq!(
-            super::decode::<(String, i32)>(&bytes),
-            Some(("a".to_string(), 1))
-        );
+        assert_eq!(super::decode::<(String, i32)>(&bytes), Some(("a".to_string(), 1)));
         assert_eq!(super::decode::<(String, i32)>(b"\x09junk"), None);
         assert_eq!(super::decode::<(String, i32)>(b""), None);
     }

@@ -14,9 +14,7 @@ pub enum StoreError {
     )]
     Locked { path: PathBuf },
     /// A record does not decode or does not pass its checksum.
-    #[error(
-        "corrupt record in tree '{tree}' at key {key}; restore it from a backup (`cairn restore`)"
-    )]
+    #[error("corrupt record in tree '{tree}' at key {key}; restore it from a backup (`cairn restore`)")]
     Corrupt { tree: &'static str, key: String },
     /// The data was written by a newer or unknown schema.
     #[error("data schema version {found} is not supported by this build (expects {expected})")]
@@ -26,10 +24,7 @@ pub enum StoreError {
     TooLarge { what: &'static str },
     /// A file-system error with the path involved.
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     /// A backup file is damaged or not a Cairn backup.
     #[error("invalid backup: {0}")]
     Backup(String),
@@ -40,17 +35,12 @@ pub enum StoreError {
 
 impl StoreError {
     pub(crate) fn corrupt(t: T, key: &[u8]) -> StoreError {
-        StoreError::Corrupt {
-            tree: t.name(),
-            key: String::from_utf8_lossy(key).replace('\0', "/"),
-        }
+        StoreError::Corrupt { tree: t.name(), key: String::from_utf8_lossy(key).replace('\0', "/") }
     }
 
     pub(crate) fn from_open(e: sled::Error, path: &Path) -> StoreError {
         match &e {
-            sled::Error::Io(io) if io.to_string().contains("lock") => StoreError::Locked {
-                path: path.to_path_buf(),
-            },
+            sled::Error::Io(io) if io.to_string().contains("lock") => StoreError::Locked { path: path.to_path_buf() },
             _ => StoreError::Sled(e),
         }
     }

@@ -133,14 +133,6 @@ pub fn token(sha_hex: &str) -> Vec<u8> {
 }
 
 /// instances: (env, app, cluster, data center, ip, config app, config namespace).
-pub fn instance(
-    env: &str,
-    app: &str,
-    cluster: &str,
-    dc: &str,
-    ip: &str,
-    config_app: &str,
-    config_ns: &str,
-) -> Vec<u8> {
+pub fn instance(env: &str, app: &str, cluster: &str, dc: &str, ip: &str, config_app: &str, config_ns: &str) -> Vec<u8> {
     join(&[env, app, cluster, dc, ip, config_app, config_ns])
 }

@@ -121,12 +121,7 @@ impl WriteSet {
     }
 
     /// Stores `value` (versioned encoding) under `key`.
-    pub fn put<V: Serialize>(
-        &mut self,
-        tree: T,
-        key: Vec<u8>,
-        value: &V,
-    ) -> Result<(), StoreError> {
+    pub fn put<V: Serialize>(&mut self, tree: T, key: Vec<u8>, value: &V) -> Result<(), StoreError> {
         let bytes = codec::encode(value)?;
         self.ops.push((tree, key, Some(bytes)));
         Ok(())
@@ -142,22 +137,14 @@ impl WriteSet {
         let bytes = codec::encode(release)?;
         for (i, chunk) in bytes.chunks(CHUNK).enumerate() {
             let n = u16::try_from(i).map_err(|_| StoreError::TooLarge { what: "release" })?;
-            self.ops.push((
-                T::Releases,
-                keys::release_chunk(env, release.id, n),
-                Some(chunk.to_vec()),
-            ));
+            self.ops.push((T::Releases, keys::release_chunk(env, release.id, n), Some(chunk.to_vec())));
         }
         Ok(())
     }
 
     /// Sets a counter in the meta tree.
     pub fn set_counter(&mut self, name: &str, value: u64) {
-        self.ops.push((
-            T::Meta,
-            keys::counter(name),
-            Some(value.to_be_bytes().to_vec()),
-        ));
+        self.ops.push((T::Meta, keys::counter(name), Some(value.to_be_bytes().to_vec())));
     }
 
     /// True when nothing is to be written.
@@ -177,10 +164,7 @@ impl Store {
     /// Opens (or creates) the data directory. A directory held by another process gives
     /// [`StoreError::Locked`].
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(path).map_err(|e| StoreError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        })?;
+        std::fs::create_dir_all(path).map_err(|e| StoreError::Io { path: path.to_path_buf(), source: e })?;
         let db = sled::Config::new()
             .path(path.join("db"))
             .mode(sled::Mode::LowSpace)
@@ -198,10 +182,7 @@ impl Store {
     }
 
     fn from_db(db: sled::Db, path: PathBuf) -> Result<Store, StoreError> {
-        let trees = T::ALL
-            .iter()
-            .map(|t| db.open_tree(t.name()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let trees = T::ALL.iter().map(|t| db.open_tree(t.name())).collect::<Result<Vec<_>, _>>()?;
         let store = Store { db, trees, path };
         store.check_schema()?;
         Ok(store)
@@ -216,17 +197,12 @@ impl Store {
                 Ok(())
             }
             Some(v) => {
-                let found = codec::u64_of(&v).ok_or(StoreError::Corrupt {
-                    tree: "meta",
-                    key: "schema_version".into(),
-                })?;
+                let found =
+                    codec::u64_of(&v).ok_or(StoreError::Corrupt { tree: "meta", key: "schema_version".into() })?;
                 if found == SCHEMA_VERSION {
                     Ok(())
                 } else {
-                    Err(StoreError::Schema {
-                        found,
-                        expected: SCHEMA_VERSION,
-                    })
+                    Err(StoreError::Schema { found, expected: SCHEMA_VERSION })
                 }
             }
         }
@@ -246,9 +222,7 @@ impl Store {
     pub fn get<V: DeserializeOwned>(&self, t: T, key: &[u8]) -> Result<Option<V>, StoreError> {
         match self.tree(t).get(key)? {
             None => Ok(None),
-            Some(bytes) => codec::decode(&bytes)
-                .map(Some)
-                .ok_or_else(|| StoreError::corrupt(t, key)),
+            Some(bytes) => codec::decode(&bytes).map(Some).ok_or_else(|| StoreError::corrupt(t, key)),
         }
     }
 
@@ -258,11 +232,7 @@ impl Store {
     }
 
     /// Every record whose key starts with `prefix`, in key order.
-    pub fn scan<V: DeserializeOwned>(
-        &self,
-        t: T,
-        prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, V)>, StoreError> {
+    pub fn scan<V: DeserializeOwned>(&self, t: T, prefix: &[u8]) -> Result<Vec<(Vec<u8>, V)>, StoreError> {
         self.tree(t)
             .scan_prefix(prefix)
             .map(|kv| {
@@ -274,12 +244,7 @@ impl Store {
     }
 
     /// Every record whose key starts with `prefix`, newest (highest key) first, at most `limit`.
-    pub fn scan_rev<V: DeserializeOwned>(
-        &self,
-        t: T,
-        prefix: &[u8],
-        limit: usize,
-    ) -> Result<Vec<V>, StoreError> {
+    pub fn scan_rev<V: DeserializeOwned>(&self, t: T, prefix: &[u8], limit: usize) -> Result<Vec<V>, StoreError> {
         self.tree(t)
             .scan_prefix(prefix)
             .rev()
@@ -295,9 +260,7 @@ impl Store {
     pub fn counter(&self, name: &str) -> Result<u64, StoreError> {
         match self.tree(T::Meta).get(keys::counter(name))? {
             None => Ok(0),
-            Some(v) => {
-                codec::u64_of(&v).ok_or_else(|| StoreError::corrupt(T::Meta, &keys::counter(name)))
-            }
+            Some(v) => codec::u64_of(&v).ok_or_else(|| StoreError::corrupt(T::Meta, &keys::counter(name))),
         }
     }
 
@@ -312,9 +275,7 @@ impl Store {
         if bytes.is_empty() {
             return Ok(None);
         }
-        codec::decode::<Release>(&bytes)
-            .map(Some)
-            .ok_or_else(|| StoreError::corrupt(T::Releases, &prefix))
+        codec::decode::<Release>(&bytes).map(Some).ok_or_else(|| StoreError::corrupt(T::Releases, &prefix))
     }
 
     /// Applies a write set in one transaction; with `durable`, flushes to disk before returning.
@@ -322,22 +283,19 @@ impl Store {
         if ws.is_empty() {
             return Ok(());
         }
-        let result: Result<(), TransactionError<StoreError>> =
-            self.trees.as_slice().transaction(|txs| {
-                for (t, key, value) in &ws.ops {
-                    let tx = txs
-                        .get(t.index())
-                        .ok_or(ConflictableTransactionError::Abort(StoreError::Corrupt {
-                            tree: t.name(),
-                            key: "transaction tree missing".into(),
-                        }))?;
-                    match value {
-                        Some(v) => tx.insert(key.as_slice(), v.as_slice())?,
-                        None => tx.remove(key.as_slice())?,
-                    };
-                }
-                Ok(())
-            });
+        let result: Result<(), TransactionError<StoreError>> = self.trees.as_slice().transaction(|txs| {
+            for (t, key, value) in &ws.ops {
+                let tx = txs.get(t.index()).ok_or(ConflictableTransactionError::Abort(StoreError::Corrupt {
+                    tree: t.name(),
+                    key: "transaction tree missing".into(),
+                }))?;
+                match value {
+                    Some(v) => tx.insert(key.as_slice(), v.as_slice())?,
+                    None => tx.remove(key.as_slice())?,
+                };
+            }
+            Ok(())
+        });
         match result {
             Ok(()) => {}
             Err(TransactionError::Abort(e)) => return Err(e),
@@ -371,10 +329,6 @@ impl Store {
     /// Raw keys of a tree under a prefix. Only for tests and maintenance.
     #[doc(hidden)]
     pub fn raw_keys(&self, t: T, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.tree(t)
-            .scan_prefix(prefix)
-            .keys()
-            .map(|k| Ok(k?.to_vec()))
-            .collect()
+        self.tree(t).scan_prefix(prefix).keys().map(|k| Ok(k?.to_vec())).collect()
     }
 }

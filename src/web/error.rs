@@ -27,29 +27,17 @@ struct Body<'a> {
 impl ApiError {
     /// 400 with a message.
     pub fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::BAD_REQUEST,
-            message: message.into(),
-            exception: "BadRequestException",
-        }
+        ApiError { status: StatusCode::BAD_REQUEST, message: message.into(), exception: "BadRequestException" }
     }
 
     /// 401 with a message.
     pub fn unauthorized(message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::UNAUTHORIZED,
-            message: message.into(),
-            exception: "UnauthorizedException",
-        }
+        ApiError { status: StatusCode::UNAUTHORIZED, message: message.into(), exception: "UnauthorizedException" }
     }
 
     /// 404 with a message.
     pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::NOT_FOUND,
-            message: message.into(),
-            exception: "NotFoundException",
-        }
+        ApiError { status: StatusCode::NOT_FOUND, message: message.into(), exception: "NotFoundException" }
     }
 
     /// 405.
@@ -80,9 +68,7 @@ impl ResponseError for ApiError {
             timestamp: rfc3339(now_ms()),
             exception: self.exception,
         };
-        HttpResponse::build(self.status)
-            .content_type("application/json;charset=UTF-8")
-            .json(body)
+        HttpResponse::build(self.status).content_type("application/json;charset=UTF-8").json(body)
     }
 }
 
@@ -90,9 +76,9 @@ impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> ApiError {
         let (status, exception) = match &e {
             ServiceError::NotFound(_) => (StatusCode::NOT_FOUND, "NotFoundException"),
-            ServiceError::AlreadyExists(_)
-            | ServiceError::Invalid(_)
-            | ServiceError::Conflict(_) => (StatusCode::BAD_REQUEST, "BadRequestException"),
+            ServiceError::AlreadyExists(_) | ServiceError::Invalid(_) | ServiceError::Conflict(_) => {
+                (StatusCode::BAD_REQUEST, "BadRequestException")
+            }
             ServiceError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "UnauthorizedException"),
             ServiceError::Forbidden(_) => (StatusCode::FORBIDDEN, "AccessForbiddenException"),
             ServiceError::Internal(source) => {
@@ -109,11 +95,7 @@ impl From<ServiceError> for ApiError {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => tracing::info!(%e, "denied"),
             _ => tracing::debug!(%e, "rejected"),
         }
-        ApiError {
-            status,
-            message: e.to_string(),
-            exception,
-        }
+        ApiError { status, message: e.to_string(), exception }
     }
 }
 

@@ -28,11 +28,7 @@ pub struct AppState {
 impl AppState {
     /// State for a service and its settings.
     pub fn new(cairn: Arc<Cairn>, settings: Settings) -> AppState {
-        AppState {
-            cairn,
-            settings: Arc::new(settings),
-            requests: ops::RequestCounts::default(),
-        }
+        AppState { cairn, settings: Arc::new(settings), requests: ops::RequestCounts::default() }
     }
 }
 
@@ -49,20 +45,23 @@ pub struct RawTarget(pub String);
 pub fn raw_target(req: &HttpRequest) -> String {
     match req.extensions().get::<RawTarget>() {
         Some(raw) => raw.0.clone(),
-        None => req
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_default(),
+        None => req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default(),
     }
 }
 
-/// Collapses repeated slashes and drops a trailing slash (Apollo clients build `//` from a
-/// meta URL ending in `/`; Open API callers add trailing slashes). Cheap when nothing changes.
-fn normalize_path(req: &mut ServiceRequest) {
+/// The env named by an `/envs/{env}` path prefix, as the client spelled it.
+#[derive(Clone, Debug)]
+pub struct PathEnv(pub String);
+
+/// Rewrites the request target: collapses repeated slashes and drops a trailing slash (Apollo
+/// clients build `//` from a meta URL ending in `/`; Open API callers add trailing slashes),
+/// and moves an `/envs/{env}` prefix into a [`PathEnv`] so one set of client routes serves
+/// every env. Costs nothing when there is nothing to rewrite.
+fn rewrite_target(req: &mut ServiceRequest) {
     let path = req.path();
-    let needs = path.contains("//") || (path.len() > 1 && path.ends_with('/'));
-    if !needs {
+    let untidy = path.contains("//") || (path.len() > 1 && path.ends_with('/'));
+    let prefixed = path.starts_with("/envs/");
+    if !untidy && !prefixed {
         return;
     }
     let mut clean = String::with_capacity(path.len());
@@ -74,11 +73,15 @@ fn normalize_path(req: &mut ServiceRequest) {
     if clean.len() > 1 && clean.ends_with('/') {
         clean.pop();
     }
-    let raw = req
-        .uri()
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
+    let mut env = None;
+    if let Some(rest) = clean.strip_prefix("/envs/") {
+        let (name, tail) = rest.split_once('/').unwrap_or((rest, ""));
+        if !name.is_empty() {
+            env = Some(name.to_string());
+            clean = format!("/{tail}");
+        }
+    }
+    let raw = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
     let target = match req.uri().query() {
         Some(q) => format!("{clean}?{q}"),
         None => clean,
@@ -88,53 +91,51 @@ fn normalize_path(req: &mut ServiceRequest) {
     if let Ok(uri) = Uri::from_parts(parts) {
         req.match_info_mut().get_mut().update(&uri);
         req.head_mut().uri = uri;
-        req.extensions_mut().insert(RawTarget(raw));
+        let mut ext = req.extensions_mut();
+        ext.insert(RawTarget(raw));
+        if let Some(env) = env {
+            ext.insert(PathEnv(env));
+        }
     }
 }
 
-/// Extra paths a request may be reached under, one per "kind" of listener.
+/// The metrics label of a request: its resource name (the route pattern), or for the
+/// hand-routed client reads their fixed prefix.
+fn route_label(req: &HttpRequest) -> &str {
+    if let Some(name) = req.match_name() {
+        return name;
+    }
+    apollo::route_label(req.path()).unwrap_or("unmatched")
+}
+
+/// What a listener serves: the main one adds the Open API.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Listener {
     Main,
     Env,
 }
 
-fn json_error_config(
-    limit: usize,
-) -> (
-    web::JsonConfig,
-    web::QueryConfig,
-    web::PathConfig,
-    web::PayloadConfig,
-) {
-    let json = web::JsonConfig::default()
-        .limit(limit)
-        .content_type_required(false)
-        .error_handler(|err, _| {
-            let msg = match &err {
-                actix_web::error::JsonPayloadError::OverflowKnownLength { .. }
-                | actix_web::error::JsonPayloadError::Overflow { .. } => {
-                    return ApiError {
-                        status: actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                        message: "request body too large".into(),
-                        exception: "PayloadTooLargeException",
-                    }
-                    .into();
+fn json_error_config(limit: usize) -> (web::JsonConfig, web::QueryConfig, web::PathConfig, web::PayloadConfig) {
+    let json = web::JsonConfig::default().limit(limit).content_type_required(false).error_handler(|err, _| {
+        let msg = match &err {
+            actix_web::error::JsonPayloadError::OverflowKnownLength { .. }
+            | actix_web::error::JsonPayloadError::Overflow { .. } => {
+                return ApiError {
+                    status: actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    message: "request body too large".into(),
+                    exception: "PayloadTooLargeException",
                 }
-                other => format!("invalid JSON body: {other}"),
-            };
-            ApiError::bad_request(msg).into()
-        });
+                .into();
+            }
+            other => format!("invalid JSON body: {other}"),
+        };
+        ApiError::bad_request(msg).into()
+    });
     let query = web::QueryConfig::default()
         .error_handler(|err, _| ApiError::bad_request(format!("invalid query: {err}")).into());
-    let path = web::PathConfig::default()
-        .error_handler(|err, _| ApiError::bad_request(format!("invalid path: {err}")).into());
-    (
-        json,
-        query,
-        path,
-        web::PayloadConfig::default().limit(limit),
-    )
+    let path =
+        web::PathConfig::default().error_handler(|err, _| ApiError::bad_request(format!("invalid path: {err}")).into());
+    (json, query, path, web::PayloadConfig::default().limit(limit))
 }
 
 fn build_app(
@@ -159,28 +160,22 @@ fn build_app(
         .app_data(payload)
         .app_data(web::Data::new(root))
         .wrap_fn(|mut req, srv| {
-            normalize_path(&mut req);
+            rewrite_target(&mut req);
             let metrics_state = req.app_data::<web::Data<AppState>>().cloned();
             let fut = srv.call(req);
             async move {
                 let res = fut.await?;
                 if let Some(s) = metrics_state {
-                    s.requests.add(
-                        res.request().match_name().unwrap_or("unmatched"),
-                        res.status().as_u16(),
-                    );
+                    s.requests.add(route_label(res.request()), res.status().as_u16());
                 }
                 Ok(res.map_into_boxed_body())
             }
         })
         .configure(ops::configure);
     if kind == Listener::Main {
-        app = app
-            .service(web::scope("/openapi/v1").configure(openapi::configure))
-            .service(web::scope("/envs/{env}").configure(apollo::configure));
+        app = app.service(web::scope("/openapi/v1").configure(openapi::configure));
     }
-    app.configure(apollo::configure)
-        .default_service(web::to(not_found))
+    app.configure(apollo::configure).default_service(web::to(not_found))
 }
 
 async fn not_found(req: HttpRequest) -> ApiError {

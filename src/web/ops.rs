@@ -29,10 +29,7 @@ impl RequestCounts {
 
     fn snapshot(&self) -> Vec<((String, u16), u64)> {
         let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let mut v: Vec<_> = map
-            .iter()
-            .flat_map(|(r, c)| c.iter().map(move |(s, n)| ((r.clone(), *s), *n)))
-            .collect();
+        let mut v: Vec<_> = map.iter().flat_map(|(r, c)| c.iter().map(move |(s, n)| ((r.clone(), *s), *n))).collect();
         v.sort();
         v
     }
@@ -40,11 +37,9 @@ impl RequestCounts {
 
 /// Registers the operations routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    for (path, handler) in [
-        ("/health", web::get().to(health)),
-        ("/ready", web::get().to(ready)),
-        ("/metrics", web::get().to(metrics)),
-    ] {
+    for (path, handler) in
+        [("/health", web::get().to(health)), ("/ready", web::get().to(ready)), ("/metrics", web::get().to(metrics))]
+    {
         cfg.service(web::resource(path).name(path).route(handler));
     }
 }
@@ -52,41 +47,36 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 async fn health(state: web::Data<AppState>) -> HttpResponse {
     match state.cairn.store().counter("release") {
         Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "UP"})),
-        Err(e) => HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({"status": "DOWN", "error": e.to_string()})),
+        Err(e) => {
+            HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "DOWN", "error": e.to_string()}))
+        }
     }
 }
 
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let envs: Vec<&str> = state
-        .settings
-        .envs
-        .iter()
-        .map(|(n, _)| n.as_str())
-        .collect();
+    let envs: Vec<&str> = state.settings.envs.iter().map(|(n, _)| n.as_str()).collect();
     match state.cairn.store().counter("release") {
         Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "READY", "envs": envs})),
-        Err(e) => HttpResponse::ServiceUnavailable()
-            .json(serde_json::json!({"status": "NOT_READY", "error": e.to_string()})),
+        Err(e) => {
+            HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "NOT_READY", "error": e.to_string()}))
+        }
     }
 }
 
 fn escape_label(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let m = state.cairn.metrics();
     let mut out = String::new();
-    let _ = writeln!(out, "# HELP cairn_http_requests_total HTTP requests by route and status.\n# TYPE cairn_http_requests_total counter");
+    let _ = writeln!(
+        out,
+        "# HELP cairn_http_requests_total HTTP requests by route and status.\n# TYPE cairn_http_requests_total counter"
+    );
     for ((route, status), n) in state.requests.snapshot() {
-        let _ = writeln!(
-            out,
-            "cairn_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
-            escape_label(&route)
-        );
+        let _ =
+            writeln!(out, "cairn_http_requests_total{{route=\"{}\",status=\"{status}\"}} {n}", escape_label(&route));
     }
     let fanout_count = m.fanout_count.load(Ordering::Relaxed);
     let fanout_sum = m.fanout_micros_sum.load(Ordering::Relaxed) as f64 / 1e6;
@@ -103,7 +93,5 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         m.config_fetches.load(Ordering::Relaxed),
         state.cairn.store().size_on_disk(),
     );
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(out)
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out)
 }

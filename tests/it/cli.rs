@@ -14,31 +14,11 @@ fn help_explains_commands_and_settings() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = text(&out);
-    for word in [
-        "serve",
-        "user",
-        "consumer",
-        "healthcheck",
-        "check",
-        "backup",
-        "restore",
-        "CAIRN_DATA",
-        "cairn.toml",
-    ] {
+    for word in ["serve", "user", "consumer", "healthcheck", "check", "backup", "restore", "CAIRN_DATA", "cairn.toml"] {
         assert!(help.contains(word), "--help lacks {word}: {help}");
     }
-    let serve = text(
-        &Command::new(BIN)
-            .args(["serve", "--help"])
-            .output()
-            .unwrap(),
-    );
-    for word in [
-        "--listen",
-        "CAIRN_LISTEN",
-        "CAIRN_DEFAULT_ENV",
-        "--long-poll-timeout",
-    ] {
+    let serve = text(&Command::new(BIN).args(["serve", "--help"]).output().unwrap());
+    for word in ["--listen", "CAIRN_LISTEN", "CAIRN_DEFAULT_ENV", "--long-poll-timeout"] {
         assert!(serve.contains(word), "serve --help lacks {word}");
     }
 }
@@ -46,11 +26,7 @@ fn help_explains_commands_and_settings() {
 #[test]
 fn users_and_consumers_are_created_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
-    let ok = cli(
-        dir.path(),
-        &["user", "add", "alice", "--admin"],
-        "long-enough-pw\n",
-    );
+    let ok = cli(dir.path(), &["user", "add", "alice", "--admin"], "long-enough-pw\n");
     assert!(ok.status.success(), "{}", text(&ok));
     assert!(text(&ok).contains("user 'alice' created (admin)"));
     let again = cli(dir.path(), &["user", "add", "alice"], "long-enough-pw\n");
@@ -61,19 +37,10 @@ fn users_and_consumers_are_created_from_the_command_line() {
 
     let created = cli(dir.path(), &["consumer", "create", "deployer"], "");
     assert!(created.status.success(), "{}", text(&created));
-    let token = String::from_utf8_lossy(&created.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_string();
+    let token = String::from_utf8_lossy(&created.stdout).lines().last().unwrap().trim().to_string();
     assert_eq!(token.len(), 40);
     assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
-    let grant = cli(
-        dir.path(),
-        &["consumer", "grant", "deployer", "--app", "nope"],
-        "",
-    );
+    let grant = cli(dir.path(), &["consumer", "grant", "deployer", "--app", "nope"], "");
     assert!(!grant.status.success());
     assert!(text(&grant).contains("app 'nope' not found"));
     // The token itself is not stored, only its hash.
@@ -89,45 +56,21 @@ async fn admin_commands_explain_what_to_do_while_the_server_runs() {
     assert!(!out.status.success());
     let t = text(&out);
     assert!(t.contains("in use by another Cairn process"), "{t}");
-    assert!(
-        !t.contains("could not acquire lock"),
-        "raw lock error leaked: {t}"
-    );
+    assert!(!t.contains("could not acquire lock"), "raw lock error leaked: {t}");
 
-    let health = Command::new(BIN)
-        .args(["healthcheck", "--url", &proc.base])
-        .output()
-        .unwrap();
+    let health = Command::new(BIN).args(["healthcheck", "--url", &proc.base]).output().unwrap();
     assert!(health.status.success(), "{}", text(&health));
     let (status, took) = proc.terminate();
     assert!(status.success());
     assert!(took.as_secs() < 5);
-    let down = Command::new(BIN)
-        .args(["healthcheck", "--url", "http://127.0.0.1:9"])
-        .output()
-        .unwrap();
+    let down = Command::new(BIN).args(["healthcheck", "--url", "http://127.0.0.1:9"]).output().unwrap();
     assert!(!down.status.success());
 }
 
 async fn seed_with_releases(data: &std::path::Path) {
-    assert!(cli(
-        data,
-        &["user", "add", ADMIN, "--admin"],
-        "a-good-password\n"
-    )
-    .status
-    .success());
-    let out = cli(
-        data,
-        &["consumer", "create", "ci", "--allow-create-app"],
-        "",
-    );
-    let token = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_string();
+    assert!(cli(data, &["user", "add", ADMIN, "--admin"], "a-good-password\n").status.success());
+    let out = cli(data, &["consumer", "create", "ci", "--allow-create-app"], "");
+    let token = String::from_utf8_lossy(&out.stdout).lines().last().unwrap().trim().to_string();
     let proc = Proc::start(data, &["--value-max", "100000"]);
     let http = reqwest::Client::new();
     let send = |m: Method, p: &str, b: serde_json::Value| {
@@ -137,21 +80,27 @@ async fn seed_with_releases(data: &std::path::Path) {
             .body(b.to_string())
             .send()
     };
-    assert_eq!(send(Method::POST, "/apps", json!({"assignAppRoleToSelf": true, "app": {"appId": "demo", "name": "demo", "ownerName": ADMIN}})).await.unwrap().status(), 200);
+    assert_eq!(
+        send(
+            Method::POST,
+            "/apps",
+            json!({"assignAppRoleToSelf": true, "app": {"appId": "demo", "name": "demo", "ownerName": ADMIN}})
+        )
+        .await
+        .unwrap()
+        .status(),
+        200
+    );
     for (env, n) in [("DEV", 3), ("PRO", 2)] {
         for i in 0..n {
             let ns = format!("/envs/{env}/apps/demo/clusters/default/namespaces/application");
             let r = send(Method::PUT, &format!("{ns}/items/k{i}?createIfNotExists=true"), json!({"key": format!("k{i}"), "value": "x".repeat(70_000 + i), "dataChangeLastModifiedBy": ADMIN, "dataChangeCreatedBy": ADMIN})).await.unwrap();
             assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
             assert_eq!(
-                send(
-                    Method::POST,
-                    &format!("{ns}/releases"),
-                    json!({"releaseTitle": "r", "releasedBy": ADMIN})
-                )
-                .await
-                .unwrap()
-                .status(),
+                send(Method::POST, &format!("{ns}/releases"), json!({"releaseTitle": "r", "releasedBy": ADMIN}))
+                    .await
+                    .unwrap()
+                    .status(),
                 200
             );
         }
@@ -174,16 +123,9 @@ async fn backup_and_restore_reproduce_every_release_byte_for_byte() {
 
     // A backup of the restored data is identical record for record.
     let file2 = dir.path().join("again.backup");
-    assert!(cli(&restored, &["backup", file2.to_str().unwrap()], "")
-        .status
-        .success());
+    assert!(cli(&restored, &["backup", file2.to_str().unwrap()], "").status.success());
     let body = |p: &std::path::Path| {
-        std::fs::read_to_string(p)
-            .unwrap()
-            .lines()
-            .skip(1)
-            .map(str::to_string)
-            .collect::<Vec<_>>()
+        std::fs::read_to_string(p).unwrap().lines().skip(1).map(str::to_string).collect::<Vec<_>>()
     };
     let (a, b) = (body(&file), body(&file2));
     let records = |v: &[String]| v[..v.len() - 1].to_vec();
@@ -192,10 +134,7 @@ async fn backup_and_restore_reproduce_every_release_byte_for_byte() {
     let (orig, copy) = (Store::open(&data).unwrap(), Store::open(&restored).unwrap());
     for env in ["DEV", "PRO"] {
         for id in 1..=5 {
-            assert_eq!(
-                orig.get_release(env, id).unwrap(),
-                copy.get_release(env, id).unwrap()
-            );
+            assert_eq!(orig.get_release(env, id).unwrap(), copy.get_release(env, id).unwrap());
         }
     }
     assert!(copy.get_release("DEV", 1).unwrap().unwrap().verify());
@@ -207,11 +146,7 @@ async fn backup_and_restore_reproduce_every_release_byte_for_byte() {
     let mut damaged = std::fs::read_to_string(&file).unwrap();
     damaged = damaged.replacen("\"value\":\"", "\"value\":\"AAAA", 1);
     std::fs::write(&file, damaged).unwrap();
-    let bad = cli(
-        &dir.path().join("third"),
-        &["restore", file.to_str().unwrap()],
-        "",
-    );
+    let bad = cli(&dir.path().join("third"), &["restore", file.to_str().unwrap()], "");
     assert!(!bad.status.success());
     assert!(text(&bad).contains("checksum"), "{}", text(&bad));
 }
@@ -231,10 +166,7 @@ async fn check_reports_a_corrupted_release() {
         let chunk_key = keys::release_chunk("PRO", 5, 0);
         let mut bytes = vec![1u8];
         bytes.extend(serde_json::to_vec(&release).unwrap());
-        for k in store
-            .raw_keys(T::Releases, &keys::release("PRO", 5))
-            .unwrap()
-        {
+        for k in store.raw_keys(T::Releases, &keys::release("PRO", 5)).unwrap() {
             store.put_raw(T::Releases, &k, b"").unwrap();
         }
         store.put_raw(T::Releases, &chunk_key, &bytes).unwrap();

@@ -31,38 +31,26 @@ async fn call(
 async fn acknowledged_releases_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    assert!(cli(
-        &data,
-        &["user", "add", ADMIN, "--admin"],
-        "a-good-password\n"
-    )
-    .status
-    .success());
-    let out = cli(
-        &data,
-        &["consumer", "create", "ci", "--allow-create-app"],
-        "",
-    );
-    let token = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_string();
+    assert!(cli(&data, &["user", "add", ADMIN, "--admin"], "a-good-password\n").status.success());
+    let out = cli(&data, &["consumer", "create", "ci", "--allow-create-app"], "");
+    let token = String::from_utf8_lossy(&out.stdout).lines().last().unwrap().trim().to_string();
     let http = reqwest::Client::new();
 
     let mut proc = Proc::start(&data, &[]);
     let app = json!({"assignAppRoleToSelf": true, "app": {"appId": "durable", "name": "durable", "ownerName": ADMIN}});
-    assert_eq!(
-        call(&http, &proc.base, &token, Method::POST, "/apps", app)
-            .await
-            .0,
-        200
-    );
+    assert_eq!(call(&http, &proc.base, &token, Method::POST, "/apps", app).await.0, 200);
     let ns = "/envs/PRO/apps/durable/clusters/default/namespaces/application";
     for round in 0..20 {
         let value = format!("value-{round}-{}", "x".repeat(round * 100));
-        let (st, _) = call(&http, &proc.base, &token, Method::PUT, &format!("{ns}/items/k?createIfNotExists=true"), json!({"key": "k", "value": value, "dataChangeLastModifiedBy": ADMIN, "dataChangeCreatedBy": ADMIN})).await;
+        let (st, _) = call(
+            &http,
+            &proc.base,
+            &token,
+            Method::PUT,
+            &format!("{ns}/items/k?createIfNotExists=true"),
+            json!({"key": "k", "value": value, "dataChangeLastModifiedBy": ADMIN, "dataChangeCreatedBy": ADMIN}),
+        )
+        .await;
         assert_eq!(st, 200);
         let (st, release) = call(
             &http,
@@ -78,10 +66,7 @@ async fn acknowledged_releases_survive_sigkill() {
 
         proc = Proc::start(&data, &[]);
         let served: serde_json::Value = http
-            .get(format!(
-                "{}/envs/PRO/configs/durable/default/application",
-                proc.base
-            ))
+            .get(format!("{}/envs/PRO/configs/durable/default/application", proc.base))
             .send()
             .await
             .unwrap()
@@ -95,9 +80,5 @@ async fn acknowledged_releases_survive_sigkill() {
     assert!(status.success());
     assert!(took.as_secs() < 5);
     let check = cli(&data, &["check"], "");
-    assert!(
-        check.status.success(),
-        "{}",
-        crate::common::process::text(&check)
-    );
+    assert!(check.status.success(), "{}", crate::common::process::text(&check));
 }

@@ -14,9 +14,7 @@ fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 }
 
 fn assert_layer(layer: &str, forbidden: &[&str]) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("src")
-        .join(layer);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(layer);
     let mut files = Vec::new();
     sources(&root, &mut files);
     assert!(!files.is_empty(), "no sources under {}", root.display());
@@ -32,30 +30,10 @@ fn assert_layer(layer: &str, forbidden: &[&str]) {
 fn lower_layers_do_not_import_upper_layers() {
     assert_layer(
         "domain",
-        &[
-            "crate::store",
-            "crate::service",
-            "crate::web",
-            "crate::security",
-            "actix",
-            "askama",
-            "sled::",
-        ],
+        &["crate::store", "crate::service", "crate::web", "crate::security", "actix", "askama", "sled::"],
     );
-    assert_layer(
-        "security",
-        &[
-            "crate::store",
-            "crate::service",
-            "crate::web",
-            "actix",
-            "askama",
-        ],
-    );
-    assert_layer(
-        "store",
-        &["crate::service", "crate::web", "actix", "askama"],
-    );
+    assert_layer("security", &["crate::store", "crate::service", "crate::web", "actix", "askama"]);
+    assert_layer("store", &["crate::service", "crate::web", "actix", "askama"]);
     assert_layer("service", &["crate::web", "actix", "askama", "sled::"]);
     assert_layer("web/apollo", &["crate::web::openapi", "sled::"]);
     assert_layer("web/openapi", &["crate::web::apollo", "sled::"]);

@@ -15,44 +15,19 @@ async fn apps_are_created_listed_and_have_clusters_in_every_env() {
     assert_eq!(apps[0]["appId"], "demo");
     assert_eq!(apps[0]["orgId"], "TEST");
     assert_eq!(apps[0]["ownerName"], ADMIN);
-    assert!(
-        apps[0]["dataChangeCreatedTime"].as_str().unwrap().len() == 28,
-        "{apps}"
-    );
-    assert_eq!(
-        s.open(Method::GET, "/apps?appIds=nope,demo", None)
-            .await
-            .json()
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
-    assert_eq!(
-        s.open(Method::GET, "/apps/authorized", None).await.json()[0]["appId"],
-        "demo"
-    );
-    let ec = s
-        .open(Method::GET, "/apps/demo/envclusters", None)
-        .await
-        .json();
+    assert!(apps[0]["dataChangeCreatedTime"].as_str().unwrap().len() == 28, "{apps}");
+    assert_eq!(s.open(Method::GET, "/apps?appIds=nope,demo", None).await.json().as_array().unwrap().len(), 1);
+    assert_eq!(s.open(Method::GET, "/apps/authorized", None).await.json()[0]["appId"], "demo");
+    let ec = s.open(Method::GET, "/apps/demo/envclusters", None).await.json();
     assert_eq!(
         ec,
         json!([{"env": "DEV", "clusters": ["default"]}, {"env": "FAT", "clusters": ["default"]}, {"env": "UAT", "clusters": ["default"]}, {"env": "PRO", "clusters": ["default"]}])
     );
     // Trailing slashes are tolerated.
-    let again = s
-        .open(
-            Method::POST,
-            "/apps/",
-            Some(json!({"app": {"appId": "demo", "name": "x", "ownerName": ADMIN}})),
-        )
-        .await;
+    let again =
+        s.open(Method::POST, "/apps/", Some(json!({"app": {"appId": "demo", "name": "x", "ownerName": ADMIN}}))).await;
     again.assert_error(400, "already exists");
-    let cl = s
-        .open(Method::GET, "/envs/dev/apps/demo/clusters/default/", None)
-        .await
-        .json();
+    let cl = s.open(Method::GET, "/envs/dev/apps/demo/clusters/default/", None).await.json();
     assert_eq!(cl["name"], "default");
     assert_eq!(cl["appId"], "demo");
 }
@@ -61,7 +36,13 @@ async fn apps_are_created_listed_and_have_clusters_in_every_env() {
 async fn items_are_created_read_paged_updated_and_deleted() {
     let s = TestServer::start().await;
     s.seed_app("demo").await;
-    let created = s.open(Method::POST, &format!("{NS}/items"), Some(json!({"key": "timeout", "value": "100", "comment": "ms", "dataChangeCreatedBy": ADMIN}))).await;
+    let created = s
+        .open(
+            Method::POST,
+            &format!("{NS}/items"),
+            Some(json!({"key": "timeout", "value": "100", "comment": "ms", "dataChangeCreatedBy": ADMIN})),
+        )
+        .await;
     assert_eq!(created.status, 200, "{}", created.text);
     assert_eq!(created.json()["key"], "timeout");
     assert_eq!(created.json()["dataChangeCreatedBy"], ADMIN);
@@ -73,14 +54,8 @@ async fn items_are_created_read_paged_updated_and_deleted() {
     .await
     .assert_error(400, "already exists");
 
-    let item = s
-        .open(Method::GET, &format!("{NS}/items/timeout"), None)
-        .await
-        .json();
-    assert_eq!(
-        (item["value"].as_str(), item["comment"].as_str()),
-        (Some("100"), Some("ms"))
-    );
+    let item = s.open(Method::GET, &format!("{NS}/items/timeout"), None).await.json();
+    assert_eq!((item["value"].as_str(), item["comment"].as_str()), (Some("100"), Some("ms")));
 
     let upd = s
         .open(
@@ -99,7 +74,13 @@ async fn items_are_created_read_paged_updated_and_deleted() {
     .await
     .assert_error(404, "missing");
     let create_put = s
-        .open(Method::PUT, &format!("{NS}/items/fresh?createIfNotExists=true"), Some(json!({"key": "fresh", "value": "1", "dataChangeLastModifiedBy": ADMIN, "dataChangeCreatedBy": ADMIN})))
+        .open(
+            Method::PUT,
+            &format!("{NS}/items/fresh?createIfNotExists=true"),
+            Some(
+                json!({"key": "fresh", "value": "1", "dataChangeLastModifiedBy": ADMIN, "dataChangeCreatedBy": ADMIN}),
+            ),
+        )
         .await;
     assert_eq!(create_put.status, 200, "{}", create_put.text);
 
@@ -107,70 +88,30 @@ async fn items_are_created_read_paged_updated_and_deleted() {
     let key = "path/with/slash";
     let b64 = "cGF0aC93aXRoL3NsYXNo";
     let enc = s
-        .open(Method::PUT, &format!("{NS}/encodedItems/{b64}?createIfNotExists=true"), Some(json!({"key": key, "value": "v", "dataChangeLastModifiedBy": ADMIN, "dataChangeCreatedBy": ADMIN})))
+        .open(
+            Method::PUT,
+            &format!("{NS}/encodedItems/{b64}?createIfNotExists=true"),
+            Some(json!({"key": key, "value": "v", "dataChangeLastModifiedBy": ADMIN, "dataChangeCreatedBy": ADMIN})),
+        )
         .await;
     assert_eq!(enc.status, 200, "{}", enc.text);
-    assert_eq!(
-        s.open(Method::GET, &format!("{NS}/encodedItems/{b64}"), None)
-            .await
-            .json()["key"],
-        key
-    );
+    assert_eq!(s.open(Method::GET, &format!("{NS}/encodedItems/{b64}"), None).await.json()["key"], key);
 
-    let page = s
-        .open(Method::GET, &format!("{NS}/items?page=1&size=2"), None)
-        .await
-        .json();
+    let page = s.open(Method::GET, &format!("{NS}/items?page=1&size=2"), None).await.json();
     assert_eq!(page["total"], 3);
     assert_eq!(page["page"], 1);
     assert_eq!(page["content"].as_array().unwrap().len(), 1);
     assert_eq!(page["content"][0]["key"], key);
-    assert_eq!(
-        s.open(Method::GET, &format!("{NS}/items?size=0"), None)
-            .await
-            .json()["size"],
-        1
-    );
+    assert_eq!(s.open(Method::GET, &format!("{NS}/items?size=0"), None).await.json()["size"], 1);
 
-    assert_eq!(
-        s.open(
-            Method::DELETE,
-            &format!("{NS}/encodedItems/{b64}?operator={ADMIN}"),
-            None
-        )
-        .await
-        .status,
-        200
-    );
-    assert_eq!(
-        s.open(
-            Method::DELETE,
-            &format!("{NS}/items/fresh?operator={ADMIN}"),
-            None
-        )
-        .await
-        .status,
-        200
-    );
-    s.open(
-        Method::DELETE,
-        &format!("{NS}/items/fresh?operator={ADMIN}"),
-        None,
-    )
-    .await
-    .assert_error(404, "fresh");
+    assert_eq!(s.open(Method::DELETE, &format!("{NS}/encodedItems/{b64}?operator={ADMIN}"), None).await.status, 200);
+    assert_eq!(s.open(Method::DELETE, &format!("{NS}/items/fresh?operator={ADMIN}"), None).await.status, 200);
+    s.open(Method::DELETE, &format!("{NS}/items/fresh?operator={ADMIN}"), None).await.assert_error(404, "fresh");
     let ns = s.open(Method::GET, NS, None).await.json();
     assert_eq!(ns["namespaceName"], "application");
     assert_eq!(ns["format"], "properties");
     assert_eq!(ns["items"].as_array().unwrap().len(), 1);
-    let list = s
-        .open(
-            Method::GET,
-            "/envs/DEV/apps/demo/clusters/default/namespaces",
-            None,
-        )
-        .await
-        .json();
+    let list = s.open(Method::GET, "/envs/DEV/apps/demo/clusters/default/namespaces", None).await.json();
     assert_eq!(list[0]["items"][0]["value"], "200");
 }
 
@@ -193,30 +134,16 @@ async fn bad_items_are_rejected_and_the_draft_is_untouched() {
     )
     .await
     .assert_error(400, "at most 50");
-    s.open(
-        Method::POST,
-        &format!("{NS}/items"),
-        Some(json!({"key": "", "value": "1", "dataChangeCreatedBy": ADMIN})),
-    )
-    .await
-    .assert_error(400, "key");
-    s.open(
-        Method::POST,
-        &format!("{NS}/items"),
-        Some(json!({"key": "a", "value": 5, "dataChangeCreatedBy": ADMIN})),
-    )
-    .await
-    .assert_error(400, "invalid JSON body");
-    s.open(Method::POST, &format!("{NS}/items"), None)
+    s.open(Method::POST, &format!("{NS}/items"), Some(json!({"key": "", "value": "1", "dataChangeCreatedBy": ADMIN})))
+        .await
+        .assert_error(400, "key");
+    s.open(Method::POST, &format!("{NS}/items"), Some(json!({"key": "a", "value": 5, "dataChangeCreatedBy": ADMIN})))
         .await
         .assert_error(400, "invalid JSON body");
-    s.open(
-        Method::POST,
-        &format!("{NS}/items"),
-        Some(json!({"key": "a", "value": "1"})),
-    )
-    .await
-    .assert_error(400, "operator");
+    s.open(Method::POST, &format!("{NS}/items"), None).await.assert_error(400, "invalid JSON body");
+    s.open(Method::POST, &format!("{NS}/items"), Some(json!({"key": "a", "value": "1"})))
+        .await
+        .assert_error(400, "operator");
     s.open(
         Method::POST,
         &format!("{NS}/items"),
@@ -228,18 +155,16 @@ async fn bad_items_are_rejected_and_the_draft_is_untouched() {
     s.seed_namespace("demo", "app", "yaml", false).await;
     let yaml_ns = "/envs/DEV/apps/demo/clusters/default/namespaces/app.yaml";
     let good = "a: 1\nb: [1, 2]\n";
-    s.set_items("DEV", "demo", "default", "app.yaml", &[("content", good)])
-        .await;
+    s.set_items("DEV", "demo", "default", "app.yaml", &[("content", good)]).await;
     let bad = s
-        .open(Method::PUT, &format!("{yaml_ns}/items/content"), Some(json!({"key": "content", "value": "a: 1\nb: [1, 2\nc: 3\n", "dataChangeLastModifiedBy": ADMIN})))
+        .open(
+            Method::PUT,
+            &format!("{yaml_ns}/items/content"),
+            Some(json!({"key": "content", "value": "a: 1\nb: [1, 2\nc: 3\n", "dataChangeLastModifiedBy": ADMIN})),
+        )
         .await;
     bad.assert_error(400, "yaml content is not valid at line");
-    assert_eq!(
-        s.open(Method::GET, &format!("{yaml_ns}/items/content"), None)
-            .await
-            .json()["value"],
-        good
-    );
+    assert_eq!(s.open(Method::GET, &format!("{yaml_ns}/items/content"), None).await.json()["value"], good);
     s.open(
         Method::POST,
         &format!("{yaml_ns}/items"),
@@ -284,61 +209,32 @@ async fn request_bodies_are_limited() {
 async fn releases_publish_read_and_roll_back() {
     let s = TestServer::start().await;
     s.seed_app("demo").await;
-    assert_eq!(
-        s.open(Method::GET, &format!("{NS}/releases/latest"), None)
-            .await
-            .text,
-        ""
-    );
-    s.open(
-        Method::POST,
-        &format!("{NS}/releases"),
-        Some(json!({"releasedBy": ADMIN})),
-    )
-    .await
-    .assert_error(400, "releaseTitle");
+    assert_eq!(s.open(Method::GET, &format!("{NS}/releases/latest"), None).await.text, "");
+    s.open(Method::POST, &format!("{NS}/releases"), Some(json!({"releasedBy": ADMIN})))
+        .await
+        .assert_error(400, "releaseTitle");
     let r1 = s.publish("DEV", "demo", "application", &[("v", "1")]).await;
     assert_eq!(r1["name"], "t");
     assert_eq!(r1["configurations"], json!({"v": "1"}));
     assert_eq!(r1["dataChangeCreatedBy"], ADMIN);
     let r2 = s.publish("DEV", "demo", "application", &[("v", "2")]).await;
     let r3 = s.publish("DEV", "demo", "application", &[("v", "3")]).await;
-    let latest = s
-        .open(Method::GET, &format!("{NS}/releases/latest"), None)
-        .await
-        .json();
+    let latest = s.open(Method::GET, &format!("{NS}/releases/latest"), None).await.json();
     assert_eq!(latest["id"], r3["id"]);
     assert_eq!(
-        s.open(
-            Method::GET,
-            &format!("/envs/DEV/releases/{}", r1["id"]),
-            None
-        )
-        .await
-        .json()["configurations"]["v"],
+        s.open(Method::GET, &format!("/envs/DEV/releases/{}", r1["id"]), None).await.json()["configurations"]["v"],
         "1"
     );
 
     // Only the latest release can be rolled back.
-    s.open(
-        Method::PUT,
-        &format!("/envs/DEV/releases/{}/rollback?operator={ADMIN}", r2["id"]),
-        None,
-    )
-    .await
-    .assert_error(400, "not the latest");
+    s.open(Method::PUT, &format!("/envs/DEV/releases/{}/rollback?operator={ADMIN}", r2["id"]), None)
+        .await
+        .assert_error(400, "not the latest");
     let rb = s
-        .open(
-            Method::PUT,
-            &format!("/envs/DEV/releases/{}/rollback?operator={ADMIN}", r3["id"]),
-            Some(json!({})),
-        )
+        .open(Method::PUT, &format!("/envs/DEV/releases/{}/rollback?operator={ADMIN}", r3["id"]), Some(json!({})))
         .await;
     assert_eq!(rb.status, 200, "{}", rb.text);
-    let cfg = s
-        .configs("DEV", "demo", "default", "application", "")
-        .await
-        .json();
+    let cfg = s.configs("DEV", "demo", "default", "application", "").await.json();
     assert_eq!(cfg["configurations"]["v"], "2");
     assert_eq!(cfg["releaseKey"], r2["releaseKey"]);
 
@@ -346,42 +242,20 @@ async fn releases_publish_read_and_roll_back() {
     let to = s
         .open(
             Method::PUT,
-            &format!(
-                "/envs/DEV/releases/{}/rollback?operator={ADMIN}&toReleaseId={}",
-                r4["id"], r1["id"]
-            ),
+            &format!("/envs/DEV/releases/{}/rollback?operator={ADMIN}&toReleaseId={}", r4["id"], r1["id"]),
             None,
         )
         .await;
     assert_eq!(to.status, 200, "{}", to.text);
-    assert_eq!(
-        s.configs("DEV", "demo", "default", "application", "")
-            .await
-            .json()["configurations"]["v"],
-        "1"
-    );
-    s.open(
-        Method::PUT,
-        &format!("/envs/DEV/releases/{}/rollback?operator={ADMIN}", r1["id"]),
-        None,
-    )
-    .await
-    .assert_error(400, "no earlier release");
-    s.open(
-        Method::PUT,
-        &format!("/envs/DEV/releases/999/rollback?operator={ADMIN}"),
-        None,
-    )
-    .await
-    .assert_error(404, "release 999");
+    assert_eq!(s.configs("DEV", "demo", "default", "application", "").await.json()["configurations"]["v"], "1");
+    s.open(Method::PUT, &format!("/envs/DEV/releases/{}/rollback?operator={ADMIN}", r1["id"]), None)
+        .await
+        .assert_error(400, "no earlier release");
+    s.open(Method::PUT, &format!("/envs/DEV/releases/999/rollback?operator={ADMIN}"), None)
+        .await
+        .assert_error(404, "release 999");
     // The same id in another env is another release.
-    s.open(
-        Method::GET,
-        &format!("/envs/PRO/releases/{}", r1["id"]),
-        None,
-    )
-    .await
-    .assert_error(404, "not found");
+    s.open(Method::GET, &format!("/envs/PRO/releases/{}", r1["id"]), None).await.assert_error(404, "not found");
 }
 
 #[tokio::test]
@@ -389,35 +263,14 @@ async fn tokens_are_checked_and_scoped() {
     let s = TestServer::start().await;
     s.seed_app("demo").await;
     s.seed_app("other").await;
-    s.open_as("", Method::GET, "/apps", None)
-        .await
-        .assert_error(401, "token");
-    s.open_as(
-        "0123456789abcdef0123456789abcdef01234567",
-        Method::GET,
-        "/apps",
-        None,
-    )
-    .await
-    .assert_error(401, "token");
+    s.open_as("", Method::GET, "/apps", None).await.assert_error(401, "token");
+    s.open_as("0123456789abcdef0123456789abcdef01234567", Method::GET, "/apps", None).await.assert_error(401, "token");
 
     let sys = cairn::service::Caller::system("t");
     let (_, limited) = s.cairn.create_consumer(&sys, "limited", false).unwrap();
-    s.cairn
-        .grant_consumer(&sys, "limited", "demo", Some("application"), Some("DEV"))
-        .unwrap();
+    s.cairn.grant_consumer(&sys, "limited", "demo", Some("application"), Some("DEV")).unwrap();
     let body = json!({"key": "k", "value": "v", "dataChangeCreatedBy": ADMIN});
-    assert_eq!(
-        s.open_as(
-            &limited,
-            Method::POST,
-            &format!("{NS}/items"),
-            Some(body.clone())
-        )
-        .await
-        .status,
-        200
-    );
+    assert_eq!(s.open_as(&limited, Method::POST, &format!("{NS}/items"), Some(body.clone())).await.status, 200);
     s.open_as(
         &limited,
         Method::POST,
@@ -434,14 +287,9 @@ async fn tokens_are_checked_and_scoped() {
     )
     .await
     .assert_error(403, "may not modify");
-    s.open_as(
-        &limited,
-        Method::GET,
-        "/envs/DEV/apps/other/clusters/default/namespaces/application",
-        None,
-    )
-    .await
-    .assert_error(403, "may not read");
+    s.open_as(&limited, Method::GET, "/envs/DEV/apps/other/clusters/default/namespaces/application", None)
+        .await
+        .assert_error(403, "may not read");
     s.open_as(
         &limited,
         Method::POST,
@@ -458,46 +306,20 @@ async fn tokens_are_checked_and_scoped() {
     )
     .await
     .assert_error(403, "create apps");
-    assert_eq!(
-        s.open_as(&limited, Method::GET, "/apps/authorized", None)
-            .await
-            .json()
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(s.open_as(&limited, Method::GET, "/apps/authorized", None).await.json().as_array().unwrap().len(), 1);
     // Nothing was written by the rejected calls.
-    let other_ns = s
-        .open(
-            Method::GET,
-            "/envs/DEV/apps/other/clusters/default/namespaces/application",
-            None,
-        )
-        .await
-        .json();
+    let other_ns =
+        s.open(Method::GET, "/envs/DEV/apps/other/clusters/default/namespaces/application", None).await.json();
     assert_eq!(other_ns["items"], json!([]));
 
-    s.open(
-        Method::GET,
-        "/envs/DEV/apps/nope/clusters/default/namespaces/application",
-        None,
-    )
-    .await
-    .assert_error(404, "app 'nope'");
-    s.open(
-        Method::GET,
-        "/envs/DEV/apps/demo/clusters/default/namespaces/nope",
-        None,
-    )
-    .await
-    .assert_error(404, "namespace 'nope'");
-    s.open(Method::DELETE, "/apps", None)
+    s.open(Method::GET, "/envs/DEV/apps/nope/clusters/default/namespaces/application", None)
         .await
-        .assert_error(405, "not allowed");
-    s.open(Method::GET, "/no/such/thing", None)
+        .assert_error(404, "app 'nope'");
+    s.open(Method::GET, "/envs/DEV/apps/demo/clusters/default/namespaces/nope", None)
         .await
-        .assert_error(404, "no such Open API endpoint");
+        .assert_error(404, "namespace 'nope'");
+    s.open(Method::DELETE, "/apps", None).await.assert_error(405, "not allowed");
+    s.open(Method::GET, "/no/such/thing", None).await.assert_error(404, "no such Open API endpoint");
 }
 
 #[tokio::test]
@@ -544,13 +366,7 @@ async fn clusters_and_namespaces_are_created_with_apollo_naming() {
     .await
     .assert_error(400, "format");
     // Instances exist in every cluster, including the one created before.
-    let in_cluster = s
-        .open(
-            Method::GET,
-            "/envs/DEV/apps/demo/clusters/SHAJQ/namespaces/app.yaml",
-            None,
-        )
-        .await;
+    let in_cluster = s.open(Method::GET, "/envs/DEV/apps/demo/clusters/SHAJQ/namespaces/app.yaml", None).await;
     assert_eq!(in_cluster.status, 200, "{}", in_cluster.text);
     assert_eq!(in_cluster.json()["format"], "yaml");
     let names: Vec<String> = s
@@ -578,24 +394,12 @@ async fn four_eyes_envs_lock_the_draft_to_its_editor_and_forbid_self_release() {
     .await;
     s.seed_app("demo").await;
     let sys = cairn::service::Caller::system("t");
-    s.cairn
-        .create_user(&sys, "bob", "bob-password", false)
-        .unwrap();
+    s.cairn.create_user(&sys, "bob", "bob-password", false).unwrap();
     let pro = "/envs/PRO/apps/demo/clusters/default/namespaces/application";
-    let unlocked = s
-        .open(Method::GET, &format!("{pro}/lock"), None)
-        .await
-        .json();
-    assert_eq!(
-        unlocked,
-        json!({"namespaceName": "application", "isLocked": false, "isEmergencyPublishAllowed": true})
-    );
-    s.set_items("PRO", "demo", "default", "application", &[("k", "v")])
-        .await;
-    let locked = s
-        .open(Method::GET, &format!("{pro}/lock"), None)
-        .await
-        .json();
+    let unlocked = s.open(Method::GET, &format!("{pro}/lock"), None).await.json();
+    assert_eq!(unlocked, json!({"namespaceName": "application", "isLocked": false, "isEmergencyPublishAllowed": true}));
+    s.set_items("PRO", "demo", "default", "application", &[("k", "v")]).await;
+    let locked = s.open(Method::GET, &format!("{pro}/lock"), None).await.json();
     assert_eq!(locked["isLocked"], true);
     assert_eq!(locked["lockedBy"], ADMIN);
     s.open(
@@ -605,24 +409,14 @@ async fn four_eyes_envs_lock_the_draft_to_its_editor_and_forbid_self_release() {
     )
     .await
     .assert_error(400, "locked by");
-    s.open(
-        Method::POST,
-        &format!("{pro}/releases"),
-        Some(json!({"releaseTitle": "t", "releasedBy": ADMIN})),
-    )
-    .await
-    .assert_error(400, "four-eyes");
-    let by_bob = s
-        .open(
-            Method::POST,
-            &format!("{pro}/releases"),
-            Some(json!({"releaseTitle": "t", "releasedBy": "bob"})),
-        )
-        .await;
+    s.open(Method::POST, &format!("{pro}/releases"), Some(json!({"releaseTitle": "t", "releasedBy": ADMIN})))
+        .await
+        .assert_error(400, "four-eyes");
+    let by_bob =
+        s.open(Method::POST, &format!("{pro}/releases"), Some(json!({"releaseTitle": "t", "releasedBy": "bob"}))).await;
     assert_eq!(by_bob.status, 200, "{}", by_bob.text);
     // Released: unlocked again; an emergency publish by the editor is allowed here.
-    s.set_items("PRO", "demo", "default", "application", &[("k", "w")])
-        .await;
+    s.set_items("PRO", "demo", "default", "application", &[("k", "w")]).await;
     let emergency = s
         .open(
             Method::POST,

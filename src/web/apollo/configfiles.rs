@@ -2,68 +2,63 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::configs::{config_request, resolve, ConfigPath, ConfigQuery};
-use super::ClientEnv;
+use super::configs::{config_request, require_get, resolve, ConfigPath, ConfigQuery};
 use crate::domain::format::CONTENT_KEY;
 use crate::domain::properties;
 use crate::domain::Format;
-use crate::web::error::ApiResult;
+use crate::web::error::{ApiError, ApiResult};
 use crate::web::AppState;
 
-type P = web::Path<ConfigPath>;
-
-/// Properties text of the configurations.
-pub async fn get_properties(
+/// `/configfiles/{app}/{cluster}/{ns}` (properties text), `/configfiles/json/...` (JSON
+/// object) and `/configfiles/raw/...` (the file as released).
+pub async fn get_file(
     req: HttpRequest,
     state: web::Data<AppState>,
-    env: ClientEnv,
-    path: P,
     q: web::Query<ConfigQuery>,
 ) -> ApiResult<HttpResponse> {
-    let creq = config_request(&req, &state, &env, path.into_inner(), &q)?;
-    let resolved = resolve(&state, &creq)?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain;charset=UTF-8")
-        .body(properties::write(&resolved.merged())))
-}
-
-/// The configurations as a JSON object.
-pub async fn get_json(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    env: ClientEnv,
-    path: P,
-    q: web::Query<ConfigQuery>,
-) -> ApiResult<HttpResponse> {
-    let creq = config_request(&req, &state, &env, path.into_inner(), &q)?;
-    let resolved = resolve(&state, &creq)?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/json;charset=UTF-8")
-        .body(resolved.configurations_json().into_owned()))
-}
-
-/// The file as released: the `content` of json/yaml/xml/txt namespaces, properties text otherwise.
-pub async fn get_raw(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    env: ClientEnv,
-    path: P,
-    q: web::Query<ConfigQuery>,
-) -> ApiResult<HttpResponse> {
-    let creq = config_request(&req, &state, &env, path.into_inner(), &q)?;
-    let resolved = resolve(&state, &creq)?;
-    let requested = Format::of_namespace(&creq.namespace);
-    let merged = resolved.merged();
-    let body = if Format::of_namespace(&resolved.namespace).is_file() {
-        merged
-            .into_iter()
-            .find(|(k, _)| k == CONTENT_KEY)
-            .map(|(_, v)| v)
-            .unwrap_or_default()
-    } else {
-        properties::write(&merged)
+    require_get(&req)?;
+    let rest = req.match_info().as_str().trim_start_matches("/configfiles/");
+    let (kind, path) = match ConfigPath::parse(rest) {
+        Some(p) => (Kind::Properties, p),
+        None => {
+            let (kind, tail) = rest.split_once('/').unwrap_or((rest, ""));
+            let kind = match kind {
+                "json" => Kind::Json,
+                "raw" => Kind::Raw,
+                _ => return Err(ApiError::not_found(format!("no such endpoint: {}", req.path()))),
+            };
+            (
+                kind,
+                ConfigPath::parse(tail)
+                    .ok_or_else(|| ApiError::not_found(format!("no such endpoint: {}", req.path())))?,
+            )
+        }
     };
-    Ok(HttpResponse::Ok()
-        .content_type(requested.content_type())
-        .body(body))
+    let env = super::client_env(&req)?;
+    let creq = config_request(&req, &state, &env, path, &q)?;
+    let resolved = resolve(&state, &creq)?;
+    Ok(match kind {
+        Kind::Properties => {
+            HttpResponse::Ok().content_type("text/plain;charset=UTF-8").body(properties::write(&resolved.merged()))
+        }
+        Kind::Json => HttpResponse::Ok()
+            .content_type("application/json;charset=UTF-8")
+            .body(resolved.configurations_json().into_owned()),
+        Kind::Raw => {
+            let requested = Format::of_namespace(&creq.namespace);
+            let merged = resolved.merged();
+            let body = if Format::of_namespace(&resolved.namespace).is_file() {
+                merged.into_iter().find(|(k, _)| k == CONTENT_KEY).map(|(_, v)| v).unwrap_or_default()
+            } else {
+                properties::write(&merged)
+            };
+            HttpResponse::Ok().content_type(requested.content_type()).body(body)
+        }
+    })
+}
+
+enum Kind {
+    Properties,
+    Json,
+    Raw,
 }

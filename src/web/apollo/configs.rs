@@ -22,12 +22,37 @@ pub struct ConfigQuery {
     pub messages: Option<String>,
 }
 
-/// The path variables of `/configs` and `/configfiles` (by name: an `{env}` may precede them).
-#[derive(Debug, Deserialize)]
+/// The path variables of `/configs` and `/configfiles`.
+#[derive(Debug)]
 pub struct ConfigPath {
     pub app_id: String,
     pub cluster: String,
     pub namespace: String,
+}
+
+impl ConfigPath {
+    /// Splits `app/cluster/namespace` (no leading slash); None unless exactly three segments.
+    pub fn parse(rest: &str) -> Option<ConfigPath> {
+        let mut it = rest.split('/');
+        let (a, c, n) = (it.next()?, it.next()?, it.next()?);
+        if it.next().is_some() || a.is_empty() || c.is_empty() || n.is_empty() {
+            return None;
+        }
+        Some(ConfigPath { app_id: a.to_string(), cluster: c.to_string(), namespace: n.to_string() })
+    }
+}
+
+/// Rejects methods other than GET/HEAD on the client reads.
+pub fn require_get(req: &HttpRequest) -> Result<(), ApiError> {
+    if req.method() == actix_web::http::Method::GET || req.method() == actix_web::http::Method::HEAD {
+        Ok(())
+    } else {
+        Err(ApiError::method_not_allowed())
+    }
+}
+
+fn no_route(req: &HttpRequest) -> ApiError {
+    ApiError::not_found(format!("no such endpoint: {}; use /configs/{{appId}}/{{cluster}}/{{namespace}}", req.path()))
 }
 
 /// Builds the service request from the path and query, after the client filter.
@@ -38,11 +63,7 @@ pub fn config_request(
     path: ConfigPath,
     q: &ConfigQuery,
 ) -> Result<ConfigRequest, ApiError> {
-    let ConfigPath {
-        app_id,
-        cluster,
-        namespace,
-    } = path;
+    let ConfigPath { app_id, cluster, namespace } = path;
     guard(req, state, env, Some(&app_id))?;
     Ok(ConfigRequest {
         env: env.env.clone(),
@@ -68,9 +89,7 @@ pub fn resolve(state: &AppState, creq: &ConfigRequest) -> Result<Resolved, ApiEr
 }
 
 fn push_json_str(out: &mut String, s: &str) {
-    if s.bytes()
-        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f)
-    {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f) {
         out.push('"');
         out.push_str(s);
         out.push('"');
@@ -86,20 +105,19 @@ pub const JSON_UTF8: HeaderValue = HeaderValue::from_static("application/json;ch
 pub async fn get_config(
     req: HttpRequest,
     state: web::Data<AppState>,
-    env: ClientEnv,
-    path: web::Path<ConfigPath>,
     q: web::Query<ConfigQuery>,
 ) -> ApiResult<HttpResponse> {
-    let creq = config_request(&req, &state, &env, path.into_inner(), &q)?;
+    require_get(&req)?;
+    let path = ConfigPath::parse(req.match_info().as_str().trim_start_matches("/configs/")).ok_or_else(|| no_route(&req))?;
+    let env = super::client_env(&req)?;
+    let creq = config_request(&req, &state, &env, path, &q)?;
     let resolved = resolve(&state, &creq)?;
     let release_key = resolved.release_key();
     if q.release_key.as_deref() == Some(release_key.as_str()) {
         return Ok(HttpResponse::NotModified().finish());
     }
     let configurations = resolved.configurations_json();
-    let mut body = String::with_capacity(
-        configurations.len() + release_key.len() + creq.namespace.len() + 128,
-    );
+    let mut body = String::with_capacity(configurations.len() + release_key.len() + creq.namespace.len() + 128);
     body.push_str("{\"appId\":");
     push_json_str(&mut body, &creq.app_id);
     body.push_str(",\"cluster\":");
@@ -111,7 +129,5 @@ pub async fn get_config(
     body.push_str(",\"releaseKey\":");
     push_json_str(&mut body, &release_key);
     body.push('}');
-    Ok(HttpResponse::Ok()
-        .insert_header((CONTENT_TYPE, JSON_UTF8))
-        .body(body))
+    Ok(HttpResponse::Ok().insert_header((CONTENT_TYPE, JSON_UTF8)).body(body))
 }

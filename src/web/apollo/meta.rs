@@ -18,20 +18,9 @@ struct ServiceDto {
 /// the request's scheme and host (honouring `X-Forwarded-*`), plus the path before
 /// `/services/`, ending in `/`.
 fn homepage_url(req: &HttpRequest, state: &AppState, env: &ClientEnv) -> String {
-    let path = req.path();
-    let before = path.find("/services/").map(|i| &path[..i]).unwrap_or("");
-    let header = |n: &str| {
-        req.headers()
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-    };
-    if let Some(url) = state
-        .settings
-        .env(&env.env)
-        .and_then(|s| s.advertised_url.as_deref())
-    {
+    let before = env.prefix.as_deref().unwrap_or("");
+    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty());
+    if let Some(url) = state.settings.env(&env.env).and_then(|s| s.advertised_url.as_deref()) {
         return format!("{}/", url.trim_end_matches('/'));
     }
     let base = match &state.settings.advertised_url {
@@ -41,12 +30,8 @@ fn homepage_url(req: &HttpRequest, state: &AppState, env: &ClientEnv) -> String 
             let scheme = header("X-Forwarded-Proto")
                 .map(|s| s.split(',').next().unwrap_or(s).trim().to_string())
                 .unwrap_or_else(|| info.scheme().to_string());
-            let host = header("X-Forwarded-Host")
-                .map(str::to_string)
-                .unwrap_or_else(|| info.host().to_string());
-            let prefix = header("X-Forwarded-Prefix")
-                .unwrap_or("")
-                .trim_end_matches('/');
+            let host = header("X-Forwarded-Host").map(str::to_string).unwrap_or_else(|| info.host().to_string());
+            let prefix = header("X-Forwarded-Prefix").unwrap_or("").trim_end_matches('/');
             format!("{scheme}://{host}{prefix}")
         }
     };
@@ -55,28 +40,16 @@ fn homepage_url(req: &HttpRequest, state: &AppState, env: &ClientEnv) -> String 
 
 fn dto(req: &HttpRequest, state: &AppState, env: &ClientEnv, name: &'static str) -> ServiceDto {
     let url = homepage_url(req, state, env);
-    ServiceDto {
-        app_name: name,
-        instance_id: format!("{name}:{url}"),
-        homepage_url: url,
-    }
+    ServiceDto { app_name: name, instance_id: format!("{name}:{url}"), homepage_url: url }
 }
 
 /// `GET /services/config`: the config service (this same base URL).
-pub async fn services_config(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    env: ClientEnv,
-) -> HttpResponse {
+pub async fn services_config(req: HttpRequest, state: web::Data<AppState>, env: ClientEnv) -> HttpResponse {
     HttpResponse::Ok().json([dto(&req, &state, &env, "apollo-configservice")])
 }
 
 /// `GET /services/admin`: the admin service (also this process).
-pub async fn services_admin(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    env: ClientEnv,
-) -> HttpResponse {
+pub async fn services_admin(req: HttpRequest, state: web::Data<AppState>, env: ClientEnv) -> HttpResponse {
     HttpResponse::Ok().json([dto(&req, &state, &env, "apollo-adminservice")])
 }
 

@@ -34,9 +34,7 @@ struct MessagesDto {
 }
 
 fn missing(name: &str) -> ApiError {
-    ApiError::bad_request(format!(
-        "Required request parameter '{name}' is not present"
-    ))
+    ApiError::bad_request(format!("Required request parameter '{name}' is not present"))
 }
 
 /// Parses the `notifications` JSON array, tolerating unknown fields and entries without a name.
@@ -47,14 +45,8 @@ fn parse_entries(raw: &str) -> Result<Vec<PollEntry>, ApiError> {
         .iter()
         .filter_map(|v| {
             let ns = v.get("namespaceName")?.as_str()?.to_string();
-            let id = v
-                .get("notificationId")
-                .and_then(|n| n.as_i64())
-                .unwrap_or(-1);
-            (!ns.is_empty()).then_some(PollEntry {
-                namespace: ns,
-                notification_id: id,
-            })
+            let id = v.get("notificationId").and_then(|n| n.as_i64()).unwrap_or(-1);
+            (!ns.is_empty()).then_some(PollEntry { namespace: ns, notification_id: id })
         })
         .collect();
     if entries.is_empty() {
@@ -72,28 +64,11 @@ pub async fn poll_v2(
 ) -> ApiResult<HttpResponse> {
     guard(&req, &state, &env, q.app_id.as_deref())?;
     let app_id = q.app_id.clone().ok_or_else(|| missing("appId"))?;
-    let cluster = q
-        .cluster
-        .clone()
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| missing("cluster"))?;
-    let raw = q
-        .notifications
-        .as_deref()
-        .ok_or_else(|| missing("notifications"))?;
+    let cluster = q.cluster.clone().filter(|c| !c.is_empty()).ok_or_else(|| missing("cluster"))?;
+    let raw = q.notifications.as_deref().ok_or_else(|| missing("notifications"))?;
     let entries = parse_entries(raw)?;
-    let poll = PollRequest {
-        env: env.env.clone(),
-        app_id,
-        cluster,
-        data_center: q.data_center.clone(),
-        entries,
-    };
-    match state
-        .cairn
-        .poll(&poll, state.cairn.settings().long_poll, false)
-        .await
-    {
+    let poll = PollRequest { env: env.env.clone(), app_id, cluster, data_center: q.data_center.clone(), entries };
+    match state.cairn.poll(&poll, state.cairn.settings().long_poll, false).await {
         None => Ok(HttpResponse::NotModified().finish()),
         Some(changed) => {
             let body: Vec<NotificationDto> = changed
@@ -101,14 +76,10 @@ pub async fn poll_v2(
                 .map(|c| NotificationDto {
                     namespace_name: c.namespace,
                     notification_id: c.notification_id,
-                    messages: MessagesDto {
-                        details: c.details.into_iter().map(|(k, v)| (k, v.into())).collect(),
-                    },
+                    messages: MessagesDto { details: c.details.into_iter().map(|(k, v)| (k, v.into())).collect() },
                 })
                 .collect();
-            Ok(HttpResponse::Ok()
-                .content_type("application/json;charset=UTF-8")
-                .json(body))
+            Ok(HttpResponse::Ok().content_type("application/json;charset=UTF-8").json(body))
         }
     }
 }
@@ -140,40 +111,16 @@ pub async fn poll_v1(
 ) -> ApiResult<HttpResponse> {
     guard(&req, &state, &env, q.app_id.as_deref())?;
     let app_id = q.app_id.clone().ok_or_else(|| missing("appId"))?;
-    let cluster = q
-        .cluster
-        .clone()
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| missing("cluster"))?;
-    let ns = q
-        .namespace
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "application".to_string());
-    let entries = vec![PollEntry {
-        namespace: ns,
-        notification_id: q.notification_id.unwrap_or(-1),
-    }];
-    let poll = PollRequest {
-        env: env.env.clone(),
-        app_id,
-        cluster,
-        data_center: q.data_center.clone(),
-        entries,
-    };
-    let hold = state
-        .cairn
-        .settings()
-        .long_poll
-        .min(Duration::from_secs(30));
+    let cluster = q.cluster.clone().filter(|c| !c.is_empty()).ok_or_else(|| missing("cluster"))?;
+    let ns = q.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "application".to_string());
+    let entries = vec![PollEntry { namespace: ns, notification_id: q.notification_id.unwrap_or(-1) }];
+    let poll = PollRequest { env: env.env.clone(), app_id, cluster, data_center: q.data_center.clone(), entries };
+    let hold = state.cairn.settings().long_poll.min(Duration::from_secs(30));
     match state.cairn.poll(&poll, hold, true).await {
         None => Ok(HttpResponse::NotModified().finish()),
         Some(mut changed) => {
             let c = changed.remove(0);
-            Ok(HttpResponse::Ok().json(V1Dto {
-                namespace_name: c.namespace,
-                notification_id: c.notification_id,
-            }))
+            Ok(HttpResponse::Ok().json(V1Dto { namespace_name: c.namespace, notification_id: c.notification_id }))
         }
     }
 }
@@ -182,10 +129,9 @@ pub async fn poll_v1(
 mod tests {
     #[test]
     fn notifications_parse_tolerantly() {
-        let e = super::parse_entries(
-            r#"[{"namespaceName":"application","notificationId":-1,"x":1},{"notificationId":3}]"#,
-        )
-        .unwrap();
+        let e =
+            super::parse_entries(r#"[{"namespaceName":"application","notificationId":-1,"x":1},{"notificationId":3}]"#)
+                .unwrap();
         assert_eq!(e.len(), 1);
         assert!(super::parse_entries("[]").is_err());
         assert!(super::parse_entries("nope").is_err());

@@ -12,8 +12,7 @@ use crate::web::AppState;
 type KeyPath = web::Path<(String, String, String)>;
 
 fn key_id(raw: &str) -> ApiResult<u64> {
-    raw.parse()
-        .map_err(|_| ApiError::bad_request(format!("access key id '{raw}' is not a number")))
+    raw.parse().map_err(|_| ApiError::bad_request(format!("access key id '{raw}' is not a number")))
 }
 
 /// `GET /apps/{appId}/envs/{env}/accesskeys`.
@@ -26,10 +25,7 @@ pub async fn list(
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, None)?;
     let keys = state.cairn.list_access_keys(&caller, &env, &app)?;
-    Ok(ok(keys
-        .iter()
-        .map(OpenAccessKeyDto::from)
-        .collect::<Vec<_>>()))
+    Ok(ok(keys.iter().map(OpenAccessKeyDto::from).collect::<Vec<_>>()))
 }
 
 /// `POST /apps/{appId}/envs/{env}/accesskeys?operator=`.

@@ -36,21 +36,14 @@ pub async fn list_apps(
 }
 
 /// `GET /apps/authorized`.
-pub async fn authorized_apps(
-    state: web::Data<AppState>,
-    c: OpenConsumer,
-) -> ApiResult<HttpResponse> {
+pub async fn authorized_apps(state: web::Data<AppState>, c: OpenConsumer) -> ApiResult<HttpResponse> {
     let caller = c.caller(&state, None)?;
     let apps = state.cairn.authorized_apps(&caller)?;
     Ok(ok(apps.iter().map(OpenAppDto::from).collect::<Vec<_>>()))
 }
 
 /// `GET /apps/{appId}`.
-pub async fn get_app(
-    state: web::Data<AppState>,
-    _c: OpenConsumer,
-    path: web::Path<String>,
-) -> ApiResult<HttpResponse> {
+pub async fn get_app(state: web::Data<AppState>, _c: OpenConsumer, path: web::Path<String>) -> ApiResult<HttpResponse> {
     Ok(ok(OpenAppDto::from(&state.cairn.app(&path)?)))
 }
 
@@ -62,10 +55,7 @@ pub async fn env_clusters(
 ) -> ApiResult<HttpResponse> {
     let caller = c.caller(&state, None)?;
     let list = state.cairn.env_clusters(&caller, &path)?;
-    Ok(ok(list
-        .into_iter()
-        .map(|(env, clusters)| OpenEnvClusterDto { env, clusters })
-        .collect::<Vec<_>>()))
+    Ok(ok(list.into_iter().map(|(env, clusters)| OpenEnvClusterDto { env, clusters }).collect::<Vec<_>>()))
 }
 
 #[derive(Deserialize, Default)]
@@ -95,21 +85,10 @@ pub async fn create_app(
     body: web::Json<CreateAppBody>,
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
-    let app = body
-        .app
-        .ok_or_else(|| ApiError::bad_request("app is required"))?;
-    let app_id = app
-        .app_id
-        .ok_or_else(|| ApiError::bad_request("app.appId is required"))?;
-    let owner = app
-        .owner_name
-        .or_else(|| body.admins.first().cloned())
-        .unwrap_or_default();
-    let operator = q
-        .operator
-        .clone()
-        .filter(|o| !o.is_empty())
-        .unwrap_or_else(|| owner.clone());
+    let app = body.app.ok_or_else(|| ApiError::bad_request("app is required"))?;
+    let app_id = app.app_id.ok_or_else(|| ApiError::bad_request("app.appId is required"))?;
+    let owner = app.owner_name.or_else(|| body.admins.first().cloned()).unwrap_or_default();
+    let operator = q.operator.clone().filter(|o| !o.is_empty()).unwrap_or_else(|| owner.clone());
     let caller = c.caller(&state, Some(&operator))?;
     let new = NewApp {
         name: app.name.unwrap_or_else(|| app_id.clone()),

@@ -2,9 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::model::{
-    AccessKey, App, AppNamespace, Branch, Cluster, GrayRuleItem, Item, Release, Stamp,
-};
+use crate::domain::model::{AccessKey, App, AppNamespace, Branch, Cluster, GrayRuleItem, Item, Release, Stamp};
 use crate::domain::time::apollo_time;
 use crate::service::namespaces::NamespaceView;
 
@@ -221,11 +219,7 @@ impl From<&Release> for OpenReleaseDto {
             cluster_name: r.cluster.clone(),
             namespace_name: r.namespace.clone(),
             name: r.title.clone(),
-            configurations: r
-                .configurations
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone().into()))
-                .collect(),
+            configurations: r.configurations.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect(),
             comment: r.comment.clone(),
             release_key: r.release_key.clone(),
             audit: (&Stamp::new(&r.author, r.created_at)).into(),

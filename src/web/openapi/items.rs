@@ -23,9 +23,7 @@ fn decode_key(encoded: &str) -> ApiResult<String> {
         .iter()
         .find_map(|e| e.decode(encoded).ok())
         .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| {
-            ApiError::bad_request(format!("'{encoded}' is not a URL-safe Base64 item key"))
-        })
+        .ok_or_else(|| ApiError::bad_request(format!("'{encoded}' is not a URL-safe Base64 item key")))
 }
 
 #[derive(Deserialize, Default)]
@@ -47,12 +45,7 @@ pub async fn list_items(
     let caller = c.caller(&state, None)?;
     let page = state.cairn.item_page(
         &caller,
-        NsRef {
-            env: &env,
-            app: &app,
-            cluster: &cluster,
-            ns: &ns,
-        },
+        NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns },
         q.page.unwrap_or(0),
         q.size.unwrap_or(50),
     )?;
@@ -75,33 +68,20 @@ async fn get(
     let caller = c.caller(&state, None)?;
     Ok(ok(OpenItemDto::from(&state.cairn.item(
         &caller,
-        NsRef {
-            env: &env,
-            app: &app,
-            cluster: &cluster,
-            ns: &ns,
-        },
+        NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns },
         &key,
     )?)))
 }
 
 /// `GET .../items/{key}`.
-pub async fn get_item(
-    state: web::Data<AppState>,
-    c: OpenConsumer,
-    path: ItemPath,
-) -> ApiResult<HttpResponse> {
+pub async fn get_item(state: web::Data<AppState>, c: OpenConsumer, path: ItemPath) -> ApiResult<HttpResponse> {
     let path = path.into_inner();
     let key = path.4.clone();
     get(state, c, path, key).await
 }
 
 /// `GET .../encodedItems/{key}`.
-pub async fn get_encoded_item(
-    state: web::Data<AppState>,
-    c: OpenConsumer,
-    path: ItemPath,
-) -> ApiResult<HttpResponse> {
+pub async fn get_encoded_item(state: web::Data<AppState>, c: OpenConsumer, path: ItemPath) -> ApiResult<HttpResponse> {
     let path = path.into_inner();
     let key = decode_key(&path.4)?;
     get(state, c, path, key).await
@@ -118,24 +98,13 @@ pub async fn create_item(
     let env = env_of(&state, &env)?;
     let body = body.into_inner();
     let caller = c.caller(&state, body.data_change_created_by.as_deref())?;
-    let key = body
-        .key
-        .ok_or_else(|| ApiError::bad_request("key is required"))?;
-    let input = ItemInput {
-        key,
-        value: body.value.unwrap_or_default(),
-        comment: body.comment,
-    };
+    let key = body.key.ok_or_else(|| ApiError::bad_request("key is required"))?;
+    let input = ItemInput { key, value: body.value.unwrap_or_default(), comment: body.comment };
     let cairn = state.cairn.clone();
     let item = blocking(move || {
         cairn.upsert_item(
             &caller,
-            NsRef {
-                env: &env,
-                app: &app,
-                cluster: &cluster,
-                ns: &ns,
-            },
+            NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns },
             input,
             Upsert::CreateOnly,
         )
@@ -166,37 +135,14 @@ async fn update(
             body.key.unwrap_or_default()
         )));
     }
-    let operator = body
-        .data_change_last_modified_by
-        .clone()
-        .or(body.data_change_created_by.clone());
+    let operator = body.data_change_last_modified_by.clone().or(body.data_change_created_by.clone());
     let caller = c.caller(&state, operator.as_deref())?;
-    let value = body
-        .value
-        .ok_or_else(|| ApiError::bad_request("value is required"))?;
-    let input = ItemInput {
-        key,
-        value,
-        comment: body.comment,
-    };
-    let mode = if q.create_if_not_exists {
-        Upsert::Either
-    } else {
-        Upsert::UpdateOnly
-    };
+    let value = body.value.ok_or_else(|| ApiError::bad_request("value is required"))?;
+    let input = ItemInput { key, value, comment: body.comment };
+    let mode = if q.create_if_not_exists { Upsert::Either } else { Upsert::UpdateOnly };
     let cairn = state.cairn.clone();
     blocking(move || {
-        cairn.upsert_item(
-            &caller,
-            NsRef {
-                env: &env,
-                app: &app,
-                cluster: &cluster,
-                ns: &ns,
-            },
-            input,
-            mode,
-        )
+        cairn.upsert_item(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, input, mode)
     })
     .await?;
     Ok(ok_empty())
@@ -239,19 +185,8 @@ async fn delete(
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, operator.as_deref())?;
     let cairn = state.cairn.clone();
-    blocking(move || {
-        cairn.delete_item(
-            &caller,
-            NsRef {
-                env: &env,
-                app: &app,
-                cluster: &cluster,
-                ns: &ns,
-            },
-            &key,
-        )
-    })
-    .await?;
+    blocking(move || cairn.delete_item(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, &key))
+        .await?;
     Ok(ok_empty())
 }
 

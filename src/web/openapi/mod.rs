@@ -28,15 +28,8 @@ impl FromRequest for OpenConsumer {
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let result = (|| {
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .ok_or_else(|| ApiError::unauthorized("no state"))?;
-            let header = req
-                .headers()
-                .get("Authorization")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .trim();
+            let state = req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::unauthorized("no state"))?;
+            let header = req.headers().get("Authorization").and_then(|v| v.to_str().ok()).unwrap_or("").trim();
             let token = header.strip_prefix("Bearer ").unwrap_or(header).trim();
             Ok(OpenConsumer(state.cairn.consumer_by_token(token)?))
         })();
@@ -52,9 +45,7 @@ impl OpenConsumer {
 }
 
 /// Runs a blocking service call (sled I/O, flush) off the async workers.
-pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> ServiceResult<T> + Send + 'static,
-) -> ApiResult<T> {
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ServiceResult<T> + Send + 'static) -> ApiResult<T> {
     match web::block(f).await {
         Ok(result) => Ok(result?),
         Err(e) => Err(ApiError {
@@ -67,9 +58,7 @@ pub async fn blocking<T: Send + 'static>(
 
 /// 200 with a JSON body.
 pub fn ok<T: Serialize>(body: T) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json;charset=UTF-8")
-        .json(body)
+    HttpResponse::Ok().content_type("application/json;charset=UTF-8").json(body)
 }
 
 /// 200 with no body.
@@ -89,9 +78,7 @@ async fn method_not_allowed() -> ApiError {
 }
 
 fn res(path: &str) -> actix_web::Resource {
-    web::resource(path.to_string())
-        .name(path)
-        .default_service(web::to(method_not_allowed))
+    web::resource(path.to_string()).name(path).default_service(web::to(method_not_allowed))
 }
 
 const NS: &str = "/envs/{env}/apps/{app_id}/clusters/{cluster}/namespaces/{namespace}";
@@ -99,11 +86,7 @@ const NS: &str = "/envs/{env}/apps/{app_id}/clusters/{cluster}/namespaces/{names
 /// Registers the Open API routes (mounted at `/openapi/v1`).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(res("/envs").route(web::get().to(apps::list_envs)))
-        .service(
-            res("/apps")
-                .route(web::get().to(apps::list_apps))
-                .route(web::post().to(apps::create_app)),
-        )
+        .service(res("/apps").route(web::get().to(apps::list_apps)).route(web::post().to(apps::create_app)))
         .service(res("/apps/authorized").route(web::get().to(apps::authorized_apps)))
         .service(res("/apps/{app_id}").route(web::get().to(apps::get_app)))
         .service(res("/apps/{app_id}/envclusters").route(web::get().to(apps::env_clusters)))
@@ -118,26 +101,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(accesskeys::list))
                 .route(web::post().to(accesskeys::create)),
         )
+        .service(res("/apps/{app_id}/envs/{env}/accesskeys/{id}").route(web::delete().to(accesskeys::delete)))
+        .service(res("/apps/{app_id}/envs/{env}/accesskeys/{id}/activation").route(web::put().to(accesskeys::activate)))
         .service(
-            res("/apps/{app_id}/envs/{env}/accesskeys/{id}")
-                .route(web::delete().to(accesskeys::delete)),
+            res("/apps/{app_id}/envs/{env}/accesskeys/{id}/deactivation").route(web::put().to(accesskeys::deactivate)),
         )
-        .service(
-            res("/apps/{app_id}/envs/{env}/accesskeys/{id}/activation")
-                .route(web::put().to(accesskeys::activate)),
-        )
-        .service(
-            res("/apps/{app_id}/envs/{env}/accesskeys/{id}/deactivation")
-                .route(web::put().to(accesskeys::deactivate)),
-        )
-        .service(
-            res("/envs/{env}/apps/{app_id}/clusters")
-                .route(web::post().to(namespaces::create_cluster)),
-        )
-        .service(
-            res("/envs/{env}/apps/{app_id}/clusters/{cluster}")
-                .route(web::get().to(namespaces::get_cluster)),
-        )
+        .service(res("/envs/{env}/apps/{app_id}/clusters").route(web::post().to(namespaces::create_cluster)))
+        .service(res("/envs/{env}/apps/{app_id}/clusters/{cluster}").route(web::get().to(namespaces::get_cluster)))
         .service(
             res("/envs/{env}/apps/{app_id}/clusters/{cluster}/namespaces")
                 .route(web::get().to(namespaces::list_namespaces)),
@@ -163,38 +133,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(res(&format!("{NS}/releases")).route(web::post().to(releases::publish)))
         .service(res(&format!("{NS}/releases/latest")).route(web::get().to(releases::latest)))
-        .service(
-            res("/envs/{env}/releases/{release_id}").route(web::get().to(releases::get_release)),
-        )
-        .service(
-            res("/envs/{env}/releases/{release_id}/rollback")
-                .route(web::put().to(releases::rollback)),
-        )
+        .service(res("/envs/{env}/releases/{release_id}").route(web::get().to(releases::get_release)))
+        .service(res("/envs/{env}/releases/{release_id}/rollback").route(web::put().to(releases::rollback)))
         .service(
             res(&format!("{NS}/branches"))
                 .route(web::get().to(releases::get_branch))
                 .route(web::post().to(releases::create_branch)),
         )
-        .service(
-            res(&format!("{NS}/branches/{{branch}}"))
-                .route(web::delete().to(releases::delete_branch)),
-        )
+        .service(res(&format!("{NS}/branches/{{branch}}")).route(web::delete().to(releases::delete_branch)))
         .service(
             res(&format!("{NS}/branches/{{branch}}/rules"))
                 .route(web::get().to(releases::get_rules))
                 .route(web::put().to(releases::put_rules)),
         )
-        .service(
-            res(&format!("{NS}/branches/{{branch}}/releases"))
-                .route(web::post().to(releases::gray_publish)),
-        )
+        .service(res(&format!("{NS}/branches/{{branch}}/releases")).route(web::post().to(releases::gray_publish)))
         .service(
             res(&format!("{NS}/branches/{{branch}}/gray-del-releases"))
                 .route(web::post().to(releases::gray_del_publish)),
         )
-        .service(
-            res(&format!("{NS}/branches/{{branch}}/merge")).route(web::post().to(releases::merge)),
-        )
+        .service(res(&format!("{NS}/branches/{{branch}}/merge")).route(web::post().to(releases::merge)))
         .default_service(web::to(|req: HttpRequest| async move {
             ApiError::not_found(format!("no such Open API endpoint: {}", req.path()))
         }));

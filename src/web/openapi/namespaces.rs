@@ -29,15 +29,12 @@ pub async fn create_cluster(
     let (env, app) = path.into_inner();
     let env = env_of(&state, &env)?;
     let body = body.into_inner();
-    let name = body
-        .name
-        .ok_or_else(|| ApiError::bad_request("name is required"))?;
+    let name = body.name.ok_or_else(|| ApiError::bad_request("name is required"))?;
     let caller = c.caller(&state, body.data_change_created_by.as_deref())?;
     caller.require_operator()?;
     let cairn = state.cairn.clone();
     let comment = body.comment.unwrap_or_default();
-    let cluster =
-        blocking(move || cairn.create_cluster(&caller, &env, &app, &name, &comment)).await?;
+    let cluster = blocking(move || cairn.create_cluster(&caller, &env, &app, &name, &comment)).await?;
     Ok(ok(OpenClusterDto::from(&cluster)))
 }
 
@@ -50,9 +47,7 @@ pub async fn get_cluster(
     let (env, app, cluster) = path.into_inner();
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, None)?;
-    Ok(ok(OpenClusterDto::from(
-        &state.cairn.cluster(&caller, &env, &app, &cluster)?,
-    )))
+    Ok(ok(OpenClusterDto::from(&state.cairn.cluster(&caller, &env, &app, &cluster)?)))
 }
 
 /// `GET .../clusters/{cluster}/namespaces`.
@@ -65,50 +60,25 @@ pub async fn list_namespaces(
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, None)?;
     let list = state.cairn.list_namespaces(&caller, &env, &app, &cluster)?;
-    Ok(ok(list
-        .iter()
-        .map(OpenNamespaceDto::from)
-        .collect::<Vec<_>>()))
+    Ok(ok(list.iter().map(OpenNamespaceDto::from).collect::<Vec<_>>()))
 }
 
 /// `GET .../namespaces/{namespace}`.
-pub async fn get_namespace(
-    state: web::Data<AppState>,
-    c: OpenConsumer,
-    path: NsPath,
-) -> ApiResult<HttpResponse> {
+pub async fn get_namespace(state: web::Data<AppState>, c: OpenConsumer, path: NsPath) -> ApiResult<HttpResponse> {
     let (env, app, cluster, ns) = path.into_inner();
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, None)?;
-    Ok(ok(OpenNamespaceDto::from(&state.cairn.namespace(
-        &caller,
-        NsRef {
-            env: &env,
-            app: &app,
-            cluster: &cluster,
-            ns: &ns,
-        },
-    )?)))
+    Ok(ok(OpenNamespaceDto::from(
+        &state.cairn.namespace(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns })?,
+    )))
 }
 
 /// `GET .../namespaces/{namespace}/lock`.
-pub async fn get_lock(
-    state: web::Data<AppState>,
-    c: OpenConsumer,
-    path: NsPath,
-) -> ApiResult<HttpResponse> {
+pub async fn get_lock(state: web::Data<AppState>, c: OpenConsumer, path: NsPath) -> ApiResult<HttpResponse> {
     let (env, app, cluster, ns) = path.into_inner();
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, None)?;
-    let (name, owner) = state.cairn.lock_owner(
-        &caller,
-        NsRef {
-            env: &env,
-            app: &app,
-            cluster: &cluster,
-            ns: &ns,
-        },
-    )?;
+    let (name, owner) = state.cairn.lock_owner(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns })?;
     Ok(ok(OpenNamespaceLockDto {
         namespace_name: name,
         is_locked: owner.is_some(),
@@ -127,10 +97,7 @@ pub async fn list_app_namespaces(
     let app = state.cairn.app(&path)?;
     caller.require(crate::service::auth::Permission::SeeApp { app: &app.app_id })?;
     let list = state.cairn.list_app_namespaces(&app.app_id)?;
-    Ok(ok(list
-        .iter()
-        .map(OpenAppNamespaceDto::from)
-        .collect::<Vec<_>>()))
+    Ok(ok(list.iter().map(OpenAppNamespaceDto::from).collect::<Vec<_>>()))
 }
 
 #[derive(Deserialize, Default)]
@@ -154,18 +121,10 @@ pub async fn create_app_namespace(
 ) -> ApiResult<HttpResponse> {
     let body = body.into_inner();
     let app = path.into_inner();
-    if body
-        .app_id
-        .as_deref()
-        .is_some_and(|a| !a.eq_ignore_ascii_case(&app))
-    {
-        return Err(ApiError::bad_request(
-            "appId in the body does not match the path",
-        ));
+    if body.app_id.as_deref().is_some_and(|a| !a.eq_ignore_ascii_case(&app)) {
+        return Err(ApiError::bad_request("appId in the body does not match the path"));
     }
-    let name = body
-        .name
-        .ok_or_else(|| ApiError::bad_request("name is required"))?;
+    let name = body.name.ok_or_else(|| ApiError::bad_request("name is required"))?;
     let format = Format::parse(body.format.as_deref().unwrap_or("properties"))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let caller = c.caller(&state, body.data_change_created_by.as_deref())?;
@@ -205,13 +164,7 @@ pub async fn link_namespaces(
         let cairn = state.cairn.clone();
         let caller = caller.clone();
         blocking(move || {
-            cairn.link_namespace(
-                &caller,
-                &env,
-                &link.app_id,
-                &link.cluster_name,
-                &link.app_namespace_name,
-            )
+            cairn.link_namespace(&caller, &env, &link.app_id, &link.cluster_name, &link.app_namespace_name)
         })
         .await?;
     }

@@ -3,9 +3,7 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::dto::{
-    OpenGrayReleaseRuleDto, OpenNamespaceDto, OpenReleaseDto, ReleaseBody, RuleItemDto,
-};
+use super::dto::{OpenGrayReleaseRuleDto, OpenNamespaceDto, OpenReleaseDto, ReleaseBody, RuleItemDto};
 use super::{blocking, env_of, ok, ok_empty, NsPath, OpenConsumer, OperatorQuery};
 use crate::service::releases::ReleaseInput;
 use crate::service::NsRef;
@@ -34,50 +32,25 @@ pub async fn publish(
     let caller = c.caller(&state, body.released_by.as_deref())?;
     let input = release_input(&body);
     let cairn = state.cairn.clone();
-    let release = blocking(move || {
-        cairn.publish(
-            &caller,
-            NsRef {
-                env: &env,
-                app: &app,
-                cluster: &cluster,
-                ns: &ns,
-            },
-            input,
-        )
-    })
-    .await?;
+    let release =
+        blocking(move || cairn.publish(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, input))
+            .await?;
     Ok(ok(OpenReleaseDto::from(&release)))
 }
 
 /// `GET .../releases/latest`: the release or an empty body.
-pub async fn latest(
-    state: web::Data<AppState>,
-    c: OpenConsumer,
-    path: NsPath,
-) -> ApiResult<HttpResponse> {
+pub async fn latest(state: web::Data<AppState>, c: OpenConsumer, path: NsPath) -> ApiResult<HttpResponse> {
     let (env, app, cluster, ns) = path.into_inner();
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, None)?;
-    Ok(
-        match state.cairn.latest_release(
-            &caller,
-            NsRef {
-                env: &env,
-                app: &app,
-                cluster: &cluster,
-                ns: &ns,
-            },
-        )? {
-            Some(r) => ok(OpenReleaseDto::from(&r)),
-            None => ok_empty(),
-        },
-    )
+    Ok(match state.cairn.latest_release(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns })? {
+        Some(r) => ok(OpenReleaseDto::from(&r)),
+        None => ok_empty(),
+    })
 }
 
 fn release_id(raw: &str) -> ApiResult<u64> {
-    raw.parse()
-        .map_err(|_| ApiError::bad_request(format!("release id '{raw}' is not a number")))
+    raw.parse().map_err(|_| ApiError::bad_request(format!("release id '{raw}' is not a number")))
 }
 
 /// `GET /envs/{env}/releases/{id}`.
@@ -89,11 +62,7 @@ pub async fn get_release(
     let (env, id) = path.into_inner();
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, None)?;
-    Ok(ok(OpenReleaseDto::from(&state.cairn.release(
-        &caller,
-        &env,
-        release_id(&id)?,
-    )?)))
+    Ok(ok(OpenReleaseDto::from(&state.cairn.release(&caller, &env, release_id(&id)?)?)))
 }
 
 #[derive(Deserialize, Default)]
@@ -113,12 +82,7 @@ pub async fn rollback(
     let (env, id) = path.into_inner();
     let env = env_of(&state, &env)?;
     let id = release_id(&id)?;
-    let to = q
-        .to_release_id
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .map(release_id)
-        .transpose()?;
+    let to = q.to_release_id.as_deref().filter(|s| !s.is_empty()).map(release_id).transpose()?;
     let caller = c.caller(&state, q.operator.as_deref())?;
     let cairn = state.cairn.clone();
     blocking(move || cairn.rollback(&caller, &env, id, to)).await?;
@@ -126,33 +90,17 @@ pub async fn rollback(
 }
 
 /// `GET .../branches`: the gray branch as a namespace, or an empty body.
-pub async fn get_branch(
-    state: web::Data<AppState>,
-    c: OpenConsumer,
-    path: NsPath,
-) -> ApiResult<HttpResponse> {
+pub async fn get_branch(state: web::Data<AppState>, c: OpenConsumer, path: NsPath) -> ApiResult<HttpResponse> {
     let (env, app, cluster, ns) = path.into_inner();
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, None)?;
-    Ok(
-        match state.cairn.branch(
-            &caller,
-            NsRef {
-                env: &env,
-                app: &app,
-                cluster: &cluster,
-                ns: &ns,
-            },
-        )? {
-            Some(v) => {
-                let def = state
-                    .cairn
-                    .app_namespace(&v.branch.app_id, &v.branch.namespace)?;
-                ok(OpenNamespaceDto::of_branch(&v.branch, &def, &v.items))
-            }
-            None => ok_empty(),
-        },
-    )
+    Ok(match state.cairn.branch(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns })? {
+        Some(v) => {
+            let def = state.cairn.app_namespace(&v.branch.app_id, &v.branch.namespace)?;
+            ok(OpenNamespaceDto::of_branch(&v.branch, &def, &v.items))
+        }
+        None => ok_empty(),
+    })
 }
 
 /// `POST .../branches?operator=`.
@@ -166,21 +114,9 @@ pub async fn create_branch(
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, q.operator.as_deref())?;
     let cairn = state.cairn.clone();
-    let v = blocking(move || {
-        cairn.create_branch(
-            &caller,
-            NsRef {
-                env: &env,
-                app: &app,
-                cluster: &cluster,
-                ns: &ns,
-            },
-        )
-    })
-    .await?;
-    let def = state
-        .cairn
-        .app_namespace(&v.branch.app_id, &v.branch.namespace)?;
+    let v = blocking(move || cairn.create_branch(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }))
+        .await?;
+    let def = state.cairn.app_namespace(&v.branch.app_id, &v.branch.namespace)?;
     Ok(ok(OpenNamespaceDto::of_branch(&v.branch, &def, &v.items)))
 }
 
@@ -195,43 +131,21 @@ pub async fn delete_branch(
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, q.operator.as_deref())?;
     let cairn = state.cairn.clone();
-    blocking(move || {
-        cairn.delete_branch(
-            &caller,
-            NsRef {
-                env: &env,
-                app: &app,
-                cluster: &cluster,
-                ns: &ns,
-            },
-            &branch,
-        )
-    })
-    .await?;
+    blocking(move || cairn.delete_branch(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, &branch))
+        .await?;
     Ok(ok_empty())
 }
 
 /// `GET .../branches/{branch}/rules`.
-pub async fn get_rules(
-    state: web::Data<AppState>,
-    c: OpenConsumer,
-    path: BranchPath,
-) -> ApiResult<HttpResponse> {
+pub async fn get_rules(state: web::Data<AppState>, c: OpenConsumer, path: BranchPath) -> ApiResult<HttpResponse> {
     let (env, app, cluster, ns, branch) = path.into_inner();
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, None)?;
-    Ok(ok(OpenGrayReleaseRuleDto::from(
-        &state.cairn.branch_rules(
-            &caller,
-            NsRef {
-                env: &env,
-                app: &app,
-                cluster: &cluster,
-                ns: &ns,
-            },
-            &branch,
-        )?,
-    )))
+    Ok(ok(OpenGrayReleaseRuleDto::from(&state.cairn.branch_rules(
+        &caller,
+        NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns },
+        &branch,
+    )?)))
 }
 
 #[derive(Deserialize, Default)]
@@ -251,25 +165,10 @@ pub async fn put_rules(
     let (env, app, cluster, ns, branch) = path.into_inner();
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, q.operator.as_deref())?;
-    let rules = body
-        .into_inner()
-        .rule_items
-        .into_iter()
-        .map(Into::into)
-        .collect();
+    let rules = body.into_inner().rule_items.into_iter().map(Into::into).collect();
     let cairn = state.cairn.clone();
     blocking(move || {
-        cairn.update_branch_rules(
-            &caller,
-            NsRef {
-                env: &env,
-                app: &app,
-                cluster: &cluster,
-                ns: &ns,
-            },
-            &branch,
-            rules,
-        )
+        cairn.update_branch_rules(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, &branch, rules)
     })
     .await?;
     Ok(ok_empty())
@@ -286,21 +185,12 @@ async fn gray(
     let env = env_of(&state, &env)?;
     let caller = c.caller(&state, body.released_by.as_deref())?;
     let input = release_input(&body);
-    let deletes = if with_deletes {
-        body.gray_del_keys
-    } else {
-        Vec::new()
-    };
+    let deletes = if with_deletes { body.gray_del_keys } else { Vec::new() };
     let cairn = state.cairn.clone();
     let release = blocking(move || {
         cairn.gray_publish(
             &caller,
-            NsRef {
-                env: &env,
-                app: &app,
-                cluster: &cluster,
-                ns: &ns,
-            },
+            NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns },
             &branch,
             input,
             &deletes,
@@ -351,18 +241,7 @@ pub async fn merge(
     let delete = q.delete_branch.unwrap_or(true);
     let cairn = state.cairn.clone();
     let release = blocking(move || {
-        cairn.merge_branch(
-            &caller,
-            NsRef {
-                env: &env,
-                app: &app,
-                cluster: &cluster,
-                ns: &ns,
-            },
-            &branch,
-            input,
-            delete,
-        )
+        cairn.merge_branch(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, &branch, input, delete)
     })
     .await?;
     Ok(ok(OpenReleaseDto::from(&release)))

@@ -51,10 +51,7 @@ impl Resp {
     }
 
     pub fn content_type(&self) -> String {
-        self.headers
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default()
+        self.headers.get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
     }
 
     /// Asserts an Apollo-shaped error body with this status.
@@ -65,10 +62,7 @@ impl Resp {
         assert!(v["timestamp"].is_string(), "{v}");
         assert!(v["exception"].is_string(), "{v}");
         let msg = v["message"].as_str().unwrap();
-        assert!(
-            msg.contains(message_part),
-            "message {msg:?} lacks {message_part:?}"
-        );
+        assert!(msg.contains(message_part), "message {msg:?} lacks {message_part:?}");
     }
 }
 
@@ -79,26 +73,16 @@ impl TestServer {
 
     pub async fn start_with(tweak: impl FnOnce(&mut Settings)) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings {
-            listen: "127.0.0.1:0".into(),
-            data: dir.path().join("data"),
-            ..Settings::default()
-        };
+        let mut settings =
+            Settings { listen: "127.0.0.1:0".into(), data: dir.path().join("data"), ..Settings::default() };
         tweak(&mut settings);
         let cairn = cairn::server::open(&settings).unwrap();
         let system_caller = Caller::system("test");
-        cairn
-            .create_user(&system_caller, ADMIN, "apollo-password", true)
-            .unwrap();
-        let (_, token) = cairn
-            .create_consumer(&system_caller, "tester", true)
-            .unwrap();
+        cairn.create_user(&system_caller, ADMIN, "apollo-password", true).unwrap();
+        let (_, token) = cairn.create_consumer(&system_caller, "tester", true).unwrap();
         let (main, envs) = cairn::server::bind_all(&settings).unwrap();
         let addr = main.local_addr().unwrap();
-        let env_addrs = envs
-            .iter()
-            .map(|(n, l)| (n.clone(), l.local_addr().unwrap()))
-            .collect();
+        let env_addrs = envs.iter().map(|(n, l)| (n.clone(), l.local_addr().unwrap())).collect();
         let state = AppState::new(cairn.clone(), settings);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -113,20 +97,8 @@ impl TestServer {
             });
         });
         let system = rx.recv().unwrap();
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()
-            .unwrap();
-        TestServer {
-            base: format!("http://{addr}"),
-            addr,
-            env_addrs,
-            cairn,
-            token,
-            http,
-            system,
-            _dir: dir,
-        }
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
+        TestServer { base: format!("http://{addr}"), addr, env_addrs, cairn, token, http, system, _dir: dir }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -141,11 +113,7 @@ impl TestServer {
         let r = rb.send().await.unwrap();
         let status = r.status();
         let headers = r.headers().clone();
-        Resp {
-            status,
-            headers,
-            text: r.text().await.unwrap(),
-        }
+        Resp { status, headers, text: r.text().await.unwrap() }
     }
 
     /// An Open API call with this server's token.
@@ -153,21 +121,10 @@ impl TestServer {
         self.open_as(&self.token.clone(), method, path, body).await
     }
 
-    pub async fn open_as(
-        &self,
-        token: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Resp {
-        let mut rb = self
-            .http
-            .request(method, self.url(&format!("/openapi/v1{path}")))
-            .header("Authorization", token);
+    pub async fn open_as(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> Resp {
+        let mut rb = self.http.request(method, self.url(&format!("/openapi/v1{path}"))).header("Authorization", token);
         if let Some(b) = body {
-            rb = rb
-                .header("Content-Type", "application/json;charset=UTF-8")
-                .body(b.to_string());
+            rb = rb.header("Content-Type", "application/json;charset=UTF-8").body(b.to_string());
         }
         self.send(rb).await
     }
@@ -189,21 +146,17 @@ impl TestServer {
     }
 
     /// Upserts items (in order) in a namespace draft.
-    pub async fn set_items(
-        &self,
-        env: &str,
-        app: &str,
-        cluster: &str,
-        ns: &str,
-        items: &[(&str, &str)],
-    ) {
+    pub async fn set_items(&self, env: &str, app: &str, cluster: &str, ns: &str, items: &[(&str, &str)]) {
         for (k, v) in items {
-            let path = format!(
-                "{}/items/{k}?createIfNotExists=true",
-                Self::ns_path(env, app, cluster, ns)
-            );
+            let path = format!("{}/items/{k}?createIfNotExists=true", Self::ns_path(env, app, cluster, ns));
             let r = self
-                .open(Method::PUT, &path, Some(json!({"key": k, "value": v, "dataChangeLastModifiedBy": ADMIN, "dataChangeCreatedBy": ADMIN})))
+                .open(
+                    Method::PUT,
+                    &path,
+                    Some(
+                        json!({"key": k, "value": v, "dataChangeLastModifiedBy": ADMIN, "dataChangeCreatedBy": ADMIN}),
+                    ),
+                )
                 .await;
             assert_eq!(r.status, 200, "{}", r.text);
         }
@@ -212,13 +165,7 @@ impl TestServer {
     /// Publishes a namespace; returns the release JSON.
     pub async fn release(&self, env: &str, app: &str, cluster: &str, ns: &str) -> Value {
         let path = format!("{}/releases", Self::ns_path(env, app, cluster, ns));
-        let r = self
-            .open(
-                Method::POST,
-                &path,
-                Some(json!({"releaseTitle": "t", "releasedBy": ADMIN})),
-            )
-            .await;
+        let r = self.open(Method::POST, &path, Some(json!({"releaseTitle": "t", "releasedBy": ADMIN}))).await;
         assert_eq!(r.status, 200, "{}", r.text);
         r.json()
     }
@@ -243,16 +190,8 @@ impl TestServer {
     }
 
     /// A client fetch of `/configs` in an env.
-    pub async fn configs(
-        &self,
-        env: &str,
-        app: &str,
-        cluster: &str,
-        ns: &str,
-        query: &str,
-    ) -> Resp {
-        self.get(&format!("/envs/{env}/configs/{app}/{cluster}/{ns}{query}"))
-            .await
+    pub async fn configs(&self, env: &str, app: &str, cluster: &str, ns: &str, query: &str) -> Resp {
+        self.get(&format!("/envs/{env}/configs/{app}/{cluster}/{ns}{query}")).await
     }
 }
 

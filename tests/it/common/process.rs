@@ -19,21 +19,12 @@ pub fn cli(data: &Path, args: &[&str], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
     child.wait_with_output().unwrap()
 }
 
 pub fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 /// A running server process.
@@ -69,11 +60,7 @@ impl Proc {
                 log2.lock().unwrap().push('\n');
                 if !sent {
                     if let Some(i) = line.find("listening on http://") {
-                        let addr = line[i + "listening on ".len()..]
-                            .split_whitespace()
-                            .next()
-                            .unwrap()
-                            .to_string();
+                        let addr = line[i + "listening on ".len()..].split_whitespace().next().unwrap().to_string();
                         let _ = tx.send(addr);
                         sent = true;
                     }
@@ -89,10 +76,7 @@ impl Proc {
     /// SIGTERM, then waits; returns the exit status and how long the exit took.
     pub fn terminate(mut self) -> (std::process::ExitStatus, Duration) {
         let start = Instant::now();
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         let status = self.child.wait().unwrap();
         (status, start.elapsed())
     }
