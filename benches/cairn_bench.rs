@@ -186,6 +186,37 @@ async fn load(addr: &str, path: &str, expect: u16) -> f64 {
     n as f64 / secs
 }
 
+/// Opens `n` connections that each send `req` and wait for one response.
+async fn hold(
+    addr: &str,
+    req: &[u8],
+    n: usize,
+) -> (Vec<tokio::task::JoinHandle<()>>, Arc<std::sync::Mutex<Vec<(Instant, bool)>>>) {
+    let answered = Arc::new(std::sync::Mutex::new(Vec::with_capacity(n)));
+    let mut streams = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut s = loop {
+            match TcpStream::connect(addr).await {
+                Ok(s) => break s,
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        };
+        s.write_all(req).await.unwrap();
+        streams.push(s);
+    }
+    let mut tasks = Vec::with_capacity(n);
+    for mut s in streams {
+        let answered = answered.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            let ok = n >= 12 && &buf[9..12] == b"200";
+            answered.lock().unwrap().push((Instant::now(), ok));
+        }));
+    }
+    (tasks, answered)
+}
+
 async fn open_api(
     http: &reqwest::Client,
     base: &str,
@@ -297,6 +328,21 @@ async fn run() {
         say(format!("configs {label}: cairn {c:.0} req/s, minimal actix handler {b:.0} req/s, ratio {:.2}", c / b));
         results.push(c / b);
     }
+    if wants("polls") {
+        // Reference: the same number of requests parked in a minimal actix-web handler.
+        let before = rss_kib(baseline.child.id());
+        let (tasks, _) = hold(&baseline.addr, b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n", POLLS).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let held = rss_kib(baseline.child.id());
+        say(format!(
+            "reference: minimal actix-web handler holding {POLLS} requests: {:.1} MiB (before: {:.1} MiB)",
+            held as f64 / 1024.0,
+            before as f64 / 1024.0
+        ));
+        for t in tasks {
+            t.abort();
+        }
+    }
     drop(baseline);
 
     // Publish latency: item update + release through the Open API.
@@ -351,28 +397,7 @@ async fn run() {
         "GET /notifications/v2?appId=bench&cluster=default&notifications=%5B%7B%22namespaceName%22%3A%22application%22%2C%22notificationId%22%3A{id}%7D%5D HTTP/1.1\r\nHost: x\r\n\r\n"
     )
     .into_bytes();
-    let answered = Arc::new(std::sync::Mutex::new(Vec::with_capacity(POLLS)));
-    let mut tasks = Vec::with_capacity(POLLS);
-    let mut streams = Vec::with_capacity(POLLS);
-    for _ in 0..POLLS {
-        let mut s = loop {
-            match TcpStream::connect(&cairn.addr).await {
-                Ok(s) => break s,
-                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
-            }
-        };
-        s.write_all(&req).await.unwrap();
-        streams.push(s);
-    }
-    for mut s in streams {
-        let answered = answered.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut buf = [0u8; 4096];
-            let n = s.read(&mut buf).await.unwrap_or(0);
-            let ok = n >= 12 && &buf[9..12] == b"200";
-            answered.lock().unwrap().push((Instant::now(), ok));
-        }));
-    }
+    let (tasks, answered) = hold(&cairn.addr, &req, POLLS).await;
     // Wait until the server holds them all.
     let metrics_url = format!("{base}/metrics");
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -27,6 +27,8 @@ pub struct Cli {
     /// Log format.
     #[arg(long, global = true, env = "CAIRN_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -34,7 +36,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Start the server (the default command).
-    Serve(ServeArgs),
+    Serve,
     /// Manage operators (users named in Open API calls and who sign in to the portal).
     #[command(subcommand)]
     User(UserCommand),
@@ -64,34 +66,34 @@ pub enum Command {
 #[derive(Args, Debug, Default)]
 pub struct ServeArgs {
     /// Address of the main listener (portal, Open API, client API).
-    #[arg(long, env = "CAIRN_LISTEN", value_name = "ADDR")]
+    #[arg(long, global = true, env = "CAIRN_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
     /// Envs served, comma separated (default DEV,FAT,UAT,PRO).
-    #[arg(long, env = "CAIRN_ENVS", value_delimiter = ',')]
+    #[arg(long, global = true, env = "CAIRN_ENVS", value_delimiter = ',')]
     pub envs: Option<Vec<String>>,
     /// Env served at the root path of the main listener (clients may then omit /envs/{env}).
-    #[arg(long, env = "CAIRN_DEFAULT_ENV")]
+    #[arg(long, global = true, env = "CAIRN_DEFAULT_ENV")]
     pub default_env: Option<String>,
     /// Base URL clients reach this server at, advertised by /services/config.
-    #[arg(long, env = "CAIRN_ADVERTISED_URL", value_name = "URL")]
+    #[arg(long, global = true, env = "CAIRN_ADVERTISED_URL", value_name = "URL")]
     pub advertised_url: Option<String>,
     /// Seconds a long poll is held without changes (1..=90).
-    #[arg(long, env = "CAIRN_LONG_POLL_TIMEOUT", value_name = "SECS")]
+    #[arg(long, global = true, env = "CAIRN_LONG_POLL_TIMEOUT", value_name = "SECS")]
     pub long_poll_timeout: Option<u64>,
     /// Maximum item key length in characters.
-    #[arg(long, env = "CAIRN_KEY_MAX")]
+    #[arg(long, global = true, env = "CAIRN_KEY_MAX")]
     pub key_max: Option<usize>,
     /// Maximum item value length in characters.
-    #[arg(long, env = "CAIRN_VALUE_MAX")]
+    #[arg(long, global = true, env = "CAIRN_VALUE_MAX")]
     pub value_max: Option<usize>,
     /// Maximum request body size in bytes.
-    #[arg(long, env = "CAIRN_BODY_MAX")]
+    #[arg(long, global = true, env = "CAIRN_BODY_MAX")]
     pub body_max: Option<usize>,
     /// Allowed clock skew of access-key signatures, in seconds.
-    #[arg(long, env = "CAIRN_ACCESS_KEY_SKEW", value_name = "SECS")]
+    #[arg(long, global = true, env = "CAIRN_ACCESS_KEY_SKEW", value_name = "SECS")]
     pub access_key_skew: Option<u64>,
     /// Envs where the last editor of a draft may not release it, comma separated.
-    #[arg(long, env = "CAIRN_FOUR_EYES_ENVS", value_delimiter = ',')]
+    #[arg(long, global = true, env = "CAIRN_FOUR_EYES_ENVS", value_delimiter = ',')]
     pub four_eyes_envs: Option<Vec<String>>,
 }
 
@@ -216,17 +218,12 @@ fn out(text: &str) -> anyhow::Result<()> {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let default_serve = ServeArgs::default();
-    let serve_args = match &cli.command {
-        Some(Command::Serve(a)) => a,
-        _ => &default_serve,
-    };
-    let settings = cli.settings(serve_args)?;
+    let settings = cli.settings(&cli.serve)?;
     init_logs(settings.log_format);
     warn_unknown_env_vars();
     let system = Caller::system("cli");
     match cli.command {
-        None | Some(Command::Serve(_)) => actix_web::rt::System::new().block_on(crate::server::serve(settings)),
+        None | Some(Command::Serve) => actix_web::rt::System::new().block_on(crate::server::serve(settings)),
         Some(Command::User(UserCommand::Add { name, admin })) => {
             let cairn = open_service(&settings)?;
             let password = read_password()?;

@@ -1,6 +1,5 @@
 //! Long polling: the release-message fan-out and the `/notifications` algorithms.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +17,8 @@ pub struct Message {
     pub env: String,
     /// Canonical `app+cluster+namespace`.
     pub content: String,
+    /// `content` in lower case, the form watch keys are compared in.
+    pub key: String,
     pub id: i64,
     /// When the message was committed (for the fan-out latency metric).
     pub at: std::time::Instant,
@@ -38,7 +39,8 @@ impl Notifier {
 
     pub(crate) fn publish(&self, env: String, content: String, id: i64) {
         // No receivers is fine: nobody is polling.
-        let _ = self.tx.send(Arc::new(Message { env, content, id, at: std::time::Instant::now() }));
+        let key = content.to_ascii_lowercase();
+        let _ = self.tx.send(Arc::new(Message { env, content, key, id, at: std::time::Instant::now() }));
     }
 
     pub(crate) fn shut_down(&self) {
@@ -73,11 +75,16 @@ pub struct PollRequest {
     pub entries: Vec<PollEntry>,
 }
 
+/// What one poll watches: per namespace (normalized name, client spelling, client id,
+/// lower-case watch keys). Polls name few namespaces, so lookups are linear: no map to hold.
 struct Watch {
-    /// normalized namespace → (client spelling, client id, lower-case watch keys)
     namespaces: Vec<(String, String, i64, Vec<String>)>,
-    /// lower-case watch key → index into `namespaces`
-    by_key: HashMap<String, usize>,
+}
+
+impl Watch {
+    fn find(&self, key_lower: &str) -> Option<&str> {
+        self.namespaces.iter().find(|n| n.3.iter().any(|k| k == key_lower)).map(|n| n.1.as_str())
+    }
 }
 
 fn watch_keys(index: &Index, app: &str, cluster: &str, dc: Option<&str>, ns: &str) -> Vec<String> {
@@ -120,13 +127,7 @@ impl Cairn {
                 }
             }
         }
-        let mut by_key = HashMap::new();
-        for (i, n) in namespaces.iter().enumerate() {
-            for k in &n.3 {
-                by_key.insert(k.clone(), i);
-            }
-        }
-        Watch { namespaces, by_key }
+        Watch { namespaces }
     }
 
     /// Namespaces whose latest message id is newer than the client's (or, for the legacy
@@ -175,13 +176,12 @@ impl Cairn {
                 _ = shutdown.changed() => return None,
                 msg = rx.recv() => match msg {
                     Ok(m) if m.env == req.env => {
-                        if let Some(i) = watch.by_key.get(&m.content.to_ascii_lowercase()) {
-                            let (_, original, _, _) = &watch.namespaces[*i];
+                        if let Some(original) = watch.find(&m.key) {
                             let micros = u64::try_from(m.at.elapsed().as_micros()).unwrap_or(u64::MAX);
                             self.metrics.fanout_micros_sum.fetch_add(micros, std::sync::atomic::Ordering::Relaxed);
                             Metrics::inc(&self.metrics.fanout_count);
                             return Some(vec![Changed {
-                                namespace: original.clone(),
+                                namespace: original.to_string(),
                                 notification_id: m.id,
                                 details: vec![(m.content.clone(), m.id)],
                             }]);

@@ -24,6 +24,44 @@ fn help_explains_commands_and_settings() {
 }
 
 #[test]
+fn settings_come_from_cairn_variables_without_a_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .env("CAIRN_DATA", dir.path())
+        .env("CAIRN_LISTEN", "127.0.0.1:0")
+        .env("CAIRN_ENVS", "DEV,PRO")
+        .env("CAIRN_LOG_FORMAT", "json")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stderr.take().unwrap()), &mut line).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let log: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+    let msg = log["fields"]["message"].as_str().unwrap();
+    assert!(msg.starts_with("cairn listening on http://127.0.0.1:"), "{msg}");
+    assert!(log["fields"]["envs"].as_str().unwrap().contains("PRO"), "{log}");
+    assert!(!log["fields"]["envs"].as_str().unwrap().contains("FAT"), "{log}");
+}
+
+#[test]
+fn bad_settings_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["--data", dir.path().to_str().unwrap(), "--long-poll-timeout", "300"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("1..=90"), "{}", text(&out));
+    let cfg = dir.path().join("cairn.toml");
+    std::fs::write(&cfg, "lissten = 1").unwrap();
+    let out = Command::new(BIN).args(["--config", cfg.to_str().unwrap(), "check"]).output().unwrap();
+    assert!(text(&out).contains("invalid config file"), "{}", text(&out));
+}
+
+#[test]
 fn users_and_consumers_are_created_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let ok = cli(dir.path(), &["user", "add", "alice", "--admin"], "long-enough-pw\n");

@@ -108,7 +108,8 @@ pub async fn get_config(
     q: web::Query<ConfigQuery>,
 ) -> ApiResult<HttpResponse> {
     require_get(&req)?;
-    let path = ConfigPath::parse(req.match_info().as_str().trim_start_matches("/configs/")).ok_or_else(|| no_route(&req))?;
+    let path =
+        ConfigPath::parse(req.match_info().as_str().trim_start_matches("/configs/")).ok_or_else(|| no_route(&req))?;
     let env = super::client_env(&req)?;
     let creq = config_request(&req, &state, &env, path, &q)?;
     let resolved = resolve(&state, &creq)?;

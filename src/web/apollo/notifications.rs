@@ -5,7 +5,7 @@ use std::time::Duration;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::{guard, ClientEnv};
+use super::{client_env, guard, ClientEnv};
 use crate::service::notify::{PollEntry, PollRequest};
 use crate::web::error::{ApiError, ApiResult};
 use crate::web::AppState;
@@ -56,18 +56,16 @@ fn parse_entries(raw: &str) -> Result<Vec<PollEntry>, ApiError> {
 }
 
 /// The v2 long poll.
-pub async fn poll_v2(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    env: ClientEnv,
-    q: web::Query<V2Query>,
-) -> ApiResult<HttpResponse> {
+pub async fn poll_v2(req: HttpRequest, state: web::Data<AppState>, q: web::Query<V2Query>) -> ApiResult<HttpResponse> {
+    let env = client_env(&req)?;
     guard(&req, &state, &env, q.app_id.as_deref())?;
-    let app_id = q.app_id.clone().ok_or_else(|| missing("appId"))?;
-    let cluster = q.cluster.clone().filter(|c| !c.is_empty()).ok_or_else(|| missing("cluster"))?;
-    let raw = q.notifications.as_deref().ok_or_else(|| missing("notifications"))?;
-    let entries = parse_entries(raw)?;
-    let poll = PollRequest { env: env.env.clone(), app_id, cluster, data_center: q.data_center.clone(), entries };
+    // Keep only what the wait needs: thousands of these are held at once.
+    drop(req);
+    let V2Query { app_id, cluster, notifications, data_center } = q.into_inner();
+    let app_id = app_id.ok_or_else(|| missing("appId"))?;
+    let cluster = cluster.filter(|c| !c.is_empty()).ok_or_else(|| missing("cluster"))?;
+    let entries = parse_entries(notifications.as_deref().ok_or_else(|| missing("notifications"))?)?;
+    let poll = PollRequest { env: env.env, app_id, cluster, data_center, entries };
     match state.cairn.poll(&poll, state.cairn.settings().long_poll, false).await {
         None => Ok(HttpResponse::NotModified().finish()),
         Some(changed) => {
