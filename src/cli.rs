@@ -167,7 +167,10 @@ fn init_logs(format: LogFormat) {
 }
 
 fn warn_unknown_env_vars() {
-    const KNOWN: [&str; 15] = [
+    const KNOWN: [&str; 18] = [
+        "CAIRN_ADMIN_USER",
+        "CAIRN_ADMIN_PASSWORD",
+        "CAIRN_ADMIN_PASSWORD_FILE",
         "CAIRN_DATA",
         "CAIRN_CONFIG",
         "CAIRN_LOG_FORMAT",

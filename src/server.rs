@@ -36,9 +36,35 @@ pub fn bind_all(settings: &Settings) -> anyhow::Result<(TcpListener, Vec<(String
     Ok((main, envs))
 }
 
+/// Creates the first admin from `CAIRN_ADMIN_USER` and `CAIRN_ADMIN_PASSWORD_FILE` (or
+/// `CAIRN_ADMIN_PASSWORD`) when no user exists yet — how a Kubernetes Secret bootstraps Cairn.
+/// There is no default password: without these variables nothing is created.
+fn bootstrap_admin(cairn: &Cairn) -> anyhow::Result<()> {
+    let Ok(name) = std::env::var("CAIRN_ADMIN_USER") else { return Ok(()) };
+    if !cairn.list_users()?.is_empty() {
+        return Ok(());
+    }
+    let password = match std::env::var("CAIRN_ADMIN_PASSWORD_FILE") {
+        Ok(file) => {
+            std::fs::read_to_string(&file).with_context(|| format!("cannot read CAIRN_ADMIN_PASSWORD_FILE {file}"))?
+        }
+        Err(_) => std::env::var("CAIRN_ADMIN_PASSWORD")
+            .context("CAIRN_ADMIN_USER is set: also set CAIRN_ADMIN_PASSWORD_FILE or CAIRN_ADMIN_PASSWORD")?,
+    };
+    cairn.create_user(
+        &crate::service::Caller::system("bootstrap"),
+        name.trim(),
+        password.trim_end_matches(['\r', '\n']),
+        true,
+    )?;
+    tracing::info!(user = name.trim(), "created the first admin from CAIRN_ADMIN_USER");
+    Ok(())
+}
+
 /// Serves until SIGTERM or SIGINT, then shuts down within a few seconds.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let cairn = open(&settings)?;
+    bootstrap_admin(&cairn)?;
     let (main, envs) = bind_all(&settings)?;
     let addr = main.local_addr()?;
     tracing::info!(data = %settings.data.display(), envs = ?settings.service_settings().envs, "cairn listening on http://{addr}");

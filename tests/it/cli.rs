@@ -47,6 +47,37 @@ fn settings_come_from_cairn_variables_without_a_subcommand() {
 }
 
 #[test]
+fn the_first_admin_can_come_from_a_secret_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("password");
+    std::fs::write(&secret, "from-a-secret\n").unwrap();
+    let data = dir.path().join("data");
+    let mut child = Command::new(BIN)
+        .args(["--data", data.to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .env("CAIRN_ADMIN_USER", "root")
+        .env("CAIRN_ADMIN_PASSWORD_FILE", &secret)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let reader = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    for line in std::io::BufRead::lines(reader) {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        if line.contains("listening on") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(seen.contains("created the first admin"), "{seen}");
+    let store = Store::open(&data).unwrap();
+    let user: cairn::domain::model::User = store.get(T::Users, &keys::name("root")).unwrap().unwrap();
+    assert!(user.is_admin);
+    assert!(cairn::security::password::verify("from-a-secret", &user.password_hash));
+}
+
+#[test]
 fn bad_settings_are_explained() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)

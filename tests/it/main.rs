@@ -12,3 +12,4 @@ mod gray;
 mod layering;
 mod notifications;
 mod open_api;
+mod operations;
