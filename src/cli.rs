@@ -51,6 +51,8 @@ pub enum Command {
     },
     /// Verify every release checksum and the release-history invariants.
     Check,
+    /// Sidecar / init container: keep namespaces as files, rewritten on every release.
+    Agent(AgentArgs),
     /// Write a checksummed, point-in-time backup of all data to FILE.
     Backup {
         /// Backup file to write.
@@ -95,6 +97,52 @@ pub struct ServeArgs {
     /// Envs where the last editor of a draft may not release it, comma separated.
     #[arg(long, global = true, env = "CAIRN_FOUR_EYES_ENVS", value_delimiter = ',')]
     pub four_eyes_envs: Option<Vec<String>>,
+}
+
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// Config service URL of the env (the meta URL), e.g. http://cairn:8080/envs/PRO.
+    #[arg(long, env = "CAIRN_AGENT_SERVER", value_name = "URL")]
+    pub server: String,
+    /// The app whose configuration is fetched.
+    #[arg(long, env = "CAIRN_AGENT_APP")]
+    pub app: String,
+    /// Cluster (falls back to the data center, then default, on the server).
+    #[arg(long, env = "CAIRN_AGENT_CLUSTER", default_value = "default")]
+    pub cluster: String,
+    /// Namespaces to fetch, comma separated (application, app.yaml, ...).
+    #[arg(long, env = "CAIRN_AGENT_NAMESPACES", value_delimiter = ',', default_value = "application")]
+    pub namespaces: Vec<String>,
+    /// Directory the files are written to (application.properties, app.yaml, ...).
+    #[arg(long, env = "CAIRN_AGENT_DIR", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// File holding the app's access-key secret (when the app has enforced keys).
+    #[arg(long, env = "CAIRN_AGENT_SECRET_FILE", value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// This instance's ip for gray rules and the instance list (default: as seen by Cairn).
+    #[arg(long, env = "CAIRN_AGENT_IP")]
+    pub ip: Option<String>,
+    /// This instance's label for gray rules.
+    #[arg(long, env = "CAIRN_AGENT_LABEL")]
+    pub label: Option<String>,
+    /// Data center, used as the fallback cluster.
+    #[arg(long, env = "CAIRN_AGENT_DATA_CENTER")]
+    pub data_center: Option<String>,
+    /// Shell command run after files change (e.g. "nginx -s reload").
+    #[arg(long, env = "CAIRN_AGENT_ON_CHANGE", value_name = "COMMAND")]
+    pub on_change: Option<String>,
+    /// Signal sent after files change to the process whose pid is in --pid-file (e.g. HUP).
+    #[arg(long, env = "CAIRN_AGENT_SIGNAL", requires = "pid_file")]
+    pub signal: Option<String>,
+    /// Pid file of the process to signal.
+    #[arg(long, env = "CAIRN_AGENT_PID_FILE", value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+    /// Render a template for a namespace: NS=FILE.tmpl writes DIR/FILE with {{ key }} replaced.
+    #[arg(long = "template", value_name = "NS=FILE")]
+    pub templates: Vec<String>,
+    /// Fetch once, write the files and exit (init containers); non-zero exit on failure.
+    #[arg(long)]
+    pub once: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -167,7 +215,20 @@ fn init_logs(format: LogFormat) {
 }
 
 fn warn_unknown_env_vars() {
-    const KNOWN: [&str; 18] = [
+    const KNOWN: [&str; 31] = [
+        "CAIRN_AGENT_SERVER",
+        "CAIRN_AGENT_APP",
+        "CAIRN_AGENT_CLUSTER",
+        "CAIRN_AGENT_NAMESPACES",
+        "CAIRN_AGENT_DIR",
+        "CAIRN_AGENT_SECRET_FILE",
+        "CAIRN_AGENT_IP",
+        "CAIRN_AGENT_LABEL",
+        "CAIRN_AGENT_DATA_CENTER",
+        "CAIRN_AGENT_ON_CHANGE",
+        "CAIRN_AGENT_SIGNAL",
+        "CAIRN_AGENT_PID_FILE",
+        "CAIRN_TEST_CHROMIUM",
         "CAIRN_ADMIN_USER",
         "CAIRN_ADMIN_PASSWORD",
         "CAIRN_ADMIN_PASSWORD_FILE",
@@ -251,6 +312,38 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             ))
         }
         Some(Command::Healthcheck { url }) => healthcheck(url, &settings),
+        Some(Command::Agent(a)) => {
+            let secret = match &a.secret_file {
+                Some(f) => Some(
+                    std::fs::read_to_string(f)
+                        .with_context(|| format!("cannot read {}", f.display()))?
+                        .trim()
+                        .to_string(),
+                ),
+                None => None,
+            };
+            let mut templates = Vec::new();
+            for t in &a.templates {
+                let (ns, file) = t.split_once('=').context("--template takes NS=FILE")?;
+                templates.push((ns.to_string(), PathBuf::from(file)));
+            }
+            let opts = crate::agent::AgentOptions {
+                server: a.server,
+                app_id: a.app,
+                cluster: a.cluster,
+                namespaces: a.namespaces.into_iter().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect(),
+                dir: a.dir,
+                secret,
+                ip: a.ip,
+                label: a.label,
+                data_center: a.data_center,
+                on_change: a.on_change,
+                signal: a.signal.zip(a.pid_file),
+                templates,
+                once: a.once,
+            };
+            actix_web::rt::System::new().block_on(crate::agent::run(opts))
+        }
         Some(Command::Check) => {
             let store = Store::open(&settings.data)?;
             let report = store.check()?;

@@ -4,6 +4,7 @@
 //! Layers, each importing only the ones below it:
 //! `web` → `service` → `store` → `domain`, with `security` beside `domain`.
 
+pub mod agent;
 pub mod cli;
 pub mod domain;
 pub mod security;

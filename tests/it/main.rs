@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod access_keys;
+mod agent;
 mod apollo_client;
 mod apollo_protocol;
 mod cli;

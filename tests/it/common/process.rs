@@ -41,7 +41,7 @@ impl Proc {
             .arg("--data")
             .arg(data)
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
+            .args(if extra.contains(&"--listen") { &[][..] } else { &["--listen", "127.0.0.1:0"][..] })
             .args(extra)
             .env("CAIRN_LOG", "info")
             .stdout(Stdio::null())

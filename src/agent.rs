@@ -1,0 +1,351 @@
+//! `cairn agent`: a sidecar / init container for apps without an Apollo client. It fetches
+//! namespaces over the Apollo client protocol, writes each to a file atomically, long-polls
+//! for releases, rewrites the files and then runs a reload command or signals a process.
+//! When Cairn is unreachable it keeps the last good files and retries with backoff.
+//! Imports only `domain` (properties text) and `security` (signatures) from Cairn.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use serde::Deserialize;
+
+use crate::domain::format::CONTENT_KEY;
+use crate::domain::{properties, Format};
+use crate::security::signature;
+
+/// What the agent does.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// Config service base URL, e.g. `http://cairn:8080/envs/PRO`.
+    pub server: String,
+    pub app_id: String,
+    pub cluster: String,
+    pub namespaces: Vec<String>,
+    pub dir: PathBuf,
+    pub secret: Option<String>,
+    pub ip: Option<String>,
+    pub label: Option<String>,
+    pub data_center: Option<String>,
+    /// Shell command run after files change.
+    pub on_change: Option<String>,
+    /// Signal sent to the process in `pid_file` after files change.
+    pub signal: Option<(String, PathBuf)>,
+    /// (namespace, template file): also render the template to `dir/<template name minus .tmpl>`.
+    pub templates: Vec<(String, PathBuf)>,
+    /// Fetch once, write, exit.
+    pub once: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ConfigDto {
+    configurations: BTreeMap<String, String>,
+    release_key: String,
+}
+
+/// Keeps insertion order of `configurations` (a BTreeMap would sort keys).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OrderedConfigDto {
+    configurations: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NotificationDto {
+    namespace_name: String,
+    notification_id: i64,
+}
+
+struct Namespace {
+    name: String,
+    release_key: Option<String>,
+    notification_id: i64,
+}
+
+/// Writes `bytes` to `path` atomically: temporary file, fsync, rename, fsync of the directory.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| anyhow!("bad file name {}", path.display()))?;
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).ok();
+    Ok(())
+}
+
+/// The file a namespace is written to: `application.properties`, `app.yaml`, ...
+pub fn file_name(ns: &str) -> String {
+    if Format::of_namespace(ns).is_file() {
+        ns.to_string()
+    } else {
+        format!("{}.properties", crate::domain::names::strip_properties_suffix(ns))
+    }
+}
+
+/// Replaces `{{ key }}` placeholders with values; an unknown key is an error.
+pub fn render(template: &str, values: &[(String, String)]) -> anyhow::Result<String> {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find("}}").ok_or_else(|| anyhow!("unclosed '{{{{' in template"))?;
+        let key = after[..end].trim();
+        let value = values
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+            .ok_or_else(|| anyhow!("template names '{key}', which the namespace does not have"))?;
+        out.push_str(value);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+struct Agent {
+    opts: AgentOptions,
+    http: awc::Client,
+    namespaces: Vec<Namespace>,
+}
+
+impl Agent {
+    fn url(&self, path_and_query: &str) -> (String, String) {
+        let base = self.opts.server.trim_end_matches('/');
+        let full = format!("{base}{path_and_query}");
+        // The signed path is the URL path (prefix included) plus the query.
+        let signed =
+            full.split_once("://").and_then(|(_, r)| r.find('/').map(|i| r[i..].to_string())).unwrap_or_default();
+        (full, signed)
+    }
+
+    async fn get(&self, path_and_query: &str, timeout: Duration) -> anyhow::Result<(u16, String)> {
+        let (url, signed) = self.url(path_and_query);
+        let mut req = self.http.get(&url).timeout(timeout);
+        if let Some(secret) = &self.opts.secret {
+            let ts = crate::domain::time::now_ms().to_string();
+            let sig = signature::sign(&ts, &signed, secret);
+            req = req
+                .insert_header(("Authorization", format!("Apollo {}:{sig}", self.opts.app_id)))
+                .insert_header(("Timestamp", ts));
+        }
+        let mut res = req.send().await.map_err(|e| anyhow!("cannot reach Cairn at {url}: {e}"))?;
+        let body = res.body().limit(64 * 1024 * 1024).await.map_err(|e| anyhow!("reading {url}: {e}"))?;
+        Ok((res.status().as_u16(), String::from_utf8_lossy(&body).to_string()))
+    }
+
+    fn query(&self, extra: &[(&str, &str)]) -> String {
+        let mut pairs: Vec<(&str, &str)> = extra.to_vec();
+        if let Some(ip) = &self.opts.ip {
+            pairs.push(("ip", ip));
+        }
+        if let Some(label) = &self.opts.label {
+            pairs.push(("label", label));
+        }
+        if let Some(dc) = &self.opts.data_center {
+            pairs.push(("dataCenter", dc));
+        }
+        serde_urlencoded::to_string(pairs).unwrap_or_default()
+    }
+
+    /// Fetches one namespace; writes it when its release changed. True when written.
+    async fn sync(&mut self, i: usize) -> anyhow::Result<bool> {
+        let ns = &self.namespaces[i];
+        let release_key = ns.release_key.clone().unwrap_or_default();
+        let with_key = [("releaseKey", release_key.as_str())];
+        let q = self.query(if release_key.is_empty() { &[] } else { &with_key });
+        let path = format!("/configs/{}/{}/{}?{q}", self.opts.app_id, self.opts.cluster, ns.name);
+        let (status, body) = self.get(&path, Duration::from_secs(10)).await?;
+        match status {
+            304 => Ok(false),
+            200 => {
+                let dto: ConfigDto =
+                    serde_json::from_str(&body).context("Cairn answered /configs with unexpected JSON")?;
+                let ordered: OrderedConfigDto = serde_json::from_str(&body)?;
+                let pairs: Vec<(String, String)> = ordered
+                    .configurations
+                    .into_iter()
+                    .map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                    .collect();
+                let name = self.namespaces[i].name.clone();
+                self.write(&name, &pairs, &dto.configurations)?;
+                tracing::info!(namespace = %name, release_key = %dto.release_key, "wrote configuration");
+                self.namespaces[i].release_key = Some(dto.release_key);
+                Ok(true)
+            }
+            404 => bail!(
+                "namespace '{}' of app '{}' (cluster '{}') has no release at {}; publish it first",
+                self.namespaces[i].name,
+                self.opts.app_id,
+                self.opts.cluster,
+                self.opts.server
+            ),
+            401 => bail!("Cairn refused the request (401 {body}); check the access-key secret"),
+            other => bail!("Cairn answered {other}: {body}"),
+        }
+    }
+
+    fn write(&self, ns: &str, pairs: &[(String, String)], map: &BTreeMap<String, String>) -> anyhow::Result<()> {
+        let bytes = if Format::of_namespace(ns).is_file() {
+            map.get(CONTENT_KEY).cloned().unwrap_or_default()
+        } else {
+            properties::write(pairs)
+        };
+        write_atomically(&self.opts.dir.join(file_name(ns)), bytes.as_bytes())?;
+        for (tns, template) in self.opts.templates.iter().filter(|(t, _)| t == ns) {
+            let text = std::fs::read_to_string(template)
+                .with_context(|| format!("cannot read template {}", template.display()))?;
+            let rendered =
+                render(&text, pairs).with_context(|| format!("rendering {} for {tns}", template.display()))?;
+            let out = template
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("rendered")
+                .trim_end_matches(".tmpl")
+                .to_string();
+            write_atomically(&self.opts.dir.join(out), rendered.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    async fn sync_all(&mut self) -> anyhow::Result<bool> {
+        let mut changed = false;
+        for i in 0..self.namespaces.len() {
+            changed |= self.sync(i).await?;
+        }
+        Ok(changed)
+    }
+
+    /// One long poll; returns the namespaces that changed (empty on 304).
+    async fn poll(&mut self) -> anyhow::Result<Vec<usize>> {
+        let entries: Vec<serde_json::Value> = self
+            .namespaces
+            .iter()
+            .map(|n| serde_json::json!({"namespaceName": n.name, "notificationId": n.notification_id}))
+            .collect();
+        let notifications = serde_json::Value::from(entries).to_string();
+        let q = self.query(&[
+            ("appId", &self.opts.app_id),
+            ("cluster", &self.opts.cluster),
+            ("notifications", &notifications),
+        ]);
+        let (status, body) = self.get(&format!("/notifications/v2?{q}"), Duration::from_secs(90)).await?;
+        match status {
+            304 => Ok(Vec::new()),
+            200 => {
+                let list: Vec<NotificationDto> = serde_json::from_str(&body).context("unexpected notification JSON")?;
+                let mut changed = Vec::new();
+                for n in list {
+                    if let Some(i) = self.namespaces.iter().position(|x| x.name == n.namespace_name) {
+                        self.namespaces[i].notification_id = n.notification_id;
+                        changed.push(i);
+                    }
+                }
+                Ok(changed)
+            }
+            other => bail!("long poll answered {other}: {body}"),
+        }
+    }
+
+    fn reload(&self) {
+        if let Some(cmd) = &self.opts.on_change {
+            match std::process::Command::new("sh").arg("-c").arg(cmd).status() {
+                Ok(s) if s.success() => tracing::info!(command = %cmd, "reload command ran"),
+                Ok(s) => tracing::warn!(command = %cmd, status = ?s.code(), "reload command failed"),
+                Err(e) => tracing::warn!(command = %cmd, error = %e, "reload command could not start"),
+            }
+        }
+        if let Some((sig, pid_file)) = &self.opts.signal {
+            let pid = std::fs::read_to_string(pid_file).map(|p| p.trim().to_string());
+            match pid {
+                Ok(pid) => {
+                    let ok = std::process::Command::new("kill")
+                        .args(["-s", sig, &pid])
+                        .status()
+                        .map(|s| s.success())
+                        .unwrap_or(false);
+                    if ok {
+                        tracing::info!(signal = %sig, pid = %pid, "signalled the app");
+                    } else {
+                        tracing::warn!(signal = %sig, pid = %pid, "could not signal the app");
+                    }
+                }
+                Err(e) => tracing::warn!(file = %pid_file.display(), error = %e, "cannot read the pid file"),
+            }
+        }
+    }
+}
+
+/// Runs the agent until killed (or once, with `--once`).
+pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
+    if opts.namespaces.is_empty() {
+        bail!("name at least one namespace (--namespaces application,app.yaml)");
+    }
+    std::fs::create_dir_all(&opts.dir).with_context(|| format!("cannot create {}", opts.dir.display()))?;
+    let namespaces =
+        opts.namespaces.iter().map(|n| Namespace { name: n.clone(), release_key: None, notification_id: -1 }).collect();
+    let http = awc::Client::builder().timeout(Duration::from_secs(95)).finish();
+    let mut agent = Agent { opts, http, namespaces };
+    if agent.opts.once {
+        agent.sync_all().await?;
+        tracing::info!(dir = %agent.opts.dir.display(), "configuration written");
+        return Ok(());
+    }
+    let mut backoff = Duration::from_secs(1);
+    let mut synced = false;
+    loop {
+        let round = async {
+            if !synced {
+                if agent.sync_all().await? {
+                    agent.reload();
+                }
+                synced = true;
+            }
+            let changed = agent.poll().await?;
+            let mut wrote = false;
+            for i in changed {
+                wrote |= agent.sync(i).await?;
+            }
+            if wrote {
+                agent.reload();
+            }
+            anyhow::Ok(())
+        };
+        match round.await {
+            Ok(()) => backoff = Duration::from_secs(1),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), retry_in = ?backoff, "keeping the last good files");
+                synced = false;
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_render_known_keys_and_reject_unknown_ones() {
+        let values = vec![("db.url".to_string(), "jdbc:x".to_string())];
+        assert_eq!(render("url={{ db.url }};", &values).unwrap(), "url=jdbc:x;");
+        assert!(render("{{ nope }}", &values).is_err());
+        assert!(render("{{ db.url ", &values).is_err());
+    }
+
+    #[test]
+    fn namespaces_map_to_file_names() {
+        assert_eq!(file_name("application"), "application.properties");
+        assert_eq!(file_name("application.properties"), "application.properties");
+        assert_eq!(file_name("app.yaml"), "app.yaml");
+    }
+}

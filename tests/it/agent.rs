@@ -1,0 +1,177 @@
+//! `cairn agent`: files written atomically, reload once per release, `--once`, outages.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::common::process::{cli, text, Proc, BIN};
+use crate::common::{eventually, TestServer, ADMIN};
+
+fn agent(server: &str, dir: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.args(["agent", "--server", server, "--app", "demo", "--dir", dir.to_str().unwrap()])
+        .args(extra)
+        .env("CAIRN_LOG", "info");
+    c
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn once_writes_every_namespace_and_exits_0() {
+    let s = TestServer::start().await;
+    s.seed_app("demo").await;
+    s.publish("DEV", "demo", "application", &[("db.url", "jdbc:a"), ("pool", "5")]).await;
+    s.seed_namespace("demo", "app", "yaml", false).await;
+    s.publish("DEV", "demo", "app.yaml", &[("content", "server:\n  port: 80\n")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tmpl = dir.path().join("app.conf.tmpl");
+    std::fs::write(&tmpl, "url = {{ db.url }}\n").unwrap();
+    let out_dir = dir.path().join("out");
+    let server = s.url("/envs/DEV");
+    let t = format!("application={}", tmpl.display());
+    let out = tokio::task::spawn_blocking(move || {
+        agent(&server, &out_dir, &["--namespaces", "application,app.yaml", "--once", "--template", &t])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out_dir = dir.path().join("out");
+    assert_eq!(read(&out_dir.join("application.properties")), "db.url=jdbc\\:a\npool=5\n");
+    assert_eq!(read(&out_dir.join("app.yaml")), "server:\n  port: 80\n");
+    assert_eq!(read(&out_dir.join("app.conf")), "url = jdbc:a\n");
+}
+
+#[tokio::test]
+async fn once_fails_clearly_without_a_release_or_a_server() {
+    let s = TestServer::start().await;
+    s.seed_app("demo").await;
+    let dir = tempfile::tempdir().unwrap();
+    let (server, d) = (s.url("/envs/DEV"), dir.path().to_path_buf());
+    let out = tokio::task::spawn_blocking(move || agent(&server, &d, &["--once"]).output().unwrap()).await.unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("has no release"), "{}", text(&out));
+    let d = dir.path().to_path_buf();
+    let out =
+        tokio::task::spawn_blocking(move || agent("http://127.0.0.1:9/envs/DEV", &d, &["--once"]).output().unwrap())
+            .await
+            .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("cannot reach Cairn"), "{}", text(&out));
+}
+
+#[tokio::test]
+async fn releases_rewrite_files_atomically_and_reload_once_each() {
+    let s = TestServer::start_with(|c| c.value_max = 1_000_000).await;
+    s.seed_app("demo").await;
+    s.seed_namespace("demo", "big", "json", false).await;
+    let version = |n: usize| format!("{{\"version\": {n}, \"padding\": \"{}\"}}", "x".repeat(300_000 + n));
+    s.publish("DEV", "demo", "big.json", &[("content", &version(0))]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("reloads");
+    let out = dir.path().join("out");
+    let on_change = format!("echo reload >> {}", counter.display());
+    let mut child = agent(&s.url("/envs/DEV"), &out, &["--namespaces", "big.json", "--on-change", &on_change])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let file = out.join("big.json");
+    eventually(Duration::from_secs(10), "first write", || async { read(&file) == version(0) }).await;
+
+    // A reader that must only ever see complete versions.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (f2, stop2) = (file.clone(), stop.clone());
+    let reader = std::thread::spawn(move || {
+        let mut reads = 0;
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            let text = std::fs::read_to_string(&f2).unwrap();
+            let v: serde_json::Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("half-written file ({e}), {} bytes", text.len()));
+            assert!(v["version"].is_u64());
+            reads += 1;
+        }
+        reads
+    });
+    for n in 1..=3 {
+        s.publish("DEV", "demo", "big.json", &[("content", &version(n))]).await;
+        eventually(Duration::from_secs(5), "rewrite after release", || async { read(&file) == version(n) }).await;
+    }
+    // Let a late, duplicate reload show up if there were one.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(reader.join().unwrap() > 10);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(read(&counter).lines().count(), 4, "one reload for the first write and one per release");
+    let leftovers: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 1, "temporary files left behind: {leftovers:?}");
+}
+
+async fn call(base: &str, token: &str, method: Method, path: &str, body: serde_json::Value) {
+    let r = reqwest::Client::new()
+        .request(method, format!("{base}/openapi/v1{path}"))
+        .header("Authorization", token)
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+async fn release(base: &str, token: &str, value: &str) {
+    let ns = "/envs/DEV/apps/demo/clusters/default/namespaces/application";
+    let item = json!({"key": "k", "value": value, "dataChangeLastModifiedBy": ADMIN, "dataChangeCreatedBy": ADMIN});
+    call(base, token, Method::PUT, &format!("{ns}/items/k?createIfNotExists=true"), item).await;
+    call(base, token, Method::POST, &format!("{ns}/releases"), json!({"releaseTitle": value, "releasedBy": ADMIN}))
+        .await;
+}
+
+#[tokio::test]
+async fn the_agent_survives_cairn_being_down_at_start_and_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert!(cli(&data, &["user", "add", ADMIN, "--admin"], "a-good-password\n").status.success());
+    let out = cli(&data, &["consumer", "create", "ci", "--allow-create-app"], "");
+    let token = String::from_utf8_lossy(&out.stdout).lines().last().unwrap().trim().to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{port}");
+    let proc = Proc::start(&data, &["--listen", &listen]);
+    call(
+        &proc.base,
+        &token,
+        Method::POST,
+        "/apps",
+        json!({"assignAppRoleToSelf": true, "app": {"appId": "demo", "name": "demo", "ownerName": ADMIN}}),
+    )
+    .await;
+    release(&proc.base, &token, "v1").await;
+    assert!(proc.terminate().0.success());
+
+    // Cairn is down when the agent starts.
+    let out = dir.path().join("out");
+    let mut child = agent(&format!("http://{listen}/envs/DEV"), &out, &[]).stderr(Stdio::null()).spawn().unwrap();
+    let file = out.join("application.properties");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(read(&file), "");
+    let proc = Proc::start(&data, &["--listen", &listen]);
+    eventually(Duration::from_secs(10), "files after Cairn came up", || async { read(&file) == "k=v1\n" }).await;
+
+    // Cairn crashes: the last good file stays.
+    proc.kill9();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(read(&file), "k=v1\n");
+    let proc = Proc::start(&data, &["--listen", &listen]);
+    release(&proc.base, &token, "v2").await;
+    eventually(Duration::from_secs(15), "files after the next release", || async { read(&file) == "k=v2\n" }).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(proc);
+}
