@@ -52,7 +52,7 @@ pub enum Command {
     /// Verify every release checksum and the release-history invariants.
     Check,
     /// Sidecar / init container: keep namespaces as files, rewritten on every release.
-    Agent(AgentArgs),
+    Agent(Box<AgentArgs>),
     /// Write a checksummed, point-in-time backup of all data to FILE.
     Backup {
         /// Backup file to write.
@@ -313,6 +313,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Some(Command::Healthcheck { url }) => healthcheck(url, &settings),
         Some(Command::Agent(a)) => {
+            let a = *a;
             let secret = match &a.secret_file {
                 Some(f) => Some(
                     std::fs::read_to_string(f)
