@@ -14,3 +14,5 @@ mod layering;
 mod notifications;
 mod open_api;
 mod operations;
+mod packaging;
+mod zero_downtime;
