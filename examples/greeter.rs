@@ -9,7 +9,7 @@
 //!
 //! `LISTEN` (default 127.0.0.1:8000) is where it serves; it logs `greeter listening on ...`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::print_stdout)]
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;

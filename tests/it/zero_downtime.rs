@@ -13,6 +13,9 @@ use serde_json::json;
 use crate::common::process::{cli, Proc};
 use crate::common::{eventually, ADMIN};
 
+/// One request of the load loop: when it finished and what it got.
+type Answer = (Instant, Result<String, String>);
+
 struct Child(std::process::Child);
 
 impl Drop for Child {
@@ -102,7 +105,7 @@ async fn releases_and_cairn_restarts_cause_no_failed_requests() {
 
     // Bounded load loop: at most 60 s, stops when told.
     let stop = Arc::new(AtomicBool::new(false));
-    let seen: Arc<Mutex<Vec<(Instant, Result<String, String>)>>> = Arc::new(Mutex::new(Vec::new()));
+    let seen: Arc<Mutex<Vec<Answer>>> = Arc::new(Mutex::new(Vec::new()));
     let (s2, seen2, url2, http2) = (stop.clone(), seen.clone(), app_url.clone(), http.clone());
     let load = tokio::spawn(async move {
         let start = Instant::now();
