@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
-use crate::domain::time::now_ms;
 use crate::service::{Cairn, Caller};
 use crate::settings::{LogFormat, Overrides, Settings};
 use crate::store::Store;
@@ -255,8 +254,70 @@ fn warn_unknown_env_vars() {
     }
 }
 
-fn open_service(settings: &Settings) -> anyhow::Result<std::sync::Arc<Cairn>> {
-    crate::server::open(settings)
+/// Where a command runs: on the data directory, or through the running server that holds it.
+enum Target<L> {
+    Local(L),
+    Server(crate::server::AdminEndpoint),
+}
+
+fn is_locked(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref::<crate::store::StoreError>(), Some(crate::store::StoreError::Locked { .. }))
+        || matches!(
+            e.downcast_ref::<crate::service::ServiceError>(),
+            Some(crate::service::ServiceError::Internal(crate::store::StoreError::Locked { .. }))
+        )
+}
+
+/// Opens the data directory with `open`, or — when a running server holds it — finds that
+/// server's local admin API through `DATA/admin.json`.
+fn target_with<L>(settings: &Settings, open: impl FnOnce(&Settings) -> anyhow::Result<L>) -> anyhow::Result<Target<L>> {
+    match open(settings) {
+        Ok(c) => Ok(Target::Local(c)),
+        Err(e) if is_locked(&e) => {
+            let file = settings.data.join(crate::server::ADMIN_FILE);
+            let text = std::fs::read_to_string(&file).map_err(|_| e)?;
+            let endpoint = serde_json::from_str(&text).with_context(|| format!("{} is damaged", file.display()))?;
+            tracing::info!("the data directory is in use by a running server; sending the command to it");
+            Ok(Target::Server(endpoint))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The service over the data directory, or the server holding it.
+fn target(settings: &Settings) -> anyhow::Result<Target<std::sync::Arc<Cairn>>> {
+    target_with(settings, crate::server::open)
+}
+
+/// The bare store (no read model: works on damaged data), or the server holding it.
+fn store_target(settings: &Settings) -> anyhow::Result<Target<Store>> {
+    target_with(settings, |s| Ok(Store::open(&s.data)?))
+}
+
+/// Sends one admin request to the running server.
+fn remote(
+    endpoint: &crate::server::AdminEndpoint,
+    method: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    actix_web::rt::System::new().block_on(async {
+        let client = awc::Client::default();
+        let url = format!("{}/admin/v1{path}", endpoint.url);
+        let req = if method == "GET" { client.get(&url) } else { client.post(&url) };
+        let mut res = req
+            .insert_header(("Authorization", format!("Bearer {}", endpoint.token)))
+            .timeout(std::time::Duration::from_secs(300))
+            .send_json(&body)
+            .await
+            .map_err(|e| anyhow::anyhow!("the server holding the data directory did not answer at {url}: {e}"))?;
+        let value: serde_json::Value = res.json().limit(16 * 1024 * 1024).await.unwrap_or(serde_json::Value::Null);
+        if res.status().is_success() {
+            Ok(value)
+        } else {
+            bail!("{}", value["message"].as_str().unwrap_or("the server refused the command"))
+        }
+    })
 }
 
 fn read_password() -> anyhow::Result<String> {
@@ -289,22 +350,54 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None | Some(Command::Serve) => actix_web::rt::System::new().block_on(crate::server::serve(settings)),
         Some(Command::User(UserCommand::Add { name, admin })) => {
-            let cairn = open_service(&settings)?;
+            let target = target(&settings)?;
             let password = read_password()?;
-            cairn.create_user(&system, &name, &password, admin)?;
-            cairn.flush()?;
+            match target {
+                Target::Local(cairn) => {
+                    cairn.create_user(&system, &name, &password, admin)?;
+                    cairn.flush()?;
+                }
+                Target::Server(ep) => {
+                    remote(
+                        &ep,
+                        "POST",
+                        "/users",
+                        serde_json::json!({"name": name, "password": password, "admin": admin}),
+                    )?;
+                }
+            }
             out(&format!("user '{name}' created{}", if admin { " (admin)" } else { "" }))
         }
         Some(Command::Consumer(ConsumerCommand::Create { name, allow_create_app })) => {
-            let cairn = open_service(&settings)?;
-            let (_, token) = cairn.create_consumer(&system, &name, allow_create_app)?;
-            cairn.flush()?;
+            let token = match target(&settings)? {
+                Target::Local(cairn) => {
+                    let (_, token) = cairn.create_consumer(&system, &name, allow_create_app)?;
+                    cairn.flush()?;
+                    token
+                }
+                Target::Server(ep) => {
+                    let v = remote(
+                        &ep,
+                        "POST",
+                        "/consumers",
+                        serde_json::json!({"name": name, "allowCreateApp": allow_create_app}),
+                    )?;
+                    v["token"].as_str().unwrap_or_default().to_string()
+                }
+            };
             out(&format!("consumer '{name}' created. Its Open API token (shown only now):\n{token}"))
         }
         Some(Command::Consumer(ConsumerCommand::Grant { name, app, namespace, env })) => {
-            let cairn = open_service(&settings)?;
-            cairn.grant_consumer(&system, &name, &app, namespace.as_deref(), env.as_deref())?;
-            cairn.flush()?;
+            match target(&settings)? {
+                Target::Local(cairn) => {
+                    cairn.grant_consumer(&system, &name, &app, namespace.as_deref(), env.as_deref())?;
+                    cairn.flush()?;
+                }
+                Target::Server(ep) => {
+                    let body = serde_json::json!({"app": app, "namespace": namespace, "env": env});
+                    remote(&ep, "POST", &format!("/consumers/{name}/grants"), body)?;
+                }
+            }
             out(&format!(
                 "consumer '{name}' may now modify and release {} of app '{app}'{}",
                 namespace.as_deref().unwrap_or("every namespace"),
@@ -346,29 +439,59 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             actix_web::rt::System::new().block_on(crate::agent::run(opts))
         }
         Some(Command::Check) => {
-            let store = Store::open(&settings.data)?;
-            let report = store.check()?;
-            out(&format!(
-                "checked {} releases, {} namespaces, {} history entries",
-                report.releases, report.namespaces, report.history_entries
-            ))?;
-            if report.problems.is_empty() {
+            let (releases, namespaces, entries, problems) = match store_target(&settings)? {
+                Target::Local(store) => {
+                    let r = store.check()?;
+                    (
+                        r.releases,
+                        r.namespaces,
+                        r.history_entries,
+                        r.problems.into_iter().map(|p| p.0).collect::<Vec<_>>(),
+                    )
+                }
+                Target::Server(ep) => {
+                    let v = remote(&ep, "GET", "/check", serde_json::Value::Null)?;
+                    let n = |k: &str| v[k].as_u64().unwrap_or(0) as usize;
+                    let problems = v["problems"]
+                        .as_array()
+                        .map(|a| a.iter().filter_map(|p| p.as_str().map(str::to_string)).collect())
+                        .unwrap_or_default();
+                    (n("releases"), n("namespaces"), n("historyEntries"), problems)
+                }
+            };
+            out(&format!("checked {releases} releases, {namespaces} namespaces, {entries} history entries"))?;
+            if problems.is_empty() {
                 out("OK: no problems found")
             } else {
-                for p in &report.problems {
-                    out(&format!("PROBLEM: {}", p.0))?;
+                for p in &problems {
+                    out(&format!("PROBLEM: {p}"))?;
                 }
-                bail!("{} problem(s) found; restore the damaged data from a backup", report.problems.len())
+                bail!("{} problem(s) found; restore the damaged data from a backup", problems.len())
             }
         }
         Some(Command::Backup { file }) => {
-            let store = Store::open(&settings.data)?;
-            let summary =
-                store.backup(&file, now_ms()).with_context(|| format!("backup to {} failed", file.display()))?;
-            out(&format!("backup written to {}: {} records, {} bytes", file.display(), summary.records, summary.bytes))
+            let (records, bytes) = match store_target(&settings)? {
+                Target::Local(store) => {
+                    let now = crate::domain::time::now_ms();
+                    let s = store.backup(&file, now).with_context(|| format!("backup to {} failed", file.display()))?;
+                    (s.records, s.bytes)
+                }
+                Target::Server(ep) => {
+                    let abs = std::path::absolute(&file)?;
+                    let v = remote(&ep, "POST", "/backup", serde_json::json!({"path": abs}))?;
+                    (v["records"].as_u64().unwrap_or(0), v["bytes"].as_u64().unwrap_or(0))
+                }
+            };
+            out(&format!("backup written to {}: {records} records, {bytes} bytes", file.display()))
         }
         Some(Command::Restore { file }) => {
-            let store = Store::open(&settings.data)?;
+            let store = Store::open(&settings.data).map_err(|e| match e {
+                crate::store::StoreError::Locked { path } => anyhow::anyhow!(
+                    "{} is in use by a running server; restore into a new, empty directory (--data) and start Cairn on it",
+                    path.display()
+                ),
+                other => other.into(),
+            })?;
             let summary = store.restore(&file)?;
             out(&format!(
                 "restored {} records from {} into {}",

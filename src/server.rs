@@ -12,6 +12,36 @@ use crate::settings::Settings;
 use crate::store::Store;
 use crate::web::{self, AppState};
 
+/// File in the data directory telling local admin commands how to reach the running server.
+pub const ADMIN_FILE: &str = "admin.json";
+
+/// How the CLI reaches a running server's local admin API.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct AdminEndpoint {
+    pub url: String,
+    pub token: String,
+}
+
+/// Writes `admin.json` (owner-only) with a fresh token; returns the token.
+fn write_admin_file(path: &std::path::Path, addr: std::net::SocketAddr) -> anyhow::Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
+        ip if ip.is_unspecified() => "[::1]".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    let endpoint =
+        AdminEndpoint { url: format!("http://{host}:{}", addr.port()), token: crate::security::token::random_hex(20) };
+    let tmp = path.with_extension("json.tmp");
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    f.write_all(serde_json::to_string(&endpoint)?.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(endpoint.token)
+}
+
 /// Opens the store and builds the service for `settings`.
 pub fn open(settings: &Settings) -> anyhow::Result<Arc<Cairn>> {
     let store = Store::open(&settings.data)?;
@@ -67,6 +97,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     bootstrap_admin(&cairn)?;
     let (main, envs) = bind_all(&settings)?;
     let addr = main.local_addr()?;
+    let admin_file = settings.data.join(ADMIN_FILE);
+    let admin_token = write_admin_file(&admin_file, addr)?;
     tracing::info!(data = %settings.data.display(), envs = ?settings.service_settings().envs, "cairn listening on http://{addr}");
     for (env, l) in &envs {
         tracing::info!("env {env} listening on http://{}", l.local_addr()?);
@@ -77,7 +109,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
             settings.data.display()
         );
     }
-    let servers = web::start(AppState::new(cairn.clone(), settings), main, envs)?;
+    let mut state = AppState::new(cairn.clone(), settings);
+    state.admin_token = Some(admin_token);
+    let servers = web::start(state, main, envs)?;
     let handles: Vec<_> = servers.iter().map(|s| s.handle()).collect();
     let mut tasks: Vec<_> = servers.into_iter().map(actix_web::rt::spawn).collect();
     wait_for_signal().await;
@@ -89,6 +123,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         t.abort();
     }
     cairn.flush()?;
+    let _ = std::fs::remove_file(&admin_file);
     tracing::info!("stopped");
     Ok(())
 }

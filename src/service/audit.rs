@@ -14,3 +14,15 @@ impl Cairn {
         Ok(self.store.scan_rev(T::Audit, b"", limit)?)
     }
 }
+
+impl Cairn {
+    /// A point-in-time backup while serving: writes wait until it is done.
+    pub fn backup(&self, caller: &Caller, path: &std::path::Path) -> Result<crate::store::BackupSummary> {
+        if !matches!(caller.actor, Actor::System) {
+            return Err(ServiceError::Forbidden("only the local administrator may take backups".into()));
+        }
+        self.instances.flush();
+        let _writes = self.lock_writes();
+        Ok(self.store.backup(path, crate::domain::time::now_ms())?)
+    }
+}

@@ -1,6 +1,7 @@
 //! HTTP surfaces: the Apollo client protocol (`apollo/`), the Apollo Open API (`openapi/`),
 //! health and metrics. Handlers translate; services decide.
 
+pub mod admin;
 pub mod apollo;
 pub mod error;
 pub mod openapi;
@@ -23,12 +24,14 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Requests served, by route pattern and status.
     pub requests: ops::RequestCounts,
+    /// Token of the local admin API (`/admin/v1`), used by the CLI while the server runs.
+    pub admin_token: Option<String>,
 }
 
 impl AppState {
     /// State for a service and its settings.
     pub fn new(cairn: Arc<Cairn>, settings: Settings) -> AppState {
-        AppState { cairn, settings: Arc::new(settings), requests: ops::RequestCounts::default() }
+        AppState { cairn, settings: Arc::new(settings), requests: ops::RequestCounts::default(), admin_token: None }
     }
 }
 
@@ -173,7 +176,9 @@ fn build_app(
         })
         .configure(ops::configure);
     if kind == Listener::Main {
-        app = app.service(web::scope("/openapi/v1").configure(openapi::configure));
+        app = app
+            .service(web::scope("/openapi/v1").configure(openapi::configure))
+            .service(web::scope("/admin/v1").configure(admin::configure));
     }
     app.configure(apollo::configure).default_service(web::to(not_found))
 }

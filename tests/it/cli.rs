@@ -118,14 +118,46 @@ fn users_and_consumers_are_created_from_the_command_line() {
 }
 
 #[tokio::test]
-async fn admin_commands_explain_what_to_do_while_the_server_runs() {
+async fn admin_commands_work_through_the_running_server() {
     let dir = tempfile::tempdir().unwrap();
     let proc = Proc::start(dir.path(), &[]);
-    let out = cli(dir.path(), &["user", "add", "carol"], "long-enough-pw\n");
-    assert!(!out.status.success());
-    let t = text(&out);
-    assert!(t.contains("in use by another Cairn process"), "{t}");
-    assert!(!t.contains("could not acquire lock"), "raw lock error leaked: {t}");
+    let admin_file = dir.path().join("admin.json");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&admin_file).unwrap().permissions().mode() & 0o777, 0o600);
+
+    let out = cli(dir.path(), &["user", "add", "carol", "--admin"], "long-enough-pw\n");
+    assert!(out.status.success(), "{}", text(&out));
+    let out = cli(dir.path(), &["consumer", "create", "live", "--allow-create-app"], "");
+    assert!(out.status.success(), "{}", text(&out));
+    let token = String::from_utf8_lossy(&out.stdout).lines().last().unwrap().trim().to_string();
+    // The new token works at once against the running server.
+    let app = json!({"assignAppRoleToSelf": true, "app": {"appId": "live", "name": "live", "ownerName": "carol"}});
+    let r = reqwest::Client::new()
+        .post(format!("{}/openapi/v1/apps", proc.base))
+        .header("Authorization", &token)
+        .header("Content-Type", "application/json")
+        .body(app.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let again = cli(dir.path(), &["user", "add", "carol"], "long-enough-pw\n");
+    assert!(!again.status.success());
+    assert!(text(&again).contains("already exists"), "{}", text(&again));
+    let check = cli(dir.path(), &["check"], "");
+    assert!(check.status.success(), "{}", text(&check));
+    let backup = dir.path().join("live.backup");
+    let b = cli(dir.path(), &["backup", backup.to_str().unwrap()], "");
+    assert!(b.status.success(), "{}", text(&b));
+    assert!(std::fs::read_to_string(&backup).unwrap().contains("cairn-backup"));
+    let restore = cli(dir.path(), &["restore", backup.to_str().unwrap()], "");
+    assert!(!restore.status.success());
+    assert!(text(&restore).contains("in use by a running server"), "{}", text(&restore));
+    assert!(!text(&restore).contains("could not acquire lock"), "raw lock error leaked");
+
+    // The admin API is not reachable without the token.
+    let denied = reqwest::Client::new().get(format!("{}/admin/v1/check", proc.base)).send().await.unwrap();
+    assert_eq!(denied.status(), 404);
 
     let health = Command::new(BIN).args(["healthcheck", "--url", &proc.base]).output().unwrap();
     assert!(health.status.success(), "{}", text(&health));
