@@ -268,3 +268,16 @@ async fn instances_are_recorded_for_the_releases_served() {
     assert_eq!(list[0].ip, "10.9.8.7");
     assert_eq!(list[0].release_key, rel["releaseKey"].as_str().unwrap());
 }
+
+#[tokio::test]
+async fn the_no_appid_placeholder_gets_public_namespaces_only() {
+    let s = TestServer::start().await;
+    s.seed_app("platform").await;
+    s.seed_namespace("platform", "FX.shared", "properties", true).await;
+    s.publish("DEV", "platform", "FX.shared", &[("shared", "yes")]).await;
+    let v = s.configs("DEV", "ApolloNoAppIdPlaceHolder", "default", "FX.shared", "").await.json();
+    assert_eq!(v["configurations"]["shared"], "yes");
+    s.configs("DEV", "ApolloNoAppIdPlaceHolder", "default", "application", "")
+        .await
+        .assert_error(404, "ApolloNoAppIdPlaceHolder");
+}

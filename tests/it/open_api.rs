@@ -428,3 +428,40 @@ async fn four_eyes_envs_lock_the_draft_to_its_editor_and_forbid_self_release() {
     // DEV has no such rule.
     s.publish("DEV", "demo", "application", &[("k", "v")]).await;
 }
+
+#[tokio::test]
+async fn envs_and_single_apps_are_listed() {
+    let s = TestServer::start().await;
+    s.seed_app("demo").await;
+    assert_eq!(s.open(Method::GET, "/envs", None).await.json(), json!(["DEV", "FAT", "UAT", "PRO"]));
+    assert_eq!(s.open(Method::GET, "/apps/demo", None).await.json()["name"], "demo");
+    s.open(Method::GET, "/apps/nope", None).await.assert_error(404, "app 'nope' not found");
+}
+
+#[tokio::test]
+async fn concurrent_publishers_keep_history_contiguous() {
+    let s = std::sync::Arc::new(TestServer::start().await);
+    s.seed_app("demo").await;
+    s.seed_namespace("demo", "second", "properties", false).await;
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let ns = if i % 2 == 0 { "application" } else { "second" };
+            let env = if i % 3 == 0 { "PRO" } else { "DEV" };
+            s.set_items(env, "demo", "default", ns, &[("k", &i.to_string())]).await;
+            s.release(env, "demo", "default", ns).await["id"].as_u64().unwrap()
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await.unwrap());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 24, "release ids must be unique");
+    let report = s.cairn.store().check().unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(report.releases, 24);
+    assert_eq!(report.history_entries, 24);
+}

@@ -37,16 +37,27 @@ fn missing(name: &str) -> ApiError {
     ApiError::bad_request(format!("Required request parameter '{name}' is not present"))
 }
 
+/// One entry of the `notifications` parameter; unknown fields are ignored.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EntryDto {
+    namespace_name: Option<serde_json::Value>,
+    notification_id: Option<serde_json::Value>,
+}
+
 /// Parses the `notifications` JSON array, tolerating unknown fields and entries without a name.
 fn parse_entries(raw: &str) -> Result<Vec<PollEntry>, ApiError> {
     let invalid = || ApiError::bad_request(format!("invalid notifications format:{raw}"));
-    let values: Vec<serde_json::Value> = serde_json::from_str(raw).map_err(|_| invalid())?;
+    let values: Vec<EntryDto> = serde_json::from_str(raw).map_err(|_| invalid())?;
     let entries: Vec<PollEntry> = values
-        .iter()
+        .into_iter()
         .filter_map(|v| {
-            let ns = v.get("namespaceName")?.as_str()?.to_string();
-            let id = v.get("notificationId").and_then(|n| n.as_i64()).unwrap_or(-1);
-            (!ns.is_empty()).then_some(PollEntry { namespace: ns, notification_id: id })
+            let ns = match v.namespace_name? {
+                serde_json::Value::String(s) if !s.is_empty() => s,
+                _ => return None,
+            };
+            let id = v.notification_id.and_then(|n| n.as_i64()).unwrap_or(-1);
+            Some(PollEntry { namespace: ns, notification_id: id })
         })
         .collect();
     if entries.is_empty() {
