@@ -103,9 +103,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     for (env, l) in &envs {
         tracing::info!("env {env} listening on http://{}", l.local_addr()?);
     }
-    if cairn.list_users()?.is_empty() {
+    if let Some(token) = cairn.setup_token()? {
         tracing::warn!(
-            "no users yet: create the first admin with `cairn user add NAME --admin --data {}`",
+            "first run: no users yet. Open http://{addr}/setup?token={token} to create the first admin, \
+             or run `cairn user add NAME --admin --data {}`",
             settings.data.display()
         );
     }

@@ -1,6 +1,7 @@
 //! Plain types and validation rules of Cairn's data model (Apollo's model). No I/O, no async,
 //! no imports from any other Cairn layer.
 
+pub mod diff;
 pub mod error;
 pub mod format;
 pub mod model;

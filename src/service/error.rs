@@ -24,6 +24,9 @@ pub enum ServiceError {
     /// Credentials are fine but lack the permission.
     #[error("{0}")]
     Forbidden(String),
+    /// Too many failed attempts; retry after this many seconds.
+    #[error("too many attempts; try again in {0} s")]
+    Throttled(u64),
     /// Storage failed; the message for clients is generic, the source goes to the log.
     #[error("internal storage error")]
     Internal(#[from] StoreError),

@@ -21,6 +21,7 @@ pub mod namespaces;
 pub mod notify;
 mod rebuild;
 pub mod releases;
+pub mod sessions;
 pub mod users;
 
 use std::collections::HashSet;
@@ -86,6 +87,7 @@ pub struct Cairn {
     keys: KeyGenerator,
     instances: instances::InstanceRecorder,
     metrics: metrics::Metrics,
+    sessions: sessions::Sessions,
 }
 
 impl Cairn {
@@ -101,6 +103,7 @@ impl Cairn {
             write_lock: Mutex::new(()),
             keys: KeyGenerator::new(rand::random()),
             metrics: metrics::Metrics::default(),
+            sessions: sessions::Sessions::default(),
         };
         cairn.rebuild_index()?;
         Ok(Arc::new(cairn))

@@ -81,6 +81,7 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "UnauthorizedException"),
             ServiceError::Forbidden(_) => (StatusCode::FORBIDDEN, "AccessForbiddenException"),
+            ServiceError::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException"),
             ServiceError::Internal(source) => {
                 let id = crate::security::token::random_hex(6);
                 tracing::error!(request_id = %id, error = %source, "internal error");

@@ -6,6 +6,7 @@ pub mod apollo;
 pub mod error;
 pub mod openapi;
 pub mod ops;
+pub mod portal;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -178,7 +179,8 @@ fn build_app(
     if kind == Listener::Main {
         app = app
             .service(web::scope("/openapi/v1").configure(openapi::configure))
-            .service(web::scope("/admin/v1").configure(admin::configure));
+            .service(web::scope("/admin/v1").configure(admin::configure))
+            .configure(portal::configure);
     }
     app.configure(apollo::configure).default_service(web::to(not_found))
 }

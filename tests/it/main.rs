@@ -15,4 +15,5 @@ mod notifications;
 mod open_api;
 mod operations;
 mod packaging;
+mod portal_http;
 mod zero_downtime;

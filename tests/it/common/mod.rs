@@ -72,13 +72,24 @@ impl TestServer {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut Settings)) -> TestServer {
+        Self::start_inner(tweak, true).await
+    }
+
+    /// A server with no users at all (first run).
+    pub async fn start_empty() -> TestServer {
+        Self::start_inner(|_| {}, false).await
+    }
+
+    async fn start_inner(tweak: impl FnOnce(&mut Settings), with_users: bool) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let mut settings =
             Settings { listen: "127.0.0.1:0".into(), data: dir.path().join("data"), ..Settings::default() };
         tweak(&mut settings);
         let cairn = cairn::server::open(&settings).unwrap();
         let system_caller = Caller::system("test");
-        cairn.create_user(&system_caller, ADMIN, "apollo-password", true).unwrap();
+        if with_users {
+            cairn.create_user(&system_caller, ADMIN, "apollo-password", true).unwrap();
+        }
         let (_, token) = cairn.create_consumer(&system_caller, "tester", true).unwrap();
         let (main, envs) = cairn::server::bind_all(&settings).unwrap();
         let addr = main.local_addr().unwrap();

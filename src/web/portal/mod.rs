@@ -1,0 +1,38 @@
+//! The portal: server-rendered pages (askama) for operators. Handlers parse the form, call
+//! one service function and render; rules stay in `service/`. Imports no sibling under `web/`
+//! but the shared error type.
+
+mod assets;
+mod auth;
+mod pages;
+
+use actix_web::web;
+
+pub use auth::{PortalSession, SESSION_COOKIE};
+
+/// Registers the portal routes on the main listener.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/static/{path:.*}", web::get().to(assets::serve))
+        .route("/", web::get().to(pages::home))
+        .route("/login", web::get().to(auth::login_get))
+        .route("/login", web::post().to(auth::login_post))
+        .route("/logout", web::post().to(auth::logout_post))
+        .route("/setup", web::get().to(auth::setup_get))
+        .route("/setup", web::post().to(auth::setup_post))
+        .route("/account", web::get().to(auth::account_get))
+        .route("/account/password", web::post().to(auth::password_post))
+        .route("/apps", web::get().to(pages::apps_get))
+        .route("/apps", web::post().to(pages::apps_post))
+        .route("/apps/{app}", web::get().to(pages::app_get))
+        .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}", web::get().to(pages::namespace_get))
+        .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/items", web::post().to(pages::item_post))
+        .route(
+            "/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/items/delete",
+            web::post().to(pages::item_delete_post),
+        )
+        .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/publish", web::post().to(pages::publish_post))
+        .route(
+            "/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/rollback",
+            web::post().to(pages::rollback_post),
+        );
+}

@@ -1,0 +1,492 @@
+//! App and namespace pages: list and create apps, browse envs and clusters, edit items,
+//! review the diff, publish and roll back.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::auth::{html, redirect, PageCtx, PageError, PortalSession};
+use crate::domain::diff::{self, State};
+use crate::domain::model::App;
+use crate::domain::time::apollo_time;
+use crate::service::apps::NewApp;
+use crate::service::auth::Permission;
+use crate::service::items::{ItemInput, Upsert};
+use crate::service::releases::ReleaseInput;
+use crate::service::{Cairn, NsRef, ServiceError};
+use crate::web::AppState;
+
+fn blocking_err(e: actix_web::error::BlockingError) -> PageError {
+    PageError::Service(ServiceError::Conflict(e.to_string()))
+}
+
+/// `GET /`.
+pub async fn home() -> HttpResponse {
+    redirect("/apps")
+}
+
+#[derive(Template)]
+#[template(path = "apps/list.html")]
+struct AppsPage {
+    ctx: PageCtx,
+    apps: Vec<App>,
+    query: String,
+    can_create: bool,
+    error: Option<String>,
+    form_app_id: String,
+    form_name: String,
+    form_org: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct SearchQuery {
+    q: String,
+}
+
+fn apps_page(state: &AppState, s: &PortalSession, query: String) -> Result<AppsPage, PageError> {
+    let needle = query.to_ascii_lowercase();
+    let apps = state
+        .cairn
+        .list_apps(None)?
+        .into_iter()
+        .filter(|a| {
+            needle.is_empty()
+                || a.app_id.to_ascii_lowercase().contains(&needle)
+                || a.name.to_ascii_lowercase().contains(&needle)
+        })
+        .collect();
+    Ok(AppsPage {
+        ctx: s.ctx(state, ""),
+        apps,
+        query,
+        can_create: s.caller().can(Permission::CreateApp),
+        error: None,
+        form_app_id: String::new(),
+        form_name: String::new(),
+        form_org: String::new(),
+    })
+}
+
+/// `GET /apps?q=`.
+pub async fn apps_get(
+    s: PortalSession,
+    state: web::Data<AppState>,
+    q: web::Query<SearchQuery>,
+) -> Result<HttpResponse, PageError> {
+    html(&apps_page(&state, &s, q.into_inner().q)?)
+}
+
+#[derive(Deserialize)]
+pub struct AppForm {
+    #[serde(default)]
+    csrf: String,
+    app_id: String,
+    name: String,
+    #[serde(default)]
+    org_id: String,
+}
+
+/// `POST /apps`.
+pub async fn apps_post(
+    req: HttpRequest,
+    s: PortalSession,
+    state: web::Data<AppState>,
+    form: web::Form<AppForm>,
+) -> Result<HttpResponse, PageError> {
+    s.check_form(&req, &form.csrf)?;
+    let f = form.into_inner();
+    let (cairn, caller, user) = (state.cairn.clone(), s.caller(), s.user.name.clone());
+    let new = NewApp {
+        app_id: f.app_id.trim().to_string(),
+        name: f.name.clone(),
+        org_id: f.org_id.clone(),
+        owner_name: user.clone(),
+        ..Default::default()
+    };
+    let result = web::block(move || cairn.create_app(&caller, new, &[user], false)).await.map_err(blocking_err)?;
+    match result {
+        Ok(app) => Ok(redirect(&format!("/apps/{}", app.app_id))),
+        Err(e @ (ServiceError::Invalid(_) | ServiceError::AlreadyExists(_))) => {
+            let mut page = apps_page(&state, &s, String::new())?;
+            page.error = Some(e.to_string());
+            (page.form_app_id, page.form_name, page.form_org) = (f.app_id, f.name, f.org_id);
+            let mut res = html(&page)?;
+            *res.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
+            Ok(res)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A namespace card on the app page.
+struct NsCard {
+    name: String,
+    format: &'static str,
+    is_public: bool,
+    items: usize,
+    changes: usize,
+    release: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "apps/detail.html")]
+struct AppPage {
+    ctx: PageCtx,
+    app: App,
+    clusters: Vec<String>,
+    cluster: String,
+    namespaces: Vec<NsCard>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct EnvQuery {
+    env: Option<String>,
+    cluster: Option<String>,
+}
+
+/// The live key/values of a namespace and the release they come from.
+type Live = (Vec<(String, String)>, Option<crate::domain::model::Release>);
+
+fn live_pairs(cairn: &Cairn, caller: &crate::service::Caller, at: NsRef<'_>) -> Result<Live, PageError> {
+    let release = cairn.latest_release(caller, at)?;
+    Ok((release.as_ref().map(|r| r.configurations.clone()).unwrap_or_default(), release))
+}
+
+/// `GET /apps/{app}?env=&cluster=`.
+pub async fn app_get(
+    s: PortalSession,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: web::Query<EnvQuery>,
+) -> Result<HttpResponse, PageError> {
+    let cairn = &state.cairn;
+    let caller = s.caller();
+    let app = cairn.app(&path)?;
+    let env = match &q.env {
+        Some(e) => cairn.env(e)?,
+        None => cairn.settings().envs.first().cloned().unwrap_or_default(),
+    };
+    let cluster = q.cluster.clone().unwrap_or_else(|| "default".into());
+    let clusters = cairn
+        .env_clusters(&caller, &app.app_id)?
+        .into_iter()
+        .find(|(e, _)| *e == env)
+        .map(|(_, c)| c)
+        .unwrap_or_default();
+    let mut namespaces = Vec::new();
+    for view in cairn.list_namespaces(&caller, &env, &app.app_id, &cluster)? {
+        let at = NsRef { env: &env, app: &app.app_id, cluster: &cluster, ns: &view.namespace.name };
+        let (live, release) = live_pairs(cairn, &caller, at)?;
+        let draft: Vec<(String, String)> = view.items.iter().map(|i| (i.key.clone(), i.value.clone())).collect();
+        namespaces.push(NsCard {
+            name: view.namespace.name.clone(),
+            format: view.definition.format.as_str(),
+            is_public: view.definition.is_public,
+            items: view.items.len(),
+            changes: diff::changes(&diff::diff(&draft, &live)),
+            release: release.map(|r| format!("{} by {}, {}", r.title, r.author, apollo_time(r.created_at))),
+        });
+    }
+    html(&AppPage { ctx: s.ctx(&state, &env), app, clusters, cluster, namespaces })
+}
+
+/// One row of the item table.
+struct Row {
+    key: String,
+    value: String,
+    comment: String,
+    state: &'static str,
+    live: Option<String>,
+}
+
+/// One history line.
+struct HistoryRow {
+    operation: &'static str,
+    title: String,
+    operator: String,
+    time: String,
+    release_id: u64,
+    rollback_to: bool,
+}
+
+#[derive(Template)]
+#[template(path = "namespaces/items.html")]
+struct NamespacePage {
+    ctx: PageCtx,
+    app_id: String,
+    cluster: String,
+    ns: String,
+    format: &'static str,
+    base: String,
+    rows: Vec<Row>,
+    changes: usize,
+    history: Vec<HistoryRow>,
+    can_modify: bool,
+    can_release: bool,
+    default_title: String,
+    error: Option<String>,
+    form_key: String,
+    form_value: String,
+    form_comment: String,
+}
+
+type NsPath = web::Path<(String, String, String, String)>;
+
+fn namespace_page(
+    state: &AppState,
+    s: &PortalSession,
+    path: &(String, String, String, String),
+) -> Result<NamespacePage, PageError> {
+    let cairn = &state.cairn;
+    let caller = s.caller();
+    let (app, env, cluster, ns) = path;
+    let env = cairn.env(env)?;
+    let at = NsRef { env: &env, app, cluster, ns };
+    let view = cairn.namespace(&caller, at)?;
+    let (live, _) = live_pairs(cairn, &caller, at)?;
+    let draft: Vec<(String, String)> = view.items.iter().map(|i| (i.key.clone(), i.value.clone())).collect();
+    let lines = diff::diff(&draft, &live);
+    let rows = lines
+        .iter()
+        .map(|l| Row {
+            key: l.key.clone(),
+            value: l.draft.clone().or_else(|| l.live.clone()).unwrap_or_default(),
+            comment: view.items.iter().find(|i| i.key == l.key).map(|i| i.comment.clone()).unwrap_or_default(),
+            state: l.state.as_str(),
+            live: if l.state == State::Changed { l.live.clone() } else { None },
+        })
+        .collect();
+    let active = &view.namespace.active_releases;
+    let mut history = Vec::new();
+    for h in cairn.history(&caller, at, 50)? {
+        let title = if h.release_id == 0 {
+            String::new()
+        } else {
+            cairn.release(&caller, &env, h.release_id).map(|r| r.title).unwrap_or_default()
+        };
+        history.push(HistoryRow {
+            operation: match h.operation {
+                crate::domain::model::Operation::Publish => "publish",
+                crate::domain::model::Operation::Rollback => "rollback",
+                crate::domain::model::Operation::GrayPublish => "gray publish",
+                crate::domain::model::Operation::GrayRulesChange => "gray rules",
+                crate::domain::model::Operation::Merge => "merge",
+                crate::domain::model::Operation::Abandon => "abandon",
+            },
+            title,
+            operator: h.operator,
+            time: apollo_time(h.time),
+            release_id: h.release_id,
+            rollback_to: h.release_id != 0
+                && active.contains(&h.release_id)
+                && view.namespace.head_release != Some(h.release_id),
+        });
+    }
+    history.dedup_by_key(|h| (h.release_id, h.operation));
+    let name = view.namespace.name.clone();
+    Ok(NamespacePage {
+        ctx: s.ctx(state, &env),
+        base: format!("/apps/{}/envs/{env}/clusters/{cluster}/namespaces/{name}", view.namespace.app_id),
+        app_id: view.namespace.app_id.clone(),
+        cluster: cluster.clone(),
+        format: view.definition.format.as_str(),
+        changes: diff::changes(&lines),
+        rows,
+        history,
+        can_modify: caller.can(Permission::Modify { app, ns: &name, env: &env }),
+        can_release: caller.can(Permission::Release { app, ns: &name, env: &env }),
+        default_title: format!("{}-release", crate::domain::time::compact(crate::domain::time::now_ms())),
+        ns: name,
+        error: None,
+        form_key: String::new(),
+        form_value: String::new(),
+        form_comment: String::new(),
+    })
+}
+
+/// `GET /apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}`.
+pub async fn namespace_get(
+    s: PortalSession,
+    state: web::Data<AppState>,
+    path: NsPath,
+    q: web::Query<FlashQuery>,
+) -> Result<HttpResponse, PageError> {
+    let mut page = namespace_page(&state, &s, &path)?;
+    page.ctx.flash = q.into_inner().done;
+    html(&page)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct FlashQuery {
+    done: Option<String>,
+}
+
+fn back(path: &(String, String, String, String), done: &str) -> HttpResponse {
+    let (app, env, cluster, ns) = path;
+    redirect(&format!("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}?done={}", done.replace(' ', "+")))
+}
+
+/// Re-renders the namespace page with an inline error and the operator's input (400).
+fn with_error(
+    state: &AppState,
+    s: &PortalSession,
+    path: &(String, String, String, String),
+    e: ServiceError,
+    form: Option<(String, String, String)>,
+) -> Result<HttpResponse, PageError> {
+    let mut page = namespace_page(state, s, path)?;
+    page.error = Some(e.to_string());
+    if let Some((k, v, c)) = form {
+        (page.form_key, page.form_value, page.form_comment) = (k, v, c);
+    }
+    let mut res = html(&page)?;
+    *res.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
+    Ok(res)
+}
+
+#[derive(Deserialize)]
+pub struct ItemForm {
+    #[serde(default)]
+    csrf: String,
+    key: String,
+    #[serde(default)]
+    value: String,
+    #[serde(default)]
+    comment: String,
+}
+
+/// `POST .../items`: add or change an item.
+pub async fn item_post(
+    req: HttpRequest,
+    s: PortalSession,
+    state: web::Data<AppState>,
+    path: NsPath,
+    form: web::Form<ItemForm>,
+) -> Result<HttpResponse, PageError> {
+    s.check_form(&req, &form.csrf)?;
+    let f = form.into_inner();
+    let path = path.into_inner();
+    let (cairn, caller, p) = (state.cairn.clone(), s.caller(), path.clone());
+    let input = ItemInput {
+        key: f.key.trim().to_string(),
+        value: f.value.replace("\r\n", "\n"),
+        comment: Some(f.comment.clone()),
+    };
+    let result = web::block(move || {
+        let env = cairn.env(&p.1)?;
+        cairn.upsert_item(&caller, NsRef { env: &env, app: &p.0, cluster: &p.2, ns: &p.3 }, input, Upsert::Either)
+    })
+    .await
+    .map_err(blocking_err)?;
+    match result {
+        Ok(item) => Ok(back(&path, &format!("Saved {}", item.key))),
+        Err(e @ (ServiceError::Invalid(_) | ServiceError::Conflict(_))) => {
+            with_error(&state, &s, &path, e, Some((f.key, f.value, f.comment)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DeleteForm {
+    #[serde(default)]
+    csrf: String,
+    key: String,
+}
+
+/// `POST .../items/delete`.
+pub async fn item_delete_post(
+    req: HttpRequest,
+    s: PortalSession,
+    state: web::Data<AppState>,
+    path: NsPath,
+    form: web::Form<DeleteForm>,
+) -> Result<HttpResponse, PageError> {
+    s.check_form(&req, &form.csrf)?;
+    let path = path.into_inner();
+    let (cairn, caller, p, key) = (state.cairn.clone(), s.caller(), path.clone(), form.into_inner().key);
+    let k = key.clone();
+    let result = web::block(move || {
+        let env = cairn.env(&p.1)?;
+        cairn.delete_item(&caller, NsRef { env: &env, app: &p.0, cluster: &p.2, ns: &p.3 }, &k)
+    })
+    .await
+    .map_err(blocking_err)?;
+    match result {
+        Ok(()) => Ok(back(&path, &format!("Deleted {key}"))),
+        Err(e @ ServiceError::Conflict(_)) => with_error(&state, &s, &path, e, None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PublishForm {
+    #[serde(default)]
+    csrf: String,
+    title: String,
+    #[serde(default)]
+    comment: String,
+}
+
+/// `POST .../publish`.
+pub async fn publish_post(
+    req: HttpRequest,
+    s: PortalSession,
+    state: web::Data<AppState>,
+    path: NsPath,
+    form: web::Form<PublishForm>,
+) -> Result<HttpResponse, PageError> {
+    s.check_form(&req, &form.csrf)?;
+    let f = form.into_inner();
+    let path = path.into_inner();
+    let (cairn, caller, p) = (state.cairn.clone(), s.caller(), path.clone());
+    let input = ReleaseInput { title: f.title, comment: f.comment, emergency: false };
+    let result = web::block(move || {
+        let env = cairn.env(&p.1)?;
+        cairn.publish(&caller, NsRef { env: &env, app: &p.0, cluster: &p.2, ns: &p.3 }, input)
+    })
+    .await
+    .map_err(blocking_err)?;
+    match result {
+        Ok(r) => Ok(back(&path, &format!("Published {}", r.title))),
+        Err(e @ (ServiceError::Invalid(_) | ServiceError::Conflict(_))) => with_error(&state, &s, &path, e, None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RollbackForm {
+    #[serde(default)]
+    csrf: String,
+    to: u64,
+}
+
+/// `POST .../rollback`: back to an earlier active release.
+pub async fn rollback_post(
+    req: HttpRequest,
+    s: PortalSession,
+    state: web::Data<AppState>,
+    path: NsPath,
+    form: web::Form<RollbackForm>,
+) -> Result<HttpResponse, PageError> {
+    s.check_form(&req, &form.csrf)?;
+    let path = path.into_inner();
+    let (cairn, caller, p, to) = (state.cairn.clone(), s.caller(), path.clone(), form.to);
+    let result = web::block(move || {
+        let env = cairn.env(&p.1)?;
+        let at = NsRef { env: &env, app: &p.0, cluster: &p.2, ns: &p.3 };
+        let head =
+            cairn.latest_release(&caller, at)?.ok_or_else(|| ServiceError::conflict("nothing is released yet"))?;
+        cairn.rollback(&caller, &env, head.id, Some(to))
+    })
+    .await
+    .map_err(blocking_err)?;
+    match result {
+        Ok(r) => Ok(back(&path, &format!("Rolled back to {}", r.title))),
+        Err(e @ (ServiceError::Invalid(_) | ServiceError::Conflict(_))) => with_error(&state, &s, &path, e, None),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,273 @@
+//! The portal over plain HTTP: sign-in, sessions, CSRF, authorisation and inline errors.
+
+use reqwest::{redirect::Policy, StatusCode};
+
+use crate::common::{Resp, TestServer, ADMIN};
+
+/// A browser-like client: no automatic redirects, one session cookie.
+struct Browser<'a> {
+    s: &'a TestServer,
+    http: reqwest::Client,
+    cookie: Option<String>,
+}
+
+impl<'a> Browser<'a> {
+    fn new(s: &'a TestServer) -> Self {
+        Browser { s, http: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(), cookie: None }
+    }
+
+    async fn get(&self, path: &str) -> Resp {
+        let mut rb = self.http.get(self.s.url(path));
+        if let Some(c) = &self.cookie {
+            rb = rb.header("Cookie", c);
+        }
+        self.s.send(rb).await
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Resp {
+        let mut rb = self.http.post(self.s.url(path)).form(form);
+        if let Some(c) = &self.cookie {
+            rb = rb.header("Cookie", c);
+        }
+        self.s.send(rb).await
+    }
+
+    async fn login(&mut self, user: &str, password: &str) -> Resp {
+        let r = self.post("/login", &[("username", user), ("password", password), ("next", "/apps")]).await;
+        if let Some(set) = r.headers.get("set-cookie") {
+            self.cookie = Some(set.to_str().unwrap().split(';').next().unwrap().to_string());
+        }
+        r
+    }
+
+    async fn csrf(&self, page: &str) -> String {
+        let html = self.get(page).await.text;
+        let i = html.find("name=\"csrf\" value=\"").expect("page has a CSRF field");
+        html[i + 19..].split('"').next().unwrap().to_string()
+    }
+}
+
+fn location(r: &Resp) -> String {
+    r.headers.get("location").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn anonymous_visitors_are_sent_to_sign_in() {
+    let s = TestServer::start().await;
+    s.seed_app("demo").await;
+    let b = Browser::new(&s);
+    for path in ["/apps", "/apps/demo", "/account", "/apps/demo/envs/DEV/clusters/default/namespaces/application"] {
+        let r = b.get(path).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{path}");
+        assert!(location(&r).starts_with("/login?next="), "{path}: {}", location(&r));
+    }
+    let r = b.post("/apps", &[("csrf", "x"), ("app_id", "evil"), ("name", "evil")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(s.cairn.app("evil").is_err(), "nothing may be written");
+    let login = b.get("/login").await;
+    assert_eq!(login.status, 200);
+    assert!(login.text.contains("<label for=\"username\">User name</label>"));
+    let css = b.get("/static/css/cairn.css").await;
+    assert_eq!(css.status, 200);
+    assert!(css.content_type().starts_with("text/css"));
+}
+
+#[tokio::test]
+async fn the_first_admin_is_created_once_with_the_logged_token() {
+    let s = TestServer::start_empty().await;
+    let b = Browser::new(&s);
+    assert_eq!(location(&b.get("/login").await), "/setup");
+    let token = s.cairn.setup_token().unwrap().unwrap();
+    let wrong = b.post("/setup", &[("token", "nope"), ("username", "root"), ("password", "a-long-password")]).await;
+    assert_eq!(wrong.status, 400);
+    assert!(wrong.text.contains("setup token is wrong"));
+    let short = b.post("/setup", &[("token", &token), ("username", "root"), ("password", "short")]).await;
+    assert_eq!(short.status, 400);
+    assert!(short.text.contains("at least 8"));
+    let ok = b.post("/setup", &[("token", &token), ("username", "root"), ("password", "a-long-password")]).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    assert!(s.cairn.find_user("root").unwrap().unwrap().is_admin);
+    // Once a user exists, setup is closed.
+    let again = b.post("/setup", &[("token", &token), ("username", "other"), ("password", "a-long-password")]).await;
+    assert_eq!(again.status, 400);
+    assert!(s.cairn.find_user("other").unwrap().is_none());
+    assert_eq!(location(&b.get("/setup").await), "/login");
+}
+
+#[tokio::test]
+async fn sign_in_uses_one_message_throttles_and_sets_a_strict_http_only_cookie() {
+    let s = TestServer::start().await;
+    let mut b = Browser::new(&s);
+    let unknown = b.login("nobody", "whatever-pass").await;
+    let wrong = b.login(ADMIN, "wrong-password").await;
+    assert_eq!((unknown.status, wrong.status), (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
+    assert!(unknown.text.contains("wrong user name or password") && wrong.text.contains("wrong user name or password"));
+    b.login(ADMIN, "wrong-password").await;
+    let throttled = b.login(ADMIN, "apollo-password").await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS, "{}", throttled.text);
+    assert!(throttled.text.contains("try again in"));
+
+    let s = TestServer::start().await;
+    let mut b = Browser::new(&s);
+    assert_eq!(b.login(ADMIN, "one-wrong-try").await.status, StatusCode::UNAUTHORIZED);
+    let ok = b.login(ADMIN, "apollo-password").await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&ok), "/apps");
+    let cookie = ok.headers.get("set-cookie").unwrap().to_str().unwrap().to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/"), "{cookie}");
+    let apps = b.get("/apps").await;
+    assert_eq!(apps.status, 200);
+    assert!(apps.text.contains("Create an app"));
+    let audit = s.cairn.audit_log(&cairn::service::Caller::system("t"), 50).unwrap();
+    assert!(audit.iter().any(|a| a.action == "login" && a.actor == ADMIN));
+    assert!(audit.iter().any(|a| a.action == "login.failed"));
+
+    let csrf = b.csrf("/apps").await;
+    assert_eq!(location(&b.post("/logout", &[("csrf", &csrf)]).await), "/login");
+    assert_eq!(b.get("/apps").await.status, StatusCode::SEE_OTHER, "the old cookie no longer works");
+}
+
+#[tokio::test]
+async fn forms_without_a_valid_csrf_token_or_from_another_origin_change_nothing() {
+    let s = TestServer::start().await;
+    let mut b = Browser::new(&s);
+    b.login(ADMIN, "apollo-password").await;
+    let missing = b.post("/apps", &[("app_id", "a1"), ("name", "a1")]).await;
+    assert_eq!(missing.status, StatusCode::FORBIDDEN);
+    assert!(missing.text.contains("Reload the page"));
+    let wrong = b.post("/apps", &[("csrf", "forged"), ("app_id", "a1"), ("name", "a1")]).await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    let csrf = b.csrf("/apps").await;
+    let foreign = s
+        .send(
+            b.http
+                .post(s.url("/apps"))
+                .header("Cookie", b.cookie.clone().unwrap())
+                .header("Origin", "https://evil.example")
+                .form(&[("csrf", csrf.as_str()), ("app_id", "a1"), ("name", "a1")]),
+        )
+        .await;
+    assert_eq!(foreign.status, StatusCode::FORBIDDEN);
+    assert!(s.cairn.app("a1").is_err(), "nothing may be written");
+    let ok = b.post("/apps", &[("csrf", &csrf), ("app_id", "a1"), ("name", "First app")]).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&ok), "/apps/a1");
+    assert_eq!(s.cairn.app("a1").unwrap().name, "First app");
+    let bad = b.post("/apps", &[("csrf", &csrf), ("app_id", "bad id"), ("name", "Kept name")]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text.contains("invalid appId") && bad.text.contains("value=\"Kept name\""), "{}", bad.text);
+}
+
+#[tokio::test]
+async fn operators_edit_review_publish_and_roll_back() {
+    let s = TestServer::start().await;
+    s.seed_app("demo").await;
+    let mut b = Browser::new(&s);
+    b.login(ADMIN, "apollo-password").await;
+    let page = "/apps/demo/envs/DEV/clusters/default/namespaces/application";
+    let csrf = b.csrf(page).await;
+    let saved = b
+        .post(&format!("{page}/items"), &[("csrf", &csrf), ("key", "timeout"), ("value", "100"), ("comment", "ms")])
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER);
+    let html = b.get(page).await.text;
+    assert!(html.contains("state-added") && html.contains("1 change against the live release"), "{html}");
+    let published = b.post(&format!("{page}/publish"), &[("csrf", &csrf), ("title", "first"), ("comment", "")]).await;
+    assert_eq!(published.status, StatusCode::SEE_OTHER);
+    assert_eq!(s.configs("DEV", "demo", "default", "application", "").await.json()["configurations"]["timeout"], "100");
+    b.post(&format!("{page}/items"), &[("csrf", &csrf), ("key", "timeout"), ("value", "200"), ("comment", "ms")]).await;
+    let html = b.get(page).await.text;
+    assert!(html.contains("state-changed") && html.contains("live: 100"), "{html}");
+    b.post(&format!("{page}/publish"), &[("csrf", &csrf), ("title", "second"), ("comment", "")]).await;
+    assert_eq!(s.configs("DEV", "demo", "default", "application", "").await.json()["configurations"]["timeout"], "200");
+    let first_id = s
+        .cairn
+        .history(
+            &cairn::service::Caller::system("t"),
+            cairn::service::NsRef { env: "DEV", app: "demo", cluster: "default", ns: "application" },
+            10,
+        )
+        .unwrap()
+        .last()
+        .unwrap()
+        .release_id;
+    let rolled = b.post(&format!("{page}/rollback"), &[("csrf", &csrf), ("to", &first_id.to_string())]).await;
+    assert_eq!(rolled.status, StatusCode::SEE_OTHER, "{}", rolled.text);
+    assert_eq!(s.configs("DEV", "demo", "default", "application", "").await.json()["configurations"]["timeout"], "100");
+    let deleted = b.post(&format!("{page}/items/delete"), &[("csrf", &csrf), ("key", "timeout")]).await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER);
+    assert!(b.get(page).await.text.contains("state-deleted"));
+    let app_page = b.get("/apps/demo?env=PRO").await;
+    assert!(app_page.text.contains("You are looking at PRODUCTION"));
+    assert!(app_page.text.contains("Never released"));
+}
+
+#[tokio::test]
+async fn invalid_yaml_keeps_the_operators_text_and_points_at_the_line() {
+    let s = TestServer::start().await;
+    s.seed_app("demo").await;
+    s.seed_namespace("demo", "app", "yaml", false).await;
+    let mut b = Browser::new(&s);
+    b.login(ADMIN, "apollo-password").await;
+    let page = "/apps/demo/envs/DEV/clusters/default/namespaces/app.yaml";
+    let csrf = b.csrf(page).await;
+    let text = "server:\n  port: [80\nname: x\n";
+    let r = b
+        .post(&format!("{page}/items"), &[("csrf", &csrf), ("key", "content"), ("value", text), ("comment", "")])
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text.contains("yaml content is not valid at line"), "{}", r.text);
+    assert!(r.text.contains("server:\n  port: [80\nname: x\n"), "the operator's text must be kept");
+    assert!(
+        s.open(reqwest::Method::GET, "/envs/DEV/apps/demo/clusters/default/namespaces/app.yaml/items/content", None)
+            .await
+            .status
+            == 404
+    );
+}
+
+#[tokio::test]
+async fn users_without_grants_see_no_publish_button_and_are_refused() {
+    let s = TestServer::start().await;
+    s.seed_app("demo").await;
+    s.cairn.create_user(&cairn::service::Caller::system("t"), "viewer", "viewer-password", false).unwrap();
+    let mut b = Browser::new(&s);
+    b.login("viewer", "viewer-password").await;
+    let page = "/apps/demo/envs/DEV/clusters/default/namespaces/application";
+    let denied = b.get(page).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    assert!(denied.text.contains("may not read"));
+    let apps = b.get("/apps").await;
+    assert!(!apps.text.contains("Create an app"), "viewers may not create apps");
+    let csrf = b.csrf("/account").await;
+    let r = b.post(&format!("{page}/publish"), &[("csrf", &csrf), ("title", "sneaky"), ("comment", "")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = b.post(&format!("{page}/items"), &[("csrf", &csrf), ("key", "k"), ("value", "v"), ("comment", "")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = b.post("/apps", &[("csrf", &csrf), ("app_id", "mine"), ("name", "mine")]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(s.cairn.app("mine").is_err());
+    let latest = s
+        .open(reqwest::Method::GET, "/envs/DEV/apps/demo/clusters/default/namespaces/application/releases/latest", None)
+        .await;
+    assert_eq!(latest.text, "", "nothing was released");
+}
+
+#[tokio::test]
+async fn operators_change_their_own_password() {
+    let s = TestServer::start().await;
+    let mut b = Browser::new(&s);
+    b.login(ADMIN, "apollo-password").await;
+    let csrf = b.csrf("/account").await;
+    let wrong =
+        b.post("/account/password", &[("csrf", &csrf), ("current", "nope-nope"), ("new", "another-password")]).await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert!(wrong.text.contains("not correct"));
+    let ok = b
+        .post("/account/password", &[("csrf", &csrf), ("current", "apollo-password"), ("new", "another-password")])
+        .await;
+    assert_eq!(ok.status, 200);
+    assert!(ok.text.contains("Password changed."));
+    let mut fresh = Browser::new(&s);
+    assert_eq!(fresh.login(ADMIN, "another-password").await.status, StatusCode::SEE_OTHER);
+}
