@@ -161,3 +161,30 @@ impl Caller {
         }
     }
 }
+
+impl Cairn {
+    /// Gives a user a grant (admins only). Modify and release are separate rights.
+    pub fn grant_user(&self, caller: &Caller, name: &str, grant: Grant) -> Result<User> {
+        if !matches!(caller.actor, Actor::System) && !matches!(&caller.actor, Actor::User(u) if u.is_admin) {
+            return Err(ServiceError::Forbidden("only an admin may grant users".into()));
+        }
+        let app = self.app(&grant.app_id)?.app_id;
+        let grant = Grant { app_id: app.clone(), env: grant.env.map(|e| self.env(&e)).transpose()?, ..grant };
+        let mut c = self.change(&caller.operator);
+        let mut user =
+            self.find_user(name)?.ok_or_else(|| ServiceError::not_found(format!("user '{name}' not found")))?;
+        if !user.grants.contains(&grant) {
+            user.grants.push(grant.clone());
+        }
+        user.stamp.touch(&caller.operator, c.now);
+        c.ws.put(T::Users, keys::name(name), &user)?;
+        c.audit(
+            "user.grant",
+            grant.env.as_deref(),
+            name,
+            format!("{app}/{}", grant.namespace.as_deref().unwrap_or("*")),
+        )?;
+        c.commit()?;
+        Ok(user)
+    }
+}

@@ -1,0 +1,275 @@
+//! Portal journeys in real headless Chromium, driven through WebDriver (chromedriver).
+//! Screenshots of every step go to `target/screenshots/`. Without chromium the tests are
+//! skipped locally; under CI (`CI` set) a missing browser is a failure.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+use cairn::domain::model::Grant;
+use cairn::service::Caller;
+
+use crate::common::{eventually, TestServer, ADMIN};
+
+struct Browser {
+    client: Client,
+    driver: Child,
+    base: String,
+    journey: &'static str,
+    step: u32,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn installed(bin: &str) -> bool {
+    Command::new(bin).arg("--version").output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+impl Browser {
+    async fn open(s: &TestServer, journey: &'static str) -> Option<Browser> {
+        if !(installed("chromium") && installed("chromedriver")) {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must have chromium and chromium-driver (.ci/run installs them)"
+            );
+            eprintln!("skipped: chromium / chromedriver not installed");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let up = || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+        for _ in 0..100 {
+            if up() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let caps = serde_json::json!({
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                         "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         "--window-size=1280,1000", format!("--user-data-dir={}", profile.path().display())]
+            }
+        });
+        let mut builder = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+        builder.capabilities(caps.as_object().unwrap().clone());
+        let client = builder.connect(&format!("http://127.0.0.1:{port}")).await.expect("chromedriver session");
+        Some(Browser { client, driver, base: s.base.clone(), journey, step: 0, _profile: profile })
+    }
+
+    async fn goto(&self, path: &str) {
+        self.client.goto(&format!("{}{path}", self.base)).await.unwrap();
+    }
+
+    async fn fill(&self, id: &str, text: &str) {
+        let e = self.client.wait().at_most(Duration::from_secs(5)).for_element(Locator::Id(id)).await.unwrap();
+        e.clear().await.unwrap();
+        e.send_keys(text).await.unwrap();
+    }
+
+    /// Clicks the button with exactly this text, as a user would.
+    async fn press(&self, text: &str) {
+        let xpath = format!("//button[normalize-space(.)='{text}']");
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(5))
+            .for_element(Locator::XPath(&xpath))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    async fn click_link(&self, text: &str) {
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(5))
+            .for_element(Locator::LinkText(text))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    async fn page(&self) -> String {
+        self.client.source().await.unwrap()
+    }
+
+    async fn shot(&mut self, name: &str) {
+        self.step += 1;
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = self.client.screenshot().await.unwrap();
+        std::fs::write(dir.join(format!("{}-{:02}-{name}.png", self.journey, self.step)), png).unwrap();
+    }
+
+    async fn login(&mut self, user: &str, password: &str) {
+        self.goto("/login").await;
+        self.fill("username", user).await;
+        self.fill("password", password).await;
+        self.press("Sign in").await;
+        self.client.wait().at_most(Duration::from_secs(5)).for_element(Locator::Css("h1")).await.unwrap();
+    }
+
+    async fn close(self) {
+        let _ = self.client.clone().close().await;
+    }
+}
+
+const NS: &str = "/apps/demo/envs/DEV/clusters/default/namespaces/application";
+
+#[tokio::test]
+async fn first_run_admin_creates_an_app_and_publishes_to_a_real_client() {
+    let s = TestServer::start_empty().await;
+    let Some(mut b) = Browser::open(&s, "first-run").await else { return };
+    let token = s.cairn.setup_token().unwrap().unwrap();
+    b.goto(&format!("/setup?token={token}")).await;
+    b.shot("setup").await;
+    b.fill("username", "root").await;
+    b.fill("password", "root-password").await;
+    b.press("Create admin").await;
+    b.login("root", "root-password").await;
+    b.shot("apps-empty").await;
+    assert!(b.page().await.contains("No apps yet"));
+    b.fill("app_id", "demo").await;
+    b.fill("name", "Demo").await;
+    b.press("Create app").await;
+    b.click_link("application").await;
+    b.fill("key", "greeting").await;
+    b.fill("value", "hello from the portal").await;
+    b.press("Save item").await;
+    b.shot("draft").await;
+    assert!(b.page().await.contains("1 change against the live release"));
+    b.fill("title", "first release").await;
+    b.press("Publish to DEV").await;
+    b.shot("published").await;
+    assert!(b.page().await.contains("Published first release"));
+
+    let client = apollo_client::conf::ApolloConfClientBuilder::new_via_config_service(
+        url::Url::parse(&s.url("/envs/DEV")).unwrap(),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let got = client
+        .fetch(apollo_client::conf::requests::FetchRequest {
+            app_id: "demo".into(),
+            namespace_name: "application".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(got.configurations["greeting"], "hello from the portal");
+    b.close().await;
+}
+
+#[tokio::test]
+async fn edit_review_publish_and_roll_back() {
+    let s = TestServer::start().await;
+    s.seed_app("demo").await;
+    s.publish("DEV", "demo", "application", &[("timeout", "100")]).await;
+    let Some(mut b) = Browser::open(&s, "rollback").await else { return };
+    b.login(ADMIN, "apollo-password").await;
+    b.goto(NS).await;
+    b.fill("key", "timeout").await;
+    b.fill("value", "250").await;
+    b.press("Save item").await;
+    b.shot("diff").await;
+    let page = b.page().await;
+    assert!(page.contains("state-changed") && page.contains("live: 100"), "the diff shows old and new");
+    b.fill("title", "slower").await;
+    b.press("Publish to DEV").await;
+    eventually(Duration::from_secs(5), "the new value served", || async {
+        s.configs("DEV", "demo", "default", "application", "").await.json()["configurations"]["timeout"] == "250"
+    })
+    .await;
+    b.shot("history").await;
+    b.press("Roll back to this").await;
+    b.shot("rolled-back").await;
+    assert!(b.page().await.contains("Rolled back to t"));
+    assert_eq!(s.configs("DEV", "demo", "default", "application", "").await.json()["configurations"]["timeout"], "100");
+    b.close().await;
+}
+
+#[tokio::test]
+async fn a_user_without_release_rights_cannot_publish() {
+    let s = TestServer::start().await;
+    s.seed_app("demo").await;
+    let sys = Caller::system("t");
+    s.cairn.create_user(&sys, "dev", "dev-password", false).unwrap();
+    let grant = Grant {
+        app_id: "demo".into(),
+        namespace: Some("application".into()),
+        env: Some("DEV".into()),
+        modify: true,
+        release: false,
+    };
+    s.cairn.grant_user(&sys, "dev", grant).unwrap();
+    let Some(mut b) = Browser::open(&s, "no-release").await else { return };
+    b.login("dev", "dev-password").await;
+    b.goto(NS).await;
+    b.fill("key", "feature.x").await;
+    b.fill("value", "on").await;
+    b.press("Save item").await;
+    b.shot("edited-no-publish").await;
+    let page = b.page().await;
+    assert!(page.contains("You may not release this namespace in DEV."));
+    assert!(!page.contains("Publish to DEV"));
+    b.goto("/apps/demo/envs/PRO/clusters/default/namespaces/application").await;
+    b.shot("pro-forbidden").await;
+    assert!(b.page().await.contains("may not read"));
+    assert_eq!(s.configs("DEV", "demo", "default", "application", "").await.status, 404, "nothing was released");
+    b.close().await;
+}
+
+#[tokio::test]
+async fn four_eyes_mode_needs_a_second_person_to_release() {
+    let s = TestServer::start_with(|c| {
+        for (name, e) in c.envs.iter_mut() {
+            if name == "PRO" {
+                e.four_eyes = true;
+            }
+        }
+    })
+    .await;
+    s.seed_app("demo").await;
+    s.cairn.create_user(&Caller::system("t"), "bob", "bob-password", true).unwrap();
+    let pro = "/apps/demo/envs/PRO/clusters/default/namespaces/application";
+    let Some(mut b) = Browser::open(&s, "four-eyes").await else { return };
+    b.login(ADMIN, "apollo-password").await;
+    b.goto(pro).await;
+    b.fill("key", "limit").await;
+    b.fill("value", "10").await;
+    b.press("Save item").await;
+    b.fill("title", "raise limit").await;
+    b.press("Publish to PRO").await;
+    b.shot("refused").await;
+    let page = b.page().await;
+    assert!(page.contains("another user must release it (four-eyes rule)"), "{page}");
+    assert!(page.contains("You are looking at PRODUCTION"));
+    b.press("Sign out").await;
+    b.login("bob", "bob-password").await;
+    b.goto(pro).await;
+    b.fill("title", "raise limit").await;
+    b.press("Publish to PRO").await;
+    b.shot("released-by-second-person").await;
+    assert_eq!(s.configs("PRO", "demo", "default", "application", "").await.json()["configurations"]["limit"], "10");
+    b.close().await;
+}
