@@ -188,3 +188,47 @@ impl Cairn {
         Ok(user)
     }
 }
+
+impl Cairn {
+    fn require_admin(caller: &Caller, what: &str) -> Result<()> {
+        if matches!(caller.actor, Actor::System) || matches!(&caller.actor, Actor::User(u) if u.is_admin) {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden(format!("only an admin may {what}")))
+        }
+    }
+
+    /// Enables or disables a user (admins only; nobody disables themselves).
+    pub fn set_user_enabled(&self, caller: &Caller, name: &str, enabled: bool) -> Result<User> {
+        Self::require_admin(caller, "enable or disable users")?;
+        if !enabled && caller.operator == name {
+            return Err(ServiceError::conflict("you cannot disable yourself"));
+        }
+        let mut c = self.change(&caller.operator);
+        let mut user =
+            self.find_user(name)?.ok_or_else(|| ServiceError::not_found(format!("user '{name}' not found")))?;
+        user.enabled = enabled;
+        user.stamp.touch(&caller.operator, c.now);
+        c.ws.put(T::Users, keys::name(name), &user)?;
+        c.audit(if enabled { "user.enable" } else { "user.disable" }, None, name, "")?;
+        c.commit()?;
+        Ok(user)
+    }
+
+    /// Sets a new password for a user (admins only).
+    pub fn reset_password(&self, caller: &Caller, name: &str, new: &str) -> Result<()> {
+        Self::require_admin(caller, "reset passwords")?;
+        if new.chars().count() < MIN_PASSWORD {
+            return Err(ServiceError::invalid("password", format!("must be at least {MIN_PASSWORD} characters")));
+        }
+        let hash = password::hash(new).map_err(|e| ServiceError::invalid("password", e))?;
+        let mut c = self.change(&caller.operator);
+        let mut user =
+            self.find_user(name)?.ok_or_else(|| ServiceError::not_found(format!("user '{name}' not found")))?;
+        user.password_hash = hash;
+        user.stamp.touch(&caller.operator, c.now);
+        c.ws.put(T::Users, keys::name(name), &user)?;
+        c.audit("user.reset_password", None, name, "")?;
+        c.commit()
+    }
+}

@@ -175,14 +175,16 @@ fn build_app(
                 Ok(res.map_into_boxed_body())
             }
         })
-        .configure(ops::configure);
+        .configure(ops::configure)
+        // The client API first: routes are tried in order, and client reads are the hot path.
+        .configure(apollo::configure);
     if kind == Listener::Main {
         app = app
             .service(web::scope("/openapi/v1").configure(openapi::configure))
             .service(web::scope("/admin/v1").configure(admin::configure))
             .configure(portal::configure);
     }
-    app.configure(apollo::configure).default_service(web::to(not_found))
+    app.default_service(web::to(not_found))
 }
 
 async fn not_found(req: HttpRequest) -> ApiError {

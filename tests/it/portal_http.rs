@@ -271,3 +271,102 @@ async fn operators_change_their_own_password() {
     let mut fresh = Browser::new(&s);
     assert_eq!(fresh.login(ADMIN, "another-password").await.status, StatusCode::SEE_OTHER);
 }
+
+#[tokio::test]
+async fn admins_manage_users_grants_and_passwords() {
+    let s = TestServer::start().await;
+    s.seed_app("demo").await;
+    let mut b = Browser::new(&s);
+    b.login(ADMIN, "apollo-password").await;
+    let csrf = b.csrf("/users").await;
+    let created = b.post("/users", &[("csrf", &csrf), ("name", "carol"), ("password", "carol-password")]).await;
+    assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
+    let short = b.post("/users", &[("csrf", &csrf), ("name", "dave"), ("password", "short")]).await;
+    assert_eq!(short.status, StatusCode::BAD_REQUEST);
+    assert!(short.text.contains("at least 8"));
+    let granted = b
+        .post(
+            "/users/grants",
+            &[
+                ("csrf", &csrf),
+                ("user", "carol"),
+                ("app", "demo"),
+                ("namespace", "application"),
+                ("env", "DEV"),
+                ("modify", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(granted.status, StatusCode::SEE_OTHER, "{}", granted.text);
+    let page = b.get("/users").await.text;
+    assert!(page.contains("demo/application modify in DEV"), "{page}");
+    let bad_grant = b.post("/users/grants", &[("csrf", &csrf), ("user", "carol"), ("app", "nope")]).await;
+    assert_eq!(bad_grant.status, StatusCode::BAD_REQUEST);
+
+    // Carol may now edit DEV but not release, and not touch PRO.
+    let mut c = Browser::new(&s);
+    c.login("carol", "carol-password").await;
+    let ns = "/apps/demo/envs/DEV/clusters/default/namespaces/application";
+    let ccsrf = c.csrf(ns).await;
+    assert_eq!(
+        c.post(&format!("{ns}/items"), &[("csrf", &ccsrf), ("key", "k"), ("value", "v"), ("comment", "")]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        c.post(&format!("{ns}/publish"), &[("csrf", &ccsrf), ("title", "t"), ("comment", "")]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        c.get("/apps/demo/envs/PRO/clusters/default/namespaces/application").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(c.get("/users").await.status, StatusCode::FORBIDDEN, "operators may not manage users");
+
+    // Reset and disable.
+    assert_eq!(
+        b.post("/users/password", &[("csrf", &csrf), ("user", "carol"), ("password", "fresh-password")]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        b.post("/users/carol/enabled", &[("csrf", &csrf), ("enabled", "false")]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(c.get(ns).await.status, StatusCode::SEE_OTHER, "a disabled user's session ends");
+    let mut again = Browser::new(&s);
+    assert_eq!(again.login("carol", "fresh-password").await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        b.post(&format!("/users/{ADMIN}/enabled"), &[("csrf", &csrf), ("enabled", "false")]).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let audit = s.cairn.audit_log(&cairn::service::Caller::system("t"), 100).unwrap();
+    for action in ["user.create", "user.grant", "user.reset_password", "user.disable"] {
+        assert!(audit.iter().any(|a| a.action == action), "audit lacks {action}");
+    }
+}
+
+#[tokio::test]
+async fn app_masters_create_clusters_and_namespaces() {
+    let s = TestServer::start().await;
+    s.seed_app("demo").await;
+    let mut b = Browser::new(&s);
+    b.login(ADMIN, "apollo-password").await;
+    let csrf = b.csrf("/apps/demo?env=FAT").await;
+    let c = b.post("/apps/demo/clusters", &[("csrf", &csrf), ("env", "FAT"), ("name", "canary")]).await;
+    assert_eq!(c.status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&c), "/apps/demo?env=FAT&cluster=canary");
+    assert!(b.get("/apps/demo?env=FAT&cluster=canary").await.text.contains(">canary<"));
+    let n = b
+        .post("/apps/demo/namespaces", &[("csrf", &csrf), ("env", "FAT"), ("name", "gateway"), ("format", "yaml")])
+        .await;
+    assert_eq!(n.status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&n), "/apps/demo/envs/FAT/clusters/default/namespaces/gateway.yaml");
+    assert_eq!(b.get(&location(&n)).await.status, 200);
+    let dup = b
+        .post("/apps/demo/namespaces", &[("csrf", &csrf), ("env", "FAT"), ("name", "gateway"), ("format", "yaml")])
+        .await;
+    assert_eq!(dup.status, StatusCode::BAD_REQUEST);
+    assert!(dup.text.contains("already exists"));
+    let forged = b.post("/apps/demo/clusters", &[("env", "FAT"), ("name", "evil")]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(s.cairn.clusters("FAT", "demo").unwrap().iter().all(|c| c.name != "evil"));
+}

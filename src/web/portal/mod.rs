@@ -5,6 +5,7 @@
 mod assets;
 mod auth;
 mod pages;
+mod users;
 
 use actix_web::web;
 
@@ -21,6 +22,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/setup", web::post().to(auth::setup_post))
         .route("/account", web::get().to(auth::account_get))
         .route("/account/password", web::post().to(auth::password_post))
+        .route("/users", web::get().to(users::users_get))
+        .route("/users", web::post().to(users::users_post))
+        .route("/users/grants", web::post().to(users::grants_post))
+        .route("/users/password", web::post().to(users::password_post))
+        .route("/users/{name}/enabled", web::post().to(users::enabled_post))
+        .route("/apps/{app}/clusters", web::post().to(pages::cluster_post))
+        .route("/apps/{app}/namespaces", web::post().to(pages::app_namespace_post))
         .route("/apps", web::get().to(pages::apps_get))
         .route("/apps", web::post().to(pages::apps_post))
         .route("/apps/{app}", web::get().to(pages::app_get))

@@ -133,6 +133,7 @@ struct NsCard {
 #[template(path = "apps/detail.html")]
 struct AppPage {
     ctx: PageCtx,
+    can_master: bool,
     app: App,
     clusters: Vec<String>,
     cluster: String,
@@ -189,7 +190,8 @@ pub async fn app_get(
             release: release.map(|r| format!("{} by {}, {}", r.title, r.author, apollo_time(r.created_at))),
         });
     }
-    html(&AppPage { ctx: s.ctx(&state, &env), app, clusters, cluster, namespaces })
+    let can_master = caller.can(Permission::AppMaster { app: &app.app_id });
+    html(&AppPage { ctx: s.ctx(&state, &env), can_master, app, clusters, cluster, namespaces })
 }
 
 /// One row of the item table.
@@ -487,6 +489,88 @@ pub async fn rollback_post(
     match result {
         Ok(r) => Ok(back(&path, &format!("Rolled back to {}", r.title))),
         Err(e @ (ServiceError::Invalid(_) | ServiceError::Conflict(_))) => with_error(&state, &s, &path, e, None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ClusterForm {
+    #[serde(default)]
+    csrf: String,
+    env: String,
+    name: String,
+}
+
+/// `POST /apps/{app}/clusters`.
+pub async fn cluster_post(
+    req: HttpRequest,
+    s: PortalSession,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<ClusterForm>,
+) -> Result<HttpResponse, PageError> {
+    s.check_form(&req, &form.csrf)?;
+    let f = form.into_inner();
+    let app = path.into_inner();
+    let (cairn, caller, a, name, env_raw) =
+        (state.cairn.clone(), s.caller(), app.clone(), f.name.trim().to_string(), f.env.clone());
+    let result = web::block(move || {
+        let env = cairn.env(&env_raw)?;
+        cairn.create_cluster(&caller, &env, &a, &name, "").map(|c| (env, c.name))
+    })
+    .await
+    .map_err(blocking_err)?;
+    match result {
+        Ok((env, name)) => Ok(redirect(&format!("/apps/{app}?env={env}&cluster={name}"))),
+        Err(e @ (ServiceError::Invalid(_) | ServiceError::AlreadyExists(_))) => {
+            Err(PageError::Service(ServiceError::Conflict(e.to_string())))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct AppNamespaceForm {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+    format: String,
+    #[serde(default)]
+    public: bool,
+    #[serde(default)]
+    env: String,
+}
+
+/// `POST /apps/{app}/namespaces`: a new namespace in every cluster of the app.
+pub async fn app_namespace_post(
+    req: HttpRequest,
+    s: PortalSession,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<AppNamespaceForm>,
+) -> Result<HttpResponse, PageError> {
+    s.check_form(&req, &form.csrf)?;
+    let f = form.into_inner();
+    let app = path.into_inner();
+    let format = crate::domain::Format::parse(&f.format).map_err(|e| PageError::Service(e.into()))?;
+    let new = crate::service::namespaces::NewAppNamespace {
+        name: f.name.trim().to_string(),
+        format,
+        is_public: f.public,
+        comment: String::new(),
+        append_prefix: f.public,
+    };
+    let (cairn, caller, a) = (state.cairn.clone(), s.caller(), app.clone());
+    let result = web::block(move || cairn.create_app_namespace(&caller, &a, new)).await.map_err(blocking_err)?;
+    match result {
+        Ok(def) => Ok(redirect(&format!(
+            "/apps/{app}/envs/{}/clusters/default/namespaces/{}",
+            if f.env.is_empty() { "DEV" } else { &f.env },
+            def.name
+        ))),
+        Err(e @ (ServiceError::Invalid(_) | ServiceError::AlreadyExists(_))) => {
+            Err(PageError::Service(ServiceError::Conflict(e.to_string())))
+        }
         Err(e) => Err(e.into()),
     }
 }
