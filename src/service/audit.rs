@@ -5,7 +5,32 @@ use crate::store::T;
 
 use super::{Actor, Cairn, Caller, Result, ServiceError};
 
+/// Audit-log filters; empty fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Substring of the target (app, namespace, user...).
+    pub target: String,
+    /// Exact user.
+    pub user: String,
+    /// Prefix of the action (`release`, `item`, `login`...).
+    pub action: String,
+}
+
+impl AuditFilter {
+    fn matches(&self, e: &AuditEntry) -> bool {
+        (self.target.is_empty() || e.target.to_ascii_lowercase().contains(&self.target.to_ascii_lowercase()))
+            && (self.user.is_empty() || e.actor.eq_ignore_ascii_case(&self.user))
+            && (self.action.is_empty() || e.action.starts_with(&self.action))
+    }
+}
+
 impl Cairn {
+    /// The newest matching audit entries, newest first, at most `limit` (admins only).
+    pub fn search_audit(&self, caller: &Caller, filter: &AuditFilter, limit: usize) -> Result<Vec<AuditEntry>> {
+        let all = self.audit_log(caller, 100_000)?;
+        Ok(all.into_iter().filter(|e| filter.matches(e)).take(limit).collect())
+    }
+
     /// The newest audit entries, newest first (admins only).
     pub fn audit_log(&self, caller: &Caller, limit: usize) -> Result<Vec<AuditEntry>> {
         if !matches!(caller.actor, Actor::System) && !matches!(&caller.actor, Actor::User(u) if u.is_admin) {

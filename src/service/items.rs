@@ -197,3 +197,99 @@ pub(crate) fn record_edit(c: &mut Change<'_>, env: &str, rec: &Namespace, change
     c.ws.put(T::Namespaces, keys::namespace(env, &rec.app_id, &rec.cluster, &rec.name), &ns)?;
     Ok(())
 }
+
+impl Cairn {
+    /// The draft as text: properties text, or the `content` of file formats.
+    pub fn draft_text(&self, caller: &Caller, at: NsRef<'_>) -> Result<(Format, String)> {
+        let view = self.namespace(caller, at)?;
+        let format = view.definition.format;
+        let pairs: Vec<(String, String)> = view.items.into_iter().map(|i| (i.key, i.value)).collect();
+        Ok(match format {
+            Format::Properties => (format, crate::domain::properties::write(&pairs)),
+            _ => (format, pairs.into_iter().find(|(k, _)| k == CONTENT_KEY).map(|(_, v)| v).unwrap_or_default()),
+        })
+    }
+
+    /// Replaces the whole draft from text, validated first: a failure changes nothing.
+    pub fn save_draft_text(&self, caller: &Caller, at: NsRef<'_>, text: &str) -> Result<usize> {
+        let (app, rec) = self.resolve_ns(at)?;
+        let env = at.env;
+        caller.require(Permission::Modify { app: &app, ns: &rec.name, env })?;
+        let def = self.app_namespace(&app, &rec.name)?;
+        let wanted: Vec<(String, String)> = match def.format {
+            Format::Properties => crate::domain::properties::parse(text),
+            _ => vec![(CONTENT_KEY.to_string(), text.to_string())],
+        };
+        for (k, v) in &wanted {
+            self.validate_item(def.format, &ItemInput { key: k.clone(), value: v.clone(), comment: None })?;
+        }
+        self.replace_draft(caller, at, &app, wanted, "item.text")
+    }
+
+    /// Throws the draft away: the items become the live release's values again.
+    pub fn discard_draft(&self, caller: &Caller, at: NsRef<'_>) -> Result<usize> {
+        let (app, rec) = self.resolve_ns(at)?;
+        caller.require(Permission::Modify { app: &app, ns: &rec.name, env: at.env })?;
+        let live = match rec.head_release {
+            Some(id) => self.store.get_release(at.env, id)?.map(|r| r.configurations).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        self.replace_draft(caller, at, &app, live, "item.discard")
+    }
+
+    /// Makes the draft exactly `wanted` (in order) in one commit; returns the changed keys.
+    fn replace_draft(
+        &self,
+        caller: &Caller,
+        at: NsRef<'_>,
+        app: &str,
+        wanted: Vec<(String, String)>,
+        action: &str,
+    ) -> Result<usize> {
+        let operator = caller.require_operator()?.to_string();
+        let env = at.env;
+        let mut c = self.change(&operator);
+        let ns = self.read_index().normalize_namespace(app, crate::domain::names::strip_properties_suffix(at.ns));
+        let rec = self.namespace_record(env, app, at.cluster, &ns)?;
+        self.check_edit_lock(env, &rec, &operator)?;
+        let current = self.items_of(env, app, at.cluster, &rec.name)?;
+        let mut changes = Vec::new();
+        for (line, (k, v)) in wanted.iter().enumerate() {
+            let key = keys::item(env, app, at.cluster, &rec.name, k);
+            let old = current.iter().find(|i| &i.key == k);
+            if old.is_some_and(|o| &o.value == v && o.line_num == line as u32 + 1) {
+                continue;
+            }
+            let item = match old {
+                Some(o) => Item {
+                    value: v.clone(),
+                    line_num: line as u32 + 1,
+                    stamp: Stamp { modified_by: operator.clone(), modified_at: c.now, ..o.stamp.clone() },
+                    ..o.clone()
+                },
+                None => Item {
+                    key: k.clone(),
+                    value: v.clone(),
+                    comment: String::new(),
+                    line_num: line as u32 + 1,
+                    stamp: Stamp::new(&operator, c.now),
+                },
+            };
+            if old.is_none_or(|o| &o.value != v) {
+                changes.push(ItemChange { key: k.clone(), old: old.map(|o| o.value.clone()), new: Some(v.clone()) });
+            }
+            c.ws.put(T::Items, key, &item)?;
+        }
+        for old in current.iter().filter(|i| !wanted.iter().any(|(k, _)| *k == i.key)) {
+            c.ws.delete(T::Items, keys::item(env, app, at.cluster, &rec.name, &old.key));
+            changes.push(ItemChange { key: old.key.clone(), old: Some(old.value.clone()), new: None });
+        }
+        let n = changes.len();
+        if n > 0 {
+            record_edit(&mut c, env, &rec, changes)?;
+            c.audit(action, Some(env), &format!("{app}/{}/{}", at.cluster, rec.name), format!("{n} keys"))?;
+        }
+        c.commit()?;
+        Ok(n)
+    }
+}

@@ -370,3 +370,64 @@ async fn app_masters_create_clusters_and_namespaces() {
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     assert!(s.cairn.clusters("FAT", "demo").unwrap().iter().all(|c| c.name != "evil"));
 }
+
+#[tokio::test]
+async fn text_mode_validates_and_discard_restores_the_live_values() {
+    let s = TestServer::start().await;
+    s.seed_app("demo").await;
+    s.publish("DEV", "demo", "application", &[("a", "1"), ("b", "2")]).await;
+    let mut b = Browser::new(&s);
+    b.login(ADMIN, "apollo-password").await;
+    let page = "/apps/demo/envs/DEV/clusters/default/namespaces/application";
+    let text = b.get(&format!("{page}/text")).await;
+    assert!(text.text.contains("a=1\nb=2\n"), "{}", text.text);
+    let csrf = b.csrf(page).await;
+    let saved = b.post(&format!("{page}/text"), &[("csrf", &csrf), ("text", "b=20\nc=3\n")]).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER);
+    assert!(location(&saved).contains("done=Saved+3+changes"), "{}", location(&saved));
+    let html = b.get(page).await.text;
+    assert!(html.contains("state-deleted") && html.contains("state-added") && html.contains("state-changed"));
+    let discard = b.post(&format!("{page}/discard"), &[("csrf", &csrf)]).await;
+    assert_eq!(discard.status, StatusCode::SEE_OTHER);
+    assert!(b.get(page).await.text.contains("nothing to publish"));
+
+    s.seed_namespace("demo", "data", "json", false).await;
+    let json_page = "/apps/demo/envs/DEV/clusters/default/namespaces/data.json";
+    let bad = b.post(&format!("{json_page}/text"), &[("csrf", &csrf), ("text", "{\n  \"a\": 1,\n  oops\n}")]).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.text.contains("json content is not valid at line 3"), "{}", bad.text);
+    assert!(bad.text.contains("  oops"), "the operator's text is kept");
+    let no_csrf = b.post(&format!("{json_page}/text"), &[("text", "{}")]).await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        s.open(reqwest::Method::GET, "/envs/DEV/apps/demo/clusters/default/namespaces/data.json", None).await.json()
+            ["items"],
+        serde_json::json!([])
+    );
+}
+
+#[tokio::test]
+async fn instances_and_the_audit_log_are_shown() {
+    let s = TestServer::start().await;
+    s.seed_app("demo").await;
+    s.publish("DEV", "demo", "application", &[("a", "1")]).await;
+    s.configs("DEV", "demo", "default", "application", "?ip=10.1.1.1").await;
+    s.publish("DEV", "demo", "application", &[("a", "2")]).await;
+    s.configs("DEV", "demo", "default", "application", "?ip=10.2.2.2").await;
+    let mut b = Browser::new(&s);
+    b.login(ADMIN, "apollo-password").await;
+    let inst = b.get("/apps/demo/envs/DEV/clusters/default/namespaces/application/instances").await;
+    assert_eq!(inst.status, 200);
+    assert!(inst.text.contains("10.1.1.1") && inst.text.contains("10.2.2.2"));
+    assert!(inst.text.contains("1 of 2 instances"), "{}", inst.text);
+    assert!(inst.text.contains("(not the latest)"));
+    let audit = b.get("/audit?action=release").await;
+    assert_eq!(audit.status, 200);
+    assert!(audit.text.contains("release.publish") && !audit.text.contains("app.create"));
+    let by_user = b.get("/audit?user=nobody").await;
+    assert!(by_user.text.contains("No entries match."));
+    s.cairn.create_user(&cairn::service::Caller::system("t"), "op", "op-password", false).unwrap();
+    let mut op = Browser::new(&s);
+    op.login("op", "op-password").await;
+    assert_eq!(op.get("/audit").await.status, StatusCode::FORBIDDEN);
+}

@@ -4,6 +4,7 @@
 
 mod assets;
 mod auth;
+mod extra;
 mod pages;
 mod users;
 
@@ -42,5 +43,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/rollback",
             web::post().to(pages::rollback_post),
-        );
+        )
+        .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/text", web::get().to(extra::text_get))
+        .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/text", web::post().to(extra::text_post))
+        .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/discard", web::post().to(extra::discard_post))
+        .route(
+            "/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/instances",
+            web::get().to(extra::instances_get),
+        )
+        .route("/audit", web::get().to(extra::audit_get));
 }

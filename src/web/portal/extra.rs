@@ -1,0 +1,236 @@
+//! Namespace text mode, discarding a draft, the instance list, and the audit log.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::auth::{html, redirect, PageCtx, PageError, PortalSession};
+use crate::domain::time::apollo_time;
+use crate::service::audit::AuditFilter;
+use crate::service::{NsRef, ServiceError};
+use crate::web::AppState;
+
+type NsPath = web::Path<(String, String, String, String)>;
+
+fn base(p: &(String, String, String, String)) -> String {
+    format!("/apps/{}/envs/{}/clusters/{}/namespaces/{}", p.0, p.1, p.2, p.3)
+}
+
+fn blocking_err(e: actix_web::error::BlockingError) -> PageError {
+    PageError::Service(ServiceError::Conflict(e.to_string()))
+}
+
+#[derive(Template)]
+#[template(path = "namespaces/text.html")]
+struct TextPage {
+    ctx: PageCtx,
+    app_id: String,
+    cluster: String,
+    ns: String,
+    format: &'static str,
+    base: String,
+    text: String,
+    error: Option<String>,
+}
+
+/// `GET .../text`: the whole draft in one textarea.
+pub async fn text_get(s: PortalSession, state: web::Data<AppState>, path: NsPath) -> Result<HttpResponse, PageError> {
+    let p = path.into_inner();
+    let env = state.cairn.env(&p.1)?;
+    let (format, text) =
+        state.cairn.draft_text(&s.caller(), NsRef { env: &env, app: &p.0, cluster: &p.2, ns: &p.3 })?;
+    html(&TextPage {
+        ctx: s.ctx(&state, &env),
+        app_id: p.0.clone(),
+        cluster: p.2.clone(),
+        ns: p.3.clone(),
+        format: format.as_str(),
+        base: base(&p),
+        text,
+        error: None,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct TextForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    text: String,
+}
+
+/// `POST .../text`: validated before anything is written; errors keep the operator's text.
+pub async fn text_post(
+    req: HttpRequest,
+    s: PortalSession,
+    state: web::Data<AppState>,
+    path: NsPath,
+    form: web::Form<TextForm>,
+) -> Result<HttpResponse, PageError> {
+    s.check_form(&req, &form.csrf)?;
+    let p = path.into_inner();
+    let text = form.into_inner().text.replace("\r\n", "\n");
+    let (cairn, caller, pp, t) = (state.cairn.clone(), s.caller(), p.clone(), text.clone());
+    let result = web::block(move || {
+        let env = cairn.env(&pp.1)?;
+        cairn.save_draft_text(&caller, NsRef { env: &env, app: &pp.0, cluster: &pp.2, ns: &pp.3 }, &t)
+    })
+    .await
+    .map_err(blocking_err)?;
+    match result {
+        Ok(n) => Ok(redirect(&format!("{}?done=Saved+{n}+changes", base(&p)))),
+        Err(e @ (ServiceError::Invalid(_) | ServiceError::Conflict(_))) => {
+            let env = state.cairn.env(&p.1)?;
+            let (format, _) =
+                state.cairn.draft_text(&s.caller(), NsRef { env: &env, app: &p.0, cluster: &p.2, ns: &p.3 })?;
+            let page = TextPage {
+                ctx: s.ctx(&state, &env),
+                app_id: p.0.clone(),
+                cluster: p.2.clone(),
+                ns: p.3.clone(),
+                format: format.as_str(),
+                base: base(&p),
+                text,
+                error: Some(e.to_string()),
+            };
+            let mut res = html(&page)?;
+            *res.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
+            Ok(res)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST .../discard`: back to the live values.
+pub async fn discard_post(
+    req: HttpRequest,
+    s: PortalSession,
+    state: web::Data<AppState>,
+    path: NsPath,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, PageError> {
+    s.check_form(&req, &form.csrf)?;
+    let p = path.into_inner();
+    let (cairn, caller, pp) = (state.cairn.clone(), s.caller(), p.clone());
+    let n = web::block(move || {
+        let env = cairn.env(&pp.1)?;
+        cairn.discard_draft(&caller, NsRef { env: &env, app: &pp.0, cluster: &pp.2, ns: &pp.3 })
+    })
+    .await
+    .map_err(blocking_err)??;
+    Ok(redirect(&format!("{}?done=Discarded+{n}+changes", base(&p))))
+}
+
+struct InstanceRow {
+    ip: String,
+    app: String,
+    cluster: String,
+    release_key: String,
+    last_seen: String,
+    latest: bool,
+}
+
+#[derive(Template)]
+#[template(path = "namespaces/instances.html")]
+struct InstancesPage {
+    ctx: PageCtx,
+    app_id: String,
+    cluster: String,
+    ns: String,
+    base: String,
+    rows: Vec<InstanceRow>,
+    on_latest: usize,
+}
+
+/// `GET .../instances`: which client instances run which release.
+pub async fn instances_get(
+    s: PortalSession,
+    state: web::Data<AppState>,
+    path: NsPath,
+) -> Result<HttpResponse, PageError> {
+    let p = path.into_inner();
+    let env = state.cairn.env(&p.1)?;
+    let caller = s.caller();
+    let at = NsRef { env: &env, app: &p.0, cluster: &p.2, ns: &p.3 };
+    let latest = state.cairn.latest_release(&caller, at)?.map(|r| r.release_key);
+    let rows: Vec<InstanceRow> = state
+        .cairn
+        .instances(&caller, at)?
+        .into_iter()
+        .map(|i| InstanceRow {
+            latest: Some(&i.release_key) == latest.as_ref(),
+            ip: i.ip,
+            app: i.app_id,
+            cluster: i.config_cluster,
+            release_key: i.release_key,
+            last_seen: apollo_time(i.last_seen),
+        })
+        .collect();
+    let on_latest = rows.iter().filter(|r| r.latest).count();
+    html(&InstancesPage {
+        ctx: s.ctx(&state, &env),
+        app_id: p.0.clone(),
+        cluster: p.2.clone(),
+        ns: p.3.clone(),
+        base: base(&p),
+        rows,
+        on_latest,
+    })
+}
+
+struct AuditRow {
+    time: String,
+    actor: String,
+    action: String,
+    env: String,
+    target: String,
+    detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage {
+    ctx: PageCtx,
+    entries: Vec<AuditRow>,
+    target: String,
+    user: String,
+    action: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct AuditQuery {
+    target: String,
+    user: String,
+    action: String,
+}
+
+/// `GET /audit?target=&user=&action=` (admins).
+pub async fn audit_get(
+    s: PortalSession,
+    state: web::Data<AppState>,
+    q: web::Query<AuditQuery>,
+) -> Result<HttpResponse, PageError> {
+    let q = q.into_inner();
+    let filter = AuditFilter { target: q.target.clone(), user: q.user.clone(), action: q.action.clone() };
+    let entries = state
+        .cairn
+        .search_audit(&s.caller(), &filter, 500)?
+        .into_iter()
+        .map(|e| AuditRow {
+            time: apollo_time(e.time),
+            actor: e.actor,
+            action: e.action,
+            env: e.env.unwrap_or_default(),
+            target: e.target,
+            detail: e.detail,
+        })
+        .collect();
+    html(&AuditPage { ctx: s.ctx(&state, ""), entries, target: q.target, user: q.user, action: q.action })
+}
