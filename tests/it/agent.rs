@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::process::{cli, text, Proc, BIN};
+use crate::common::process::{open_api, seed_data_dir, text, Proc, BIN};
 use crate::common::{eventually, TestServer, ADMIN};
 
 fn agent(server: &str, dir: &Path, extra: &[&str]) -> Command {
@@ -115,15 +115,7 @@ async fn releases_rewrite_files_atomically_and_reload_once_each() {
 }
 
 async fn call(base: &str, token: &str, method: Method, path: &str, body: serde_json::Value) {
-    let r = reqwest::Client::new()
-        .request(method, format!("{base}/openapi/v1{path}"))
-        .header("Authorization", token)
-        .header("Content-Type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(open_api(base, token, method, path, body).await.0, 200);
 }
 
 async fn release(base: &str, token: &str, value: &str) {
@@ -138,9 +130,7 @@ async fn release(base: &str, token: &str, value: &str) {
 async fn the_agent_survives_cairn_being_down_at_start_and_later() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    assert!(cli(&data, &["user", "add", ADMIN, "--admin"], "a-good-password\n").status.success());
-    let out = cli(&data, &["consumer", "create", "ci", "--allow-create-app"], "");
-    let token = String::from_utf8_lossy(&out.stdout).lines().last().unwrap().trim().to_string();
+    let token = seed_data_dir(&data);
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let listen = format!("127.0.0.1:{port}");
     let proc = Proc::start(&data, &["--listen", &listen]);

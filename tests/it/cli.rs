@@ -169,39 +169,21 @@ async fn admin_commands_work_through_the_running_server() {
 }
 
 async fn seed_with_releases(data: &std::path::Path) {
-    assert!(cli(data, &["user", "add", ADMIN, "--admin"], "a-good-password\n").status.success());
-    let out = cli(data, &["consumer", "create", "ci", "--allow-create-app"], "");
-    let token = String::from_utf8_lossy(&out.stdout).lines().last().unwrap().trim().to_string();
+    let token = crate::common::process::seed_data_dir(data);
     let proc = Proc::start(data, &["--value-max", "100000"]);
-    let http = reqwest::Client::new();
-    let send = |m: Method, p: &str, b: serde_json::Value| {
-        http.request(m, format!("{}/openapi/v1{p}", proc.base))
-            .header("Authorization", &token)
-            .header("Content-Type", "application/json")
-            .body(b.to_string())
-            .send()
+    let call = |m: Method, p: String, b: serde_json::Value| {
+        let (base, token) = (proc.base.clone(), token.clone());
+        async move { crate::common::process::open_api(&base, &token, m, &p, b).await }
     };
-    assert_eq!(
-        send(
-            Method::POST,
-            "/apps",
-            json!({"assignAppRoleToSelf": true, "app": {"appId": "demo", "name": "demo", "ownerName": ADMIN}})
-        )
-        .await
-        .unwrap()
-        .status(),
-        200
-    );
+    let app = json!({"assignAppRoleToSelf": true, "app": {"appId": "demo", "name": "demo", "ownerName": ADMIN}});
+    assert_eq!(call(Method::POST, "/apps".into(), app).await.0, 200);
     for (env, n) in [("DEV", 3), ("PRO", 2)] {
         for i in 0..n {
             let ns = format!("/envs/{env}/apps/demo/clusters/default/namespaces/application");
-            let r = send(Method::PUT, &format!("{ns}/items/k{i}?createIfNotExists=true"), json!({"key": format!("k{i}"), "value": "x".repeat(70_000 + i), "dataChangeLastModifiedBy": ADMIN, "dataChangeCreatedBy": ADMIN})).await.unwrap();
-            assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+            let item = json!({"key": format!("k{i}"), "value": "x".repeat(70_000 + i), "dataChangeLastModifiedBy": ADMIN, "dataChangeCreatedBy": ADMIN});
+            assert_eq!(call(Method::PUT, format!("{ns}/items/k{i}?createIfNotExists=true"), item).await.0, 200);
             assert_eq!(
-                send(Method::POST, &format!("{ns}/releases"), json!({"releaseTitle": "r", "releasedBy": ADMIN}))
-                    .await
-                    .unwrap()
-                    .status(),
+                call(Method::POST, format!("{ns}/releases"), json!({"releaseTitle": "r", "releasedBy": ADMIN})).await.0,
                 200
             );
         }

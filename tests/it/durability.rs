@@ -3,47 +3,23 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::process::{cli, Proc};
+use crate::common::process::{cli, open_api, seed_data_dir, Proc};
 use crate::common::ADMIN;
-
-async fn call(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-    method: Method,
-    path: &str,
-    body: serde_json::Value,
-) -> (u16, serde_json::Value) {
-    let r = http
-        .request(method, format!("{base}/openapi/v1{path}"))
-        .header("Authorization", token)
-        .header("Content-Type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(json!(null)))
-}
 
 #[tokio::test]
 async fn acknowledged_releases_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    assert!(cli(&data, &["user", "add", ADMIN, "--admin"], "a-good-password\n").status.success());
-    let out = cli(&data, &["consumer", "create", "ci", "--allow-create-app"], "");
-    let token = String::from_utf8_lossy(&out.stdout).lines().last().unwrap().trim().to_string();
+    let token = seed_data_dir(&data);
     let http = reqwest::Client::new();
 
     let mut proc = Proc::start(&data, &[]);
     let app = json!({"assignAppRoleToSelf": true, "app": {"appId": "durable", "name": "durable", "ownerName": ADMIN}});
-    assert_eq!(call(&http, &proc.base, &token, Method::POST, "/apps", app).await.0, 200);
+    assert_eq!(open_api(&proc.base, &token, Method::POST, "/apps", app).await.0, 200);
     let ns = "/envs/PRO/apps/durable/clusters/default/namespaces/application";
     for round in 0..20 {
         let value = format!("value-{round}-{}", "x".repeat(round * 100));
-        let (st, _) = call(
-            &http,
+        let (st, _) = open_api(
             &proc.base,
             &token,
             Method::PUT,
@@ -52,8 +28,7 @@ async fn acknowledged_releases_survive_sigkill() {
         )
         .await;
         assert_eq!(st, 200);
-        let (st, release) = call(
-            &http,
+        let (st, release) = open_api(
             &proc.base,
             &token,
             Method::POST,

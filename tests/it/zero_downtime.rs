@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::process::{cli, Proc};
+use crate::common::process::{open_api, seed_data_dir, Proc};
 use crate::common::{eventually, ADMIN};
 
 /// One request of the load loop: when it finished and what it got.
@@ -34,25 +34,15 @@ fn greeter_binary() -> std::path::PathBuf {
 }
 
 async fn release(base: &str, token: &str, greeting: &str) -> Instant {
-    let http = reqwest::Client::new();
     let ns = "/envs/DEV/apps/greeter/clusters/default/namespaces/application";
-    let send = |m: Method, p: String, b: serde_json::Value| {
-        http.request(m, format!("{base}/openapi/v1{p}"))
-            .header("Authorization", token)
-            .header("Content-Type", "application/json")
-            .body(b.to_string())
-            .send()
-    };
     let item =
         json!({"key": "greeting", "value": greeting, "dataChangeLastModifiedBy": ADMIN, "dataChangeCreatedBy": ADMIN});
     assert_eq!(
-        send(Method::PUT, format!("{ns}/items/greeting?createIfNotExists=true"), item).await.unwrap().status(),
+        open_api(base, token, Method::PUT, &format!("{ns}/items/greeting?createIfNotExists=true"), item).await.0,
         200
     );
-    let r = send(Method::POST, format!("{ns}/releases"), json!({"releaseTitle": greeting, "releasedBy": ADMIN}))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let release = json!({"releaseTitle": greeting, "releasedBy": ADMIN});
+    assert_eq!(open_api(base, token, Method::POST, &format!("{ns}/releases"), release).await.0, 200);
     Instant::now()
 }
 
@@ -60,23 +50,13 @@ async fn release(base: &str, token: &str, greeting: &str) -> Instant {
 async fn releases_and_cairn_restarts_cause_no_failed_requests() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    assert!(cli(&data, &["user", "add", ADMIN, "--admin"], "a-good-password\n").status.success());
-    let out = cli(&data, &["consumer", "create", "ci", "--allow-create-app"], "");
-    let token = String::from_utf8_lossy(&out.stdout).lines().last().unwrap().trim().to_string();
+    let token = seed_data_dir(&data);
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let listen = format!("127.0.0.1:{port}");
     let cairn = Proc::start(&data, &["--listen", &listen]);
     let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
     let app = json!({"assignAppRoleToSelf": true, "app": {"appId": "greeter", "name": "greeter", "ownerName": ADMIN}});
-    let r = http
-        .post(format!("{}/openapi/v1/apps", cairn.base))
-        .header("Authorization", &token)
-        .header("Content-Type", "application/json")
-        .body(app.to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(open_api(&cairn.base, &token, Method::POST, "/apps", app).await.0, 200);
     release(&cairn.base, &token, "hello").await;
 
     // The app: one generic binary, told only where Cairn is.

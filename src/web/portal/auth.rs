@@ -178,6 +178,20 @@ pub fn html<T: Template>(t: &T) -> Result<HttpResponse, PageError> {
         .body(body))
 }
 
+/// Runs a blocking service call (sled I/O, argon2) off the async workers.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> crate::service::Result<T> + Send + 'static,
+) -> Result<crate::service::Result<T>, PageError> {
+    web::block(f).await.map_err(|e| PageError::Service(ServiceError::Conflict(e.to_string())))
+}
+
+/// Renders a page that shows an inline error for the operator's input, with status 400.
+pub fn html_bad_request<T: Template>(t: &T) -> Result<HttpResponse, PageError> {
+    let mut res = html(t)?;
+    *res.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
+    Ok(res)
+}
+
 /// A 303 redirect.
 pub fn redirect(to: &str) -> HttpResponse {
     HttpResponse::SeeOther().insert_header((LOCATION, to.to_string())).finish()
@@ -241,9 +255,7 @@ pub async fn login_post(
     let f = form.into_inner();
     let cairn = state.cairn.clone();
     let (name, password) = (f.username.clone(), f.password);
-    let result = web::block(move || cairn.login(&name, &password, &ip))
-        .await
-        .map_err(|e| PageError::Service(ServiceError::Conflict(e.to_string())))?;
+    let result = blocking(move || cairn.login(&name, &password, &ip)).await?;
     match result {
         Ok((token, _)) => {
             let secure = is_https(&req);
@@ -340,9 +352,7 @@ pub async fn setup_post(state: web::Data<AppState>, form: web::Form<SetupForm>) 
     let f = form.into_inner();
     let cairn = state.cairn.clone();
     let (token, name, password) = (f.token.clone(), f.username.clone(), f.password);
-    let result = web::block(move || cairn.first_run_admin(&token, &name, &password))
-        .await
-        .map_err(|e| PageError::Service(ServiceError::Conflict(e.to_string())))?;
+    let result = blocking(move || cairn.first_run_admin(&token, &name, &password)).await?;
     match result {
         Ok(_) => Ok(redirect("/login")),
         Err(e @ (ServiceError::Invalid(_) | ServiceError::Forbidden(_))) => {
@@ -389,9 +399,7 @@ pub async fn password_post(
     s.check_form(&req, &form.csrf)?;
     let f = form.into_inner();
     let (cairn, caller) = (state.cairn.clone(), s.caller());
-    let result = web::block(move || cairn.change_password(&caller, &f.current, &f.new))
-        .await
-        .map_err(|e| PageError::Service(ServiceError::Conflict(e.to_string())))?;
+    let result = blocking(move || cairn.change_password(&caller, &f.current, &f.new)).await?;
     match result {
         Ok(()) => {
             let mut ctx = s.ctx(&state, "");
@@ -399,9 +407,7 @@ pub async fn password_post(
             html(&AccountPage { ctx, error: None })
         }
         Err(e @ ServiceError::Invalid(_)) => {
-            let mut res = html(&AccountPage { ctx: s.ctx(&state, ""), error: Some(e.to_string()) })?;
-            *res.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
-            Ok(res)
+            html_bad_request(&AccountPage { ctx: s.ctx(&state, ""), error: Some(e.to_string()) })
         }
         Err(e) => Err(e.into()),
     }

@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::auth::{html, redirect, PageCtx, PageError, PortalSession};
+use super::auth::{blocking, html, html_bad_request, redirect, PageCtx, PageError, PortalSession};
 use crate::domain::time::apollo_time;
 use crate::service::audit::AuditFilter;
 use crate::service::{NsRef, ServiceError};
@@ -14,10 +14,6 @@ type NsPath = web::Path<(String, String, String, String)>;
 
 fn base(p: &(String, String, String, String)) -> String {
     format!("/apps/{}/envs/{}/clusters/{}/namespaces/{}", p.0, p.1, p.2, p.3)
-}
-
-fn blocking_err(e: actix_web::error::BlockingError) -> PageError {
-    PageError::Service(ServiceError::Conflict(e.to_string()))
 }
 
 #[derive(Template)]
@@ -71,12 +67,11 @@ pub async fn text_post(
     let p = path.into_inner();
     let text = form.into_inner().text.replace("\r\n", "\n");
     let (cairn, caller, pp, t) = (state.cairn.clone(), s.caller(), p.clone(), text.clone());
-    let result = web::block(move || {
+    let result = blocking(move || {
         let env = cairn.env(&pp.1)?;
         cairn.save_draft_text(&caller, NsRef { env: &env, app: &pp.0, cluster: &pp.2, ns: &pp.3 }, &t)
     })
-    .await
-    .map_err(blocking_err)?;
+    .await?;
     match result {
         Ok(n) => Ok(redirect(&format!("{}?done=Saved+{n}+changes", base(&p)))),
         Err(e @ (ServiceError::Invalid(_) | ServiceError::Conflict(_))) => {
@@ -93,9 +88,7 @@ pub async fn text_post(
                 text,
                 error: Some(e.to_string()),
             };
-            let mut res = html(&page)?;
-            *res.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
-            Ok(res)
+            html_bad_request(&page)
         }
         Err(e) => Err(e.into()),
     }
@@ -118,12 +111,11 @@ pub async fn discard_post(
     s.check_form(&req, &form.csrf)?;
     let p = path.into_inner();
     let (cairn, caller, pp) = (state.cairn.clone(), s.caller(), p.clone());
-    let n = web::block(move || {
+    let n = blocking(move || {
         let env = cairn.env(&pp.1)?;
         cairn.discard_draft(&caller, NsRef { env: &env, app: &pp.0, cluster: &pp.2, ns: &pp.3 })
     })
-    .await
-    .map_err(blocking_err)??;
+    .await??;
     Ok(redirect(&format!("{}?done=Discarded+{n}+changes", base(&p))))
 }
 

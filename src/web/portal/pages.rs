@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::auth::{html, redirect, PageCtx, PageError, PortalSession};
+use super::auth::{blocking, html, html_bad_request, redirect, PageCtx, PageError, PortalSession};
 use crate::domain::diff::{self, State};
 use crate::domain::model::App;
 use crate::domain::time::apollo_time;
@@ -15,10 +15,6 @@ use crate::service::items::{ItemInput, Upsert};
 use crate::service::releases::ReleaseInput;
 use crate::service::{Cairn, NsRef, ServiceError};
 use crate::web::AppState;
-
-fn blocking_err(e: actix_web::error::BlockingError) -> PageError {
-    PageError::Service(ServiceError::Conflict(e.to_string()))
-}
 
 /// `GET /`.
 pub async fn home() -> HttpResponse {
@@ -104,16 +100,14 @@ pub async fn apps_post(
         owner_name: user.clone(),
         ..Default::default()
     };
-    let result = web::block(move || cairn.create_app(&caller, new, &[user], false)).await.map_err(blocking_err)?;
+    let result = blocking(move || cairn.create_app(&caller, new, &[user], false)).await?;
     match result {
         Ok(app) => Ok(redirect(&format!("/apps/{}", app.app_id))),
         Err(e @ (ServiceError::Invalid(_) | ServiceError::AlreadyExists(_))) => {
             let mut page = apps_page(&state, &s, String::new())?;
             page.error = Some(e.to_string());
             (page.form_app_id, page.form_name, page.form_org) = (f.app_id, f.name, f.org_id);
-            let mut res = html(&page)?;
-            *res.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
-            Ok(res)
+            html_bad_request(&page)
         }
         Err(e) => Err(e.into()),
     }
@@ -344,9 +338,7 @@ fn with_error(
     if let Some((k, v, c)) = form {
         (page.form_key, page.form_value, page.form_comment) = (k, v, c);
     }
-    let mut res = html(&page)?;
-    *res.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
-    Ok(res)
+    html_bad_request(&page)
 }
 
 #[derive(Deserialize)]
@@ -377,12 +369,11 @@ pub async fn item_post(
         value: f.value.replace("\r\n", "\n"),
         comment: Some(f.comment.clone()),
     };
-    let result = web::block(move || {
+    let result = blocking(move || {
         let env = cairn.env(&p.1)?;
         cairn.upsert_item(&caller, NsRef { env: &env, app: &p.0, cluster: &p.2, ns: &p.3 }, input, Upsert::Either)
     })
-    .await
-    .map_err(blocking_err)?;
+    .await?;
     match result {
         Ok(item) => Ok(back(&path, &format!("Saved {}", item.key))),
         Err(e @ (ServiceError::Invalid(_) | ServiceError::Conflict(_))) => {
@@ -411,12 +402,11 @@ pub async fn item_delete_post(
     let path = path.into_inner();
     let (cairn, caller, p, key) = (state.cairn.clone(), s.caller(), path.clone(), form.into_inner().key);
     let k = key.clone();
-    let result = web::block(move || {
+    let result = blocking(move || {
         let env = cairn.env(&p.1)?;
         cairn.delete_item(&caller, NsRef { env: &env, app: &p.0, cluster: &p.2, ns: &p.3 }, &k)
     })
-    .await
-    .map_err(blocking_err)?;
+    .await?;
     match result {
         Ok(()) => Ok(back(&path, &format!("Deleted {key}"))),
         Err(e @ ServiceError::Conflict(_)) => with_error(&state, &s, &path, e, None),
@@ -446,12 +436,11 @@ pub async fn publish_post(
     let path = path.into_inner();
     let (cairn, caller, p) = (state.cairn.clone(), s.caller(), path.clone());
     let input = ReleaseInput { title: f.title, comment: f.comment, emergency: false };
-    let result = web::block(move || {
+    let result = blocking(move || {
         let env = cairn.env(&p.1)?;
         cairn.publish(&caller, NsRef { env: &env, app: &p.0, cluster: &p.2, ns: &p.3 }, input)
     })
-    .await
-    .map_err(blocking_err)?;
+    .await?;
     match result {
         Ok(r) => Ok(back(&path, &format!("Published {}", r.title))),
         Err(e @ (ServiceError::Invalid(_) | ServiceError::Conflict(_))) => with_error(&state, &s, &path, e, None),
@@ -477,15 +466,14 @@ pub async fn rollback_post(
     s.check_form(&req, &form.csrf)?;
     let path = path.into_inner();
     let (cairn, caller, p, to) = (state.cairn.clone(), s.caller(), path.clone(), form.to);
-    let result = web::block(move || {
+    let result = blocking(move || {
         let env = cairn.env(&p.1)?;
         let at = NsRef { env: &env, app: &p.0, cluster: &p.2, ns: &p.3 };
         let head =
             cairn.latest_release(&caller, at)?.ok_or_else(|| ServiceError::conflict("nothing is released yet"))?;
         cairn.rollback(&caller, &env, head.id, Some(to))
     })
-    .await
-    .map_err(blocking_err)?;
+    .await?;
     match result {
         Ok(r) => Ok(back(&path, &format!("Rolled back to {}", r.title))),
         Err(e @ (ServiceError::Invalid(_) | ServiceError::Conflict(_))) => with_error(&state, &s, &path, e, None),
@@ -514,12 +502,11 @@ pub async fn cluster_post(
     let app = path.into_inner();
     let (cairn, caller, a, name, env_raw) =
         (state.cairn.clone(), s.caller(), app.clone(), f.name.trim().to_string(), f.env.clone());
-    let result = web::block(move || {
+    let result = blocking(move || {
         let env = cairn.env(&env_raw)?;
         cairn.create_cluster(&caller, &env, &a, &name, "").map(|c| (env, c.name))
     })
-    .await
-    .map_err(blocking_err)?;
+    .await?;
     match result {
         Ok((env, name)) => Ok(redirect(&format!("/apps/{app}?env={env}&cluster={name}"))),
         Err(e @ (ServiceError::Invalid(_) | ServiceError::AlreadyExists(_))) => {
@@ -561,7 +548,7 @@ pub async fn app_namespace_post(
         append_prefix: f.public,
     };
     let (cairn, caller, a) = (state.cairn.clone(), s.caller(), app.clone());
-    let result = web::block(move || cairn.create_app_namespace(&caller, &a, new)).await.map_err(blocking_err)?;
+    let result = blocking(move || cairn.create_app_namespace(&caller, &a, new)).await?;
     match result {
         Ok(def) => Ok(redirect(&format!(
             "/apps/{app}/envs/{}/clusters/default/namespaces/{}",

@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::auth::{html, redirect, PageCtx, PageError, PortalSession};
+use super::auth::{blocking, html, html_bad_request, redirect, PageCtx, PageError, PortalSession};
 use crate::domain::model::Grant;
 use crate::service::ServiceError;
 use crate::web::AppState;
@@ -66,18 +66,14 @@ async fn act(
     s: &PortalSession,
     f: impl FnOnce() -> crate::service::Result<()> + Send + 'static,
 ) -> Result<HttpResponse, PageError> {
-    match web::block(f).await.map_err(|e| PageError::Service(ServiceError::Conflict(e.to_string())))? {
+    match blocking(f).await? {
         Ok(()) => Ok(redirect("/users")),
         Err(
             e @ (ServiceError::Invalid(_)
             | ServiceError::AlreadyExists(_)
             | ServiceError::Conflict(_)
             | ServiceError::NotFound(_)),
-        ) => {
-            let mut res = html(&page(state, s, Some(e.to_string()))?)?;
-            *res.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
-            Ok(res)
-        }
+        ) => html_bad_request(&page(state, s, Some(e.to_string()))?),
         Err(e) => Err(e.into()),
     }
 }

@@ -94,3 +94,34 @@ impl Drop for Proc {
         let _ = self.child.wait();
     }
 }
+
+/// Prepares a data directory for the real binary: the admin operator and an Open API consumer
+/// that may create apps. Returns the consumer's token.
+pub fn seed_data_dir(data: &Path) -> String {
+    let user = cli(data, &["user", "add", super::ADMIN, "--admin"], "a-good-password\n");
+    assert!(user.status.success(), "{}", text(&user));
+    let out = cli(data, &["consumer", "create", "ci", "--allow-create-app"], "");
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).lines().last().unwrap().trim().to_string()
+}
+
+/// One Open API call against a server process: status and JSON body (null when empty).
+pub async fn open_api(
+    base: &str,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .request(method, format!("{base}/openapi/v1{path}"))
+        .header("Authorization", token)
+        .header("Content-Type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+}
