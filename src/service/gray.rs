@@ -32,6 +32,15 @@ fn overlay(base: &[(String, String)], overlay: &[(String, String)]) -> Vec<(Stri
 }
 
 impl Cairn {
+    /// True when the branch has a gray release that matching clients get.
+    pub fn instances_release_of_branch(&self, env: &str, branch: &Branch) -> bool {
+        self.store
+            .get::<Namespace>(T::Namespaces, &keys::namespace(env, &branch.app_id, &branch.name, &branch.namespace))
+            .ok()
+            .flatten()
+            .is_some_and(|n| n.head_release.is_some())
+    }
+
     fn active_branch(&self, env: &str, app: &str, parent: &str, ns: &str) -> Result<Option<Branch>> {
         Ok(self
             .store

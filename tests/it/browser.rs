@@ -273,3 +273,37 @@ async fn four_eyes_mode_needs_a_second_person_to_release() {
     assert_eq!(s.configs("PRO", "demo", "default", "application", "").await.json()["configurations"]["limit"], "10");
     b.close().await;
 }
+
+#[tokio::test]
+async fn gray_release_reaches_only_the_chosen_client_ip() {
+    let s = TestServer::start().await;
+    s.seed_app("demo").await;
+    s.publish("DEV", "demo", "application", &[("color", "blue")]).await;
+    let Some(mut b) = Browser::open(&s, "gray").await else { return };
+    b.login(ADMIN, "apollo-password").await;
+    b.goto(NS).await;
+    b.press("Create a gray branch").await;
+    b.fill("gray_key", "color").await;
+    b.fill("gray_value", "green").await;
+    b.press("Save gray item").await;
+    b.fill("gray_ips", "10.0.0.7").await;
+    b.press("Save rules").await;
+    b.press("Gray publish").await;
+    b.shot("gray-live").await;
+    assert!(b.page().await.contains("gray release live for matching clients"));
+    let color = |ip: &'static str| {
+        let s = &s;
+        async move {
+            s.configs("DEV", "demo", "default", "application", &format!("?ip={ip}")).await.json()["configurations"]
+                ["color"]
+                .clone()
+        }
+    };
+    assert_eq!(color("10.0.0.7").await, "green");
+    assert_eq!(color("10.0.0.8").await, "blue");
+    b.press("Abandon gray release").await;
+    b.shot("gray-abandoned").await;
+    assert_eq!(color("10.0.0.7").await, "blue");
+    assert!(b.page().await.contains("Create a gray branch"));
+    b.close().await;
+}

@@ -431,3 +431,41 @@ async fn instances_and_the_audit_log_are_shown() {
     op.login("op", "op-password").await;
     assert_eq!(op.get("/audit").await.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn gray_forms_need_release_rights_and_csrf() {
+    let s = TestServer::start().await;
+    s.seed_app("demo").await;
+    s.publish("DEV", "demo", "application", &[("color", "blue")]).await;
+    let mut b = Browser::new(&s);
+    b.login(ADMIN, "apollo-password").await;
+    let page = "/apps/demo/envs/DEV/clusters/default/namespaces/application";
+    let csrf = b.csrf(page).await;
+    assert_eq!(b.post(&format!("{page}/gray/create"), &[]).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(b.post(&format!("{page}/gray/create"), &[("csrf", &csrf)]).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        b.post(&format!("{page}/gray/items"), &[("csrf", &csrf), ("key", "color"), ("value", "green")]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        b.post(&format!("{page}/gray/rules"), &[("csrf", &csrf), ("client_app", "demo"), ("ips", "*")]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        b.post(&format!("{page}/gray/publish"), &[("csrf", &csrf), ("title", "gray")]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        s.configs("DEV", "demo", "default", "application", "?ip=1.2.3.4").await.json()["configurations"]["color"],
+        "green"
+    );
+    assert_eq!(b.post(&format!("{page}/gray/merge"), &[("csrf", &csrf)]).await.status, StatusCode::SEE_OTHER);
+    let merged = s.configs("DEV", "demo", "default", "application", "").await.json();
+    assert_eq!(
+        (merged["configurations"]["color"].as_str(), merged["cluster"].as_str()),
+        (Some("green"), Some("default"))
+    );
+    let again = b.post(&format!("{page}/gray/publish"), &[("csrf", &csrf), ("title", "x")]).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    assert!(again.text.contains("no gray branch"));
+}

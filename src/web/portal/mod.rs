@@ -5,6 +5,7 @@
 mod assets;
 mod auth;
 mod extra;
+mod gray;
 mod pages;
 mod users;
 
@@ -51,5 +52,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/instances",
             web::get().to(extra::instances_get),
         )
-        .route("/audit", web::get().to(extra::audit_get));
+        .route("/audit", web::get().to(extra::audit_get))
+        .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/gray/create", web::post().to(gray::create))
+        .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/gray/items", web::post().to(gray::item))
+        .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/gray/rules", web::post().to(gray::rules))
+        .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/gray/publish", web::post().to(gray::publish))
+        .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/gray/merge", web::post().to(gray::merge))
+        .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/gray/abandon", web::post().to(gray::abandon));
 }

@@ -226,6 +226,19 @@ struct NamespacePage {
     form_key: String,
     form_value: String,
     form_comment: String,
+    /// Gray releases are offered on parent clusters only.
+    gray_allowed: bool,
+    branch: Option<BranchInfo>,
+}
+
+/// The active gray branch shown on the namespace page.
+struct BranchInfo {
+    name: String,
+    client_app: String,
+    ips: String,
+    labels: String,
+    items: Vec<(String, String)>,
+    released: bool,
 }
 
 type NsPath = web::Path<(String, String, String, String)>;
@@ -299,6 +312,19 @@ fn namespace_page(
         form_key: String::new(),
         form_value: String::new(),
         form_comment: String::new(),
+        gray_allowed: cairn.cluster(&caller, &env, app, cluster).map(|c| c.parent.is_none()).unwrap_or(false),
+        branch: cairn.branch(&caller, at)?.map(|b| {
+            let rule = b.branch.rules.first().cloned().unwrap_or_default();
+            let released = cairn.instances_release_of_branch(&env, &b.branch);
+            BranchInfo {
+                name: b.branch.name.clone(),
+                client_app: if rule.client_app_id.is_empty() { b.branch.app_id.clone() } else { rule.client_app_id },
+                ips: rule.client_ip_list.join(", "),
+                labels: rule.client_label_list.join(", "),
+                items: b.items.into_iter().map(|i| (i.key, i.value)).collect(),
+                released,
+            }
+        }),
     })
 }
 
