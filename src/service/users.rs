@@ -232,3 +232,11 @@ impl Cairn {
         c.commit()
     }
 }
+
+impl Cairn {
+    /// Every Open API consumer (admins only).
+    pub fn list_consumers(&self, caller: &Caller) -> Result<Vec<Consumer>> {
+        Self::require_admin(caller, "list consumers")?;
+        Ok(self.store.scan::<Consumer>(T::Consumers, b"")?.into_iter().map(|(_, c)| c).collect())
+    }
+}

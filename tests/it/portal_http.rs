@@ -469,3 +469,54 @@ async fn gray_forms_need_release_rights_and_csrf() {
     assert_eq!(again.status, StatusCode::NOT_FOUND);
     assert!(again.text.contains("no gray branch"));
 }
+
+#[tokio::test]
+async fn access_keys_and_consumers_are_managed_in_the_portal() {
+    let s = TestServer::start().await;
+    s.seed_app("demo").await;
+    s.publish("DEV", "demo", "application", &[("k", "v")]).await;
+    let mut b = Browser::new(&s);
+    b.login(ADMIN, "apollo-password").await;
+    let keys = "/apps/demo/envs/DEV/accesskeys";
+    assert!(b.get(keys).await.text.contains("No access keys"));
+    let csrf = b.csrf(keys).await;
+    let created = b.post(keys, &[("csrf", &csrf)]).await;
+    assert_eq!(created.status, 200);
+    let i = created.text.find("id=\"new-secret\">").unwrap();
+    let secret = created.text[i + 16..].split('<').next().unwrap().to_string();
+    assert_eq!(secret.len(), 40);
+    assert!(!b.get(keys).await.text.contains(&secret), "the full secret is shown once");
+    let id = s.cairn.list_access_keys(&cairn::service::Caller::system("t"), "DEV", "demo").unwrap()[0].id;
+    assert_eq!(
+        b.post(&format!("{keys}/{id}/enable"), &[("csrf", &csrf), ("mode", "0")]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(s.configs("DEV", "demo", "default", "application", "").await.status, 401, "the key is enforced");
+    assert_eq!(b.post(&format!("{keys}/{id}/disable"), &[("csrf", &csrf)]).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(s.configs("DEV", "demo", "default", "application", "").await.status, 200);
+    assert_eq!(b.post(&format!("{keys}/{id}/delete"), &[("csrf", &csrf)]).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(b.post(&format!("{keys}/{id}/delete"), &[]).await.status, StatusCode::FORBIDDEN);
+
+    let made = b.post("/consumers", &[("csrf", &csrf), ("name", "deployer")]).await;
+    assert_eq!(made.status, 200);
+    let i = made.text.find("id=\"new-token\">").unwrap();
+    let token = made.text[i + 15..].split('<').next().unwrap().to_string();
+    assert_eq!(s.open_as(&token, reqwest::Method::GET, "/apps/authorized", None).await.json(), serde_json::json!([]));
+    let granted = b
+        .post(
+            "/consumers/grants",
+            &[("csrf", &csrf), ("name", "deployer"), ("app", "demo"), ("namespace", "application"), ("env", "DEV")],
+        )
+        .await;
+    assert_eq!(granted.status, StatusCode::SEE_OTHER);
+    assert!(b.get("/consumers").await.text.contains("demo/application in DEV"));
+    assert_eq!(s.open_as(&token, reqwest::Method::GET, "/apps/authorized", None).await.json()[0]["appId"], "demo");
+    let dup = b.post("/consumers", &[("csrf", &csrf), ("name", "deployer")]).await;
+    assert_eq!(dup.status, StatusCode::BAD_REQUEST);
+
+    s.cairn.create_user(&cairn::service::Caller::system("t"), "op", "op-password", false).unwrap();
+    let mut op = Browser::new(&s);
+    op.login("op", "op-password").await;
+    assert_eq!(op.get("/consumers").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(op.get(keys).await.status, StatusCode::FORBIDDEN);
+}

@@ -6,6 +6,7 @@ mod assets;
 mod auth;
 mod extra;
 mod gray;
+mod keys;
 mod pages;
 mod users;
 
@@ -53,6 +54,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::get().to(extra::instances_get),
         )
         .route("/audit", web::get().to(extra::audit_get))
+        .route("/consumers", web::get().to(keys::consumers_get))
+        .route("/consumers", web::post().to(keys::consumer_create))
+        .route("/consumers/grants", web::post().to(keys::consumer_grant))
+        .route("/apps/{app}/envs/{env}/accesskeys", web::get().to(keys::keys_get))
+        .route("/apps/{app}/envs/{env}/accesskeys", web::post().to(keys::key_create))
+        .route("/apps/{app}/envs/{env}/accesskeys/{id}/{action}", web::post().to(keys::key_action))
         .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/gray/create", web::post().to(gray::create))
         .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/gray/items", web::post().to(gray::item))
         .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/gray/rules", web::post().to(gray::rules))
