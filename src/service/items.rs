@@ -293,3 +293,44 @@ impl Cairn {
         Ok(n)
     }
 }
+
+impl Cairn {
+    /// Compares the drafts of one namespace in two places (envs and/or clusters): each key
+    /// as it would change in `to` if `from`'s value were copied.
+    pub fn compare_drafts(
+        &self,
+        caller: &Caller,
+        from: NsRef<'_>,
+        to: NsRef<'_>,
+    ) -> Result<Vec<crate::domain::diff::Line>> {
+        let pairs = |at: NsRef<'_>| -> Result<Vec<(String, String)>> {
+            Ok(self.namespace(caller, at)?.items.into_iter().map(|i| (i.key, i.value)).collect())
+        };
+        Ok(crate::domain::diff::diff(&pairs(from)?, &pairs(to)?))
+    }
+
+    /// Copies the chosen keys of `from`'s draft into `to`'s draft (promotion). Keys missing in
+    /// `from` are deleted in `to`. Returns how many keys were written.
+    pub fn copy_items(&self, caller: &Caller, from: NsRef<'_>, to: NsRef<'_>, keys_wanted: &[String]) -> Result<usize> {
+        let source = self.namespace(caller, from)?.items;
+        let mut n = 0;
+        for key in keys_wanted {
+            match source.iter().find(|i| &i.key == key) {
+                Some(item) => {
+                    let input = ItemInput {
+                        key: item.key.clone(),
+                        value: item.value.clone(),
+                        comment: Some(item.comment.clone()),
+                    };
+                    self.upsert_item(caller, to, input, Upsert::Either)?;
+                }
+                None => match self.delete_item(caller, to, key) {
+                    Ok(()) | Err(ServiceError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                },
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+}

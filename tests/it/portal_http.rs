@@ -520,3 +520,56 @@ async fn access_keys_and_consumers_are_managed_in_the_portal() {
     assert_eq!(op.get("/consumers").await.status, StatusCode::FORBIDDEN);
     assert_eq!(op.get(keys).await.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn compare_and_copy_promote_fat_into_a_pro_draft() {
+    let s = TestServer::start().await;
+    s.seed_app("demo").await;
+    s.set_items("FAT", "demo", "default", "application", &[("timeout", "200"), ("feature", "on"), ("same", "x")]).await;
+    s.set_items("PRO", "demo", "default", "application", &[("timeout", "100"), ("same", "x"), ("legacy", "1")]).await;
+    let mut b = Browser::new(&s);
+    b.login(ADMIN, "apollo-password").await;
+    let page = b.get("/apps/demo/compare?ns=application&from=FAT/default&to=PRO/default").await;
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains(">timeout<") && page.text.contains(">feature<") && page.text.contains(">legacy<"));
+    assert!(!page.text.contains(">same<"), "unchanged keys are hidden");
+    let csrf = b.csrf("/apps/demo/compare?ns=application&from=FAT/default&to=PRO/default").await;
+    let body = format!("csrf={csrf}&ns=application&from=FAT%2Fdefault&to=PRO%2Fdefault&key=timeout&key=feature");
+    let r = s
+        .send(
+            b.http
+                .post(s.url("/apps/demo/compare"))
+                .header("Cookie", b.cookie.clone().unwrap())
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(body),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert!(location(&r).starts_with("/apps/demo/envs/PRO/clusters/default/namespaces/application?done=Copied+2+keys"));
+    let pro =
+        s.open(reqwest::Method::GET, "/envs/PRO/apps/demo/clusters/default/namespaces/application", None).await.json();
+    let items: std::collections::HashMap<String, String> = pro["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["key"].as_str().unwrap().to_string(), i["value"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(items["timeout"], "200");
+    assert_eq!(items["feature"], "on");
+    assert_eq!(items["legacy"], "1", "unchecked keys are left alone");
+    assert_eq!(
+        s.configs("PRO", "demo", "default", "application", "").await.status,
+        404,
+        "a copy is a draft, not a release"
+    );
+    let forged = s
+        .send(
+            b.http
+                .post(s.url("/apps/demo/compare"))
+                .header("Cookie", b.cookie.clone().unwrap())
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body("ns=application&from=FAT&to=PRO&key=legacy"),
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+}

@@ -4,6 +4,7 @@
 
 mod assets;
 mod auth;
+mod compare;
 mod extra;
 mod gray;
 mod keys;
@@ -54,6 +55,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::get().to(extra::instances_get),
         )
         .route("/audit", web::get().to(extra::audit_get))
+        .route("/apps/{app}/compare", web::get().to(compare::compare_get))
+        .route("/apps/{app}/compare", web::post().to(compare::compare_post))
         .route("/consumers", web::get().to(keys::consumers_get))
         .route("/consumers", web::post().to(keys::consumer_create))
         .route("/consumers/grants", web::post().to(keys::consumer_grant))
