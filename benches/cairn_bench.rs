@@ -237,6 +237,56 @@ async fn open_api(
     r.json().await.unwrap_or(serde_json::Value::Null)
 }
 
+/// Render time of portal pages for an app with 20 namespaces × 200 items.
+async fn portal_render(http: &reqwest::Client, base: &str, token: &str, say: &mut impl FnMut(String)) {
+    use reqwest::Method;
+    use serde_json::json;
+    open_api(http, base, token, Method::POST, "/apps", json!({"assignAppRoleToSelf": true, "app": {"appId": "big", "name": "big", "ownerName": "apollo"}})).await;
+    let mut names = vec!["application".to_string()];
+    for n in 1..20 {
+        let ns = open_api(http, base, token, Method::POST, "/apps/big/appnamespaces", json!({"name": format!("ns{n:02}"), "format": "properties", "dataChangeCreatedBy": "apollo"})).await;
+        names.push(ns["name"].as_str().unwrap().to_string());
+    }
+    for ns in &names {
+        let path = format!("/envs/DEV/apps/big/clusters/default/namespaces/{ns}");
+        for i in 0..200 {
+            let item = json!({"key": format!("key.{i:03}"), "value": format!("value {i} {}", "v".repeat(30)), "comment": "c", "dataChangeCreatedBy": "apollo"});
+            open_api(http, base, token, Method::POST, &format!("{path}/items"), item).await;
+        }
+        open_api(http, base, token, Method::POST, &format!("{path}/releases"), json!({"releaseTitle": "r1", "releasedBy": "apollo"})).await;
+        open_api(http, base, token, Method::PUT, &format!("{path}/items/key.000"), json!({"key": "key.000", "value": "changed", "dataChangeLastModifiedBy": "apollo"})).await;
+    }
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = browser.post(format!("{base}/login")).form(&[("username", "apollo"), ("password", "bench-password")]).send().await.unwrap();
+    let cookie = login.headers().get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().to_string();
+    let ns_page = "/apps/big/envs/DEV/clusters/default/namespaces/ns10";
+    let pages = [
+        ("apps list", "/apps".to_string()),
+        ("app (20 namespace cards)", "/apps/big?env=DEV".to_string()),
+        ("namespace (200 items, diff, history)", ns_page.to_string()),
+        ("text mode", format!("{ns_page}/text")),
+        ("instances", format!("{ns_page}/instances")),
+        ("compare DEV/FAT", "/apps/big/compare?ns=ns10&from=DEV/default&to=FAT/default".to_string()),
+        ("audit log", "/audit".to_string()),
+    ];
+    for (label, path) in pages {
+        let mut times = Vec::new();
+        for _ in 0..20 {
+            let t = Instant::now();
+            let r = browser.get(format!("{base}{path}")).header("Cookie", &cookie).send().await.unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+            let _ = r.bytes().await.unwrap();
+            times.push(t.elapsed());
+        }
+        times.sort();
+        say(format!(
+            "portal {label}: p50 {:.1} ms, max {:.1} ms",
+            times[times.len() / 2].as_secs_f64() * 1e3,
+            times[times.len() - 1].as_secs_f64() * 1e3
+        ));
+    }
+}
+
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -377,6 +427,9 @@ async fn run() {
             p50.as_secs_f64() * 1e3,
             p95.as_secs_f64() * 1e3
         ));
+    }
+    if wants("portal") {
+        portal_render(&http, &base, &token, &mut say).await;
     }
     if !wants("polls") {
         return;
