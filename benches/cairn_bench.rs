@@ -241,10 +241,26 @@ async fn open_api(
 async fn portal_render(http: &reqwest::Client, base: &str, token: &str, say: &mut impl FnMut(String)) {
     use reqwest::Method;
     use serde_json::json;
-    open_api(http, base, token, Method::POST, "/apps", json!({"assignAppRoleToSelf": true, "app": {"appId": "big", "name": "big", "ownerName": "apollo"}})).await;
+    open_api(
+        http,
+        base,
+        token,
+        Method::POST,
+        "/apps",
+        json!({"assignAppRoleToSelf": true, "app": {"appId": "big", "name": "big", "ownerName": "apollo"}}),
+    )
+    .await;
     let mut names = vec!["application".to_string()];
     for n in 1..20 {
-        let ns = open_api(http, base, token, Method::POST, "/apps/big/appnamespaces", json!({"name": format!("ns{n:02}"), "format": "properties", "dataChangeCreatedBy": "apollo"})).await;
+        let ns = open_api(
+            http,
+            base,
+            token,
+            Method::POST,
+            "/apps/big/appnamespaces",
+            json!({"name": format!("ns{n:02}"), "format": "properties", "dataChangeCreatedBy": "apollo"}),
+        )
+        .await;
         names.push(ns["name"].as_str().unwrap().to_string());
     }
     for ns in &names {
@@ -253,11 +269,32 @@ async fn portal_render(http: &reqwest::Client, base: &str, token: &str, say: &mu
             let item = json!({"key": format!("key.{i:03}"), "value": format!("value {i} {}", "v".repeat(30)), "comment": "c", "dataChangeCreatedBy": "apollo"});
             open_api(http, base, token, Method::POST, &format!("{path}/items"), item).await;
         }
-        open_api(http, base, token, Method::POST, &format!("{path}/releases"), json!({"releaseTitle": "r1", "releasedBy": "apollo"})).await;
-        open_api(http, base, token, Method::PUT, &format!("{path}/items/key.000"), json!({"key": "key.000", "value": "changed", "dataChangeLastModifiedBy": "apollo"})).await;
+        open_api(
+            http,
+            base,
+            token,
+            Method::POST,
+            &format!("{path}/releases"),
+            json!({"releaseTitle": "r1", "releasedBy": "apollo"}),
+        )
+        .await;
+        open_api(
+            http,
+            base,
+            token,
+            Method::PUT,
+            &format!("{path}/items/key.000"),
+            json!({"key": "key.000", "value": "changed", "dataChangeLastModifiedBy": "apollo"}),
+        )
+        .await;
     }
     let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let login = browser.post(format!("{base}/login")).form(&[("username", "apollo"), ("password", "bench-password")]).send().await.unwrap();
+    let login = browser
+        .post(format!("{base}/login"))
+        .form(&[("username", "apollo"), ("password", "bench-password")])
+        .send()
+        .await
+        .unwrap();
     let cookie = login.headers().get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().to_string();
     let ns_page = "/apps/big/envs/DEV/clusters/default/namespaces/ns10";
     let pages = [

@@ -573,3 +573,138 @@ async fn compare_and_copy_promote_fat_into_a_pro_draft() {
         .await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn every_portal_route_sends_anonymous_visitors_to_sign_in_and_writes_nothing() {
+    let s = TestServer::start().await;
+    s.seed_app("demo").await;
+    let b = Browser::new(&s);
+    let ns = "/apps/demo/envs/DEV/clusters/default/namespaces/application";
+    let gets = [
+        "/",
+        "/apps",
+        "/apps/demo",
+        "/account",
+        "/users",
+        "/audit",
+        "/consumers",
+        "/apps/demo/compare",
+        "/apps/demo/envs/DEV/accesskeys",
+    ];
+    for path in gets
+        .iter()
+        .map(|p| p.to_string())
+        .chain([ns, "/text", "/instances"].iter().skip(1).map(|t| format!("{ns}{t}")))
+        .chain([ns.to_string()])
+    {
+        let r = b.get(&path).await;
+        assert!(
+            r.status == StatusCode::SEE_OTHER && (location(&r).starts_with("/login") || path == "/"),
+            "{path}: {} {}",
+            r.status,
+            location(&r)
+        );
+    }
+    let posts = [
+        "/logout".to_string(),
+        "/account/password".into(),
+        "/apps".into(),
+        "/apps/demo/clusters".into(),
+        "/apps/demo/namespaces".into(),
+        "/apps/demo/link".into(),
+        "/apps/demo/compare".into(),
+        "/users".into(),
+        "/users/grants".into(),
+        "/users/password".into(),
+        format!("/users/{ADMIN}/enabled"),
+        "/consumers".into(),
+        "/consumers/grants".into(),
+        "/apps/demo/envs/DEV/accesskeys".into(),
+        "/apps/demo/envs/DEV/accesskeys/1/delete".into(),
+        format!("{ns}/items"),
+        format!("{ns}/items/delete"),
+        format!("{ns}/publish"),
+        format!("{ns}/rollback"),
+        format!("{ns}/text"),
+        format!("{ns}/discard"),
+        format!("{ns}/gray/create"),
+        format!("{ns}/gray/items"),
+        format!("{ns}/gray/rules"),
+        format!("{ns}/gray/publish"),
+        format!("{ns}/gray/merge"),
+        format!("{ns}/gray/abandon"),
+    ];
+    for path in &posts {
+        let r = b
+            .post(path, &[("csrf", "x"), ("key", "k"), ("value", "v"), ("name", "n"), ("title", "t"), ("to", "1")])
+            .await;
+        assert!(
+            r.status == StatusCode::SEE_OTHER && location(&r).starts_with("/login"),
+            "{path}: {} {}",
+            r.status,
+            location(&r)
+        );
+    }
+    let audit = s.cairn.audit_log(&cairn::service::Caller::system("t"), 100).unwrap();
+    assert!(
+        audit.iter().all(|a| a.action == "app.create" || a.action == "user.create" || a.action == "consumer.create"),
+        "{audit:?}"
+    );
+}
+
+#[tokio::test]
+async fn history_shows_what_each_release_changed_and_emergency_publish_is_offered() {
+    let s = TestServer::start_with(|c| {
+        for (name, e) in c.envs.iter_mut() {
+            if name == "PRO" {
+                e.four_eyes = true;
+                e.emergency_publish = true;
+            }
+        }
+    })
+    .await;
+    s.seed_app("demo").await;
+    s.publish("DEV", "demo", "application", &[("a", "1")]).await;
+    s.publish("DEV", "demo", "application", &[("a", "2"), ("b", "x")]).await;
+    let mut b = Browser::new(&s);
+    b.login(ADMIN, "apollo-password").await;
+    let dev = b.get("/apps/demo/envs/DEV/clusters/default/namespaces/application").await.text;
+    assert!(dev.contains("~a: 1 → 2; +b"), "{dev}");
+    assert!(!dev.contains("Emergency publish"));
+    s.set_items("PRO", "demo", "default", "application", &[("k", "v")]).await;
+    let pro_path = "/apps/demo/envs/PRO/clusters/default/namespaces/application";
+    let pro = b.get(pro_path).await.text;
+    assert!(pro.contains("Emergency publish"));
+    let csrf = b.csrf(pro_path).await;
+    let refused = b.post(&format!("{pro_path}/publish"), &[("csrf", &csrf), ("title", "t")]).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    let ok = b.post(&format!("{pro_path}/publish"), &[("csrf", &csrf), ("title", "t"), ("emergency", "true")]).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+    assert_eq!(s.configs("PRO", "demo", "default", "application", "").await.json()["configurations"]["k"], "v");
+}
+
+#[tokio::test]
+async fn a_public_namespace_is_associated_and_overridden_from_the_portal() {
+    let s = TestServer::start().await;
+    s.seed_app("platform").await;
+    s.seed_app("demo").await;
+    s.seed_namespace("platform", "FX.common", "properties", true).await;
+    s.publish("DEV", "platform", "FX.common", &[("timeout", "10"), ("retries", "3")]).await;
+    let mut b = Browser::new(&s);
+    b.login(ADMIN, "apollo-password").await;
+    let csrf = b.csrf("/apps/demo?env=DEV").await;
+    let r = b
+        .post("/apps/demo/link", &[("csrf", &csrf), ("env", "DEV"), ("cluster", "default"), ("namespace", "FX.common")])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let page = location(&r);
+    assert_eq!(page, "/apps/demo/envs/DEV/clusters/default/namespaces/FX.common");
+    b.post(&format!("{page}/items"), &[("csrf", &csrf), ("key", "timeout"), ("value", "99"), ("comment", "")]).await;
+    b.post(&format!("{page}/publish"), &[("csrf", &csrf), ("title", "override")]).await;
+    let v = s.configs("DEV", "demo", "default", "FX.common", "").await.json();
+    assert_eq!(v["configurations"], serde_json::json!({"timeout": "99", "retries": "3"}));
+    let private = b
+        .post("/apps/demo/link", &[("csrf", &csrf), ("env", "DEV"), ("cluster", "default"), ("namespace", "nope")])
+        .await;
+    assert_eq!(private.status, StatusCode::BAD_REQUEST);
+}

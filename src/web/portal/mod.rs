@@ -55,6 +55,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::get().to(extra::instances_get),
         )
         .route("/audit", web::get().to(extra::audit_get))
+        .route("/apps/{app}/link", web::post().to(pages::link_post))
         .route("/apps/{app}/compare", web::get().to(compare::compare_get))
         .route("/apps/{app}/compare", web::post().to(compare::compare_post))
         .route("/consumers", web::get().to(keys::consumers_get))

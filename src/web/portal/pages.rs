@@ -205,6 +205,31 @@ struct HistoryRow {
     time: String,
     release_id: u64,
     rollback_to: bool,
+    /// What this release changed against the release served before it.
+    changes: String,
+}
+
+/// A one-line summary of a diff: `+added ~changed -deleted`.
+fn summarize(lines: &[diff::Line]) -> String {
+    let mut parts = Vec::new();
+    for l in lines {
+        match l.state {
+            State::Added => parts.push(format!("+{}", l.key)),
+            State::Changed => parts.push(format!(
+                "~{}: {} → {}",
+                l.key,
+                l.live.as_deref().unwrap_or(""),
+                l.draft.as_deref().unwrap_or("")
+            )),
+            State::Deleted => parts.push(format!("-{}", l.key)),
+            State::Unchanged => {}
+        }
+    }
+    if parts.is_empty() {
+        "no key changed".into()
+    } else {
+        parts.join("; ")
+    }
 }
 
 #[derive(Template)]
@@ -229,6 +254,7 @@ struct NamespacePage {
     /// Gray releases are offered on parent clusters only.
     gray_allowed: bool,
     branch: Option<BranchInfo>,
+    emergency_allowed: bool,
 }
 
 /// The active gray branch shown on the namespace page.
@@ -275,7 +301,15 @@ fn namespace_page(
         } else {
             cairn.release(&caller, &env, h.release_id).map(|r| r.title).unwrap_or_default()
         };
+        let config = |id: u64| -> Vec<(String, String)> {
+            if id == 0 {
+                return Vec::new();
+            }
+            cairn.release(&caller, &env, id).map(|r| r.configurations).unwrap_or_default()
+        };
+        let changes = summarize(&diff::diff(&config(h.release_id), &config(h.previous_release_id)));
         history.push(HistoryRow {
+            changes,
             operation: match h.operation {
                 crate::domain::model::Operation::Publish => "publish",
                 crate::domain::model::Operation::Rollback => "rollback",
@@ -312,6 +346,7 @@ fn namespace_page(
         form_key: String::new(),
         form_value: String::new(),
         form_comment: String::new(),
+        emergency_allowed: cairn.emergency_publish_allowed(&env),
         gray_allowed: cairn.cluster(&caller, &env, app, cluster).map(|c| c.parent.is_none()).unwrap_or(false),
         branch: cairn.branch(&caller, at)?.map(|b| {
             let rule = b.branch.rules.first().cloned().unwrap_or_default();
@@ -447,6 +482,8 @@ pub struct PublishForm {
     title: String,
     #[serde(default)]
     comment: String,
+    #[serde(default)]
+    emergency: bool,
 }
 
 /// `POST .../publish`.
@@ -461,7 +498,7 @@ pub async fn publish_post(
     let f = form.into_inner();
     let path = path.into_inner();
     let (cairn, caller, p) = (state.cairn.clone(), s.caller(), path.clone());
-    let input = ReleaseInput { title: f.title, comment: f.comment, emergency: false };
+    let input = ReleaseInput { title: f.title, comment: f.comment, emergency: f.emergency };
     let result = blocking(move || {
         let env = cairn.env(&p.1)?;
         cairn.publish(&caller, NsRef { env: &env, app: &p.0, cluster: &p.2, ns: &p.3 }, input)
@@ -582,6 +619,48 @@ pub async fn app_namespace_post(
             def.name
         ))),
         Err(e @ (ServiceError::Invalid(_) | ServiceError::AlreadyExists(_))) => {
+            Err(PageError::Service(ServiceError::Conflict(e.to_string())))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LinkForm {
+    #[serde(default)]
+    csrf: String,
+    env: String,
+    cluster: String,
+    namespace: String,
+}
+
+/// `POST /apps/{app}/link`: associate another app's public namespace to override its keys.
+pub async fn link_post(
+    req: HttpRequest,
+    s: PortalSession,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<LinkForm>,
+) -> Result<HttpResponse, PageError> {
+    s.check_form(&req, &form.csrf)?;
+    let f = form.into_inner();
+    let app = path.into_inner();
+    let (cairn, caller, a, e, c, n) = (
+        state.cairn.clone(),
+        s.caller(),
+        app.clone(),
+        f.env.clone(),
+        f.cluster.clone(),
+        f.namespace.trim().to_string(),
+    );
+    let linked = blocking(move || {
+        let env = cairn.env(&e)?;
+        cairn.link_namespace(&caller, &env, &a, &c, &n).map(|ns| (env, ns.name))
+    })
+    .await?;
+    match linked {
+        Ok((env, ns)) => Ok(redirect(&format!("/apps/{app}/envs/{env}/clusters/{}/namespaces/{ns}", f.cluster))),
+        Err(e @ (ServiceError::Invalid(_) | ServiceError::AlreadyExists(_) | ServiceError::NotFound(_))) => {
             Err(PageError::Service(ServiceError::Conflict(e.to_string())))
         }
         Err(e) => Err(e.into()),
