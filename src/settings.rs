@@ -54,6 +54,8 @@ pub struct FileSettings {
     body_max: Option<usize>,
     access_key_skew_secs: Option<u64>,
     log_format: Option<LogFormat>,
+    session_idle_secs: Option<u64>,
+    session_max_secs: Option<u64>,
 }
 
 /// Values from flags or `CAIRN_*` variables; `None` means "not given".
@@ -88,6 +90,10 @@ pub struct Settings {
     pub body_max: usize,
     pub access_key_skew_secs: u64,
     pub log_format: LogFormat,
+    /// Portal sessions end after this many idle seconds.
+    pub session_idle_secs: u64,
+    /// Portal sessions end this many seconds after sign-in.
+    pub session_max_secs: u64,
 }
 
 const DEFAULT_ENVS: [&str; 4] = ["DEV", "FAT", "UAT", "PRO"];
@@ -106,6 +112,8 @@ impl Default for Settings {
             body_max: 2 * 1024 * 1024,
             access_key_skew_secs: 60,
             log_format: LogFormat::Text,
+            session_idle_secs: 30 * 60,
+            session_max_secs: 12 * 60 * 60,
         }
     }
 }
@@ -179,6 +187,8 @@ impl Settings {
                 .or(file.access_key_skew_secs)
                 .unwrap_or(d.access_key_skew_secs),
             log_format: o.log_format.or(file.log_format).unwrap_or(d.log_format),
+            session_idle_secs: file.session_idle_secs.unwrap_or(d.session_idle_secs),
+            session_max_secs: file.session_max_secs.unwrap_or(d.session_max_secs),
             envs,
         };
         if !(1..=90).contains(&s.long_poll_timeout_secs) {
@@ -210,6 +220,8 @@ impl Settings {
                 .filter(|(_, s)| s.emergency_publish)
                 .map(|(n, _)| n.clone())
                 .collect(),
+            session_idle: std::time::Duration::from_secs(self.session_idle_secs),
+            session_max: std::time::Duration::from_secs(self.session_max_secs),
         }
     }
 

@@ -61,6 +61,10 @@ pub struct ServiceSettings {
     pub four_eyes_envs: HashSet<String>,
     /// Envs where an emergency publish may bypass the four-eyes rule.
     pub emergency_publish_envs: HashSet<String>,
+    /// A portal session ends after this long without a request.
+    pub session_idle: Duration,
+    /// A portal session ends this long after sign-in.
+    pub session_max: Duration,
 }
 
 impl Default for ServiceSettings {
@@ -73,6 +77,8 @@ impl Default for ServiceSettings {
             access_key_skew_ms: 60_000,
             four_eyes_envs: HashSet::new(),
             emergency_publish_envs: HashSet::new(),
+            session_idle: sessions::IDLE,
+            session_max: sessions::ABSOLUTE,
         }
     }
 }

@@ -11,9 +11,9 @@ use crate::security::{constant_time_eq, password, token};
 
 use super::{Actor, Cairn, Caller, Result, ServiceError};
 
-/// A session ends after this long without a request.
+/// By default a session ends after this long without a request.
 pub const IDLE: Duration = Duration::from_secs(30 * 60);
-/// A session ends this long after sign-in, whatever happens.
+/// By default a session ends this long after sign-in, whatever happens.
 pub const ABSOLUTE: Duration = Duration::from_secs(12 * 60 * 60);
 /// Failed attempts allowed before delays start.
 const FREE_FAILURES: u32 = 3;
@@ -121,7 +121,9 @@ impl Cairn {
         let key = token::sha256_hex(cookie_token);
         let session = {
             let mut map = self.sessions.sessions.lock().unwrap_or_else(|p| p.into_inner());
-            let live = map.get(&key).is_some_and(|s| s.last_seen.elapsed() < IDLE && s.created.elapsed() < ABSOLUTE);
+            let live = map.get(&key).is_some_and(|s| {
+                s.last_seen.elapsed() < self.settings.session_idle && s.created.elapsed() < self.settings.session_max
+            });
             if !live {
                 map.remove(&key);
                 return None;

@@ -177,6 +177,21 @@ async fn first_run_admin_creates_an_app_and_publishes_to_a_real_client() {
         .await
         .unwrap();
     assert_eq!(got.configurations["greeting"], "hello from the portal");
+    // Usable on a 390 px wide phone: nothing overflows sideways.
+    b.client.set_window_size(390, 844).await.unwrap();
+    b.goto(NS).await;
+    b.shot("phone").await;
+    let overflow = b
+        .client
+        .execute(
+            "const w = document.documentElement.clientWidth; \
+             return [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > w + 1 && !(e.parentElement && e.parentElement.closest('table'))) \
+               .map(e => e.tagName + '.' + e.className).slice(0, 5);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(overflow, serde_json::json!([]), "elements wider than a 390 px screen");
     b.close().await;
 }
 

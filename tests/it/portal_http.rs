@@ -708,3 +708,26 @@ async fn a_public_namespace_is_associated_and_overridden_from_the_portal() {
         .await;
     assert_eq!(private.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn sessions_end_after_the_idle_and_the_absolute_timeout() {
+    let s = TestServer::start_with(|c| {
+        c.session_idle_secs = 1;
+        c.session_max_secs = 3;
+    })
+    .await;
+    let mut b = Browser::new(&s);
+    b.login(ADMIN, "apollo-password").await;
+    assert_eq!(b.get("/apps").await.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    assert_eq!(b.get("/apps").await.status, StatusCode::SEE_OTHER, "idle timeout");
+
+    b.login(ADMIN, "apollo-password").await;
+    for _ in 0..7 {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        if b.get("/apps").await.status != 200 {
+            return; // ended by the absolute timeout although it was never idle
+        }
+    }
+    panic!("the session outlived its absolute timeout");
+}
