@@ -56,6 +56,7 @@ pub struct FileSettings {
     log_format: Option<LogFormat>,
     session_idle_secs: Option<u64>,
     session_max_secs: Option<u64>,
+    only_granted_create_apps: Option<bool>,
 }
 
 /// Values from flags or `CAIRN_*` variables; `None` means "not given".
@@ -94,6 +95,8 @@ pub struct Settings {
     pub session_idle_secs: u64,
     /// Portal sessions end this many seconds after sign-in.
     pub session_max_secs: u64,
+    /// Only admins and users granted it may create apps in the portal.
+    pub only_granted_create_apps: bool,
 }
 
 const DEFAULT_ENVS: [&str; 4] = ["DEV", "FAT", "UAT", "PRO"];
@@ -114,6 +117,7 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             session_idle_secs: 30 * 60,
             session_max_secs: 12 * 60 * 60,
+            only_granted_create_apps: false,
         }
     }
 }
@@ -189,6 +193,7 @@ impl Settings {
             log_format: o.log_format.or(file.log_format).unwrap_or(d.log_format),
             session_idle_secs: file.session_idle_secs.unwrap_or(d.session_idle_secs),
             session_max_secs: file.session_max_secs.unwrap_or(d.session_max_secs),
+            only_granted_create_apps: file.only_granted_create_apps.unwrap_or(d.only_granted_create_apps),
             envs,
         };
         if !(1..=90).contains(&s.long_poll_timeout_secs) {
@@ -222,6 +227,7 @@ impl Settings {
                 .collect(),
             session_idle: std::time::Duration::from_secs(self.session_idle_secs),
             session_max: std::time::Duration::from_secs(self.session_max_secs),
+            only_granted_create_apps: self.only_granted_create_apps,
         }
     }
 

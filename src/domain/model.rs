@@ -269,6 +269,9 @@ pub struct User {
     pub enabled: bool,
     #[serde(default)]
     pub grants: Vec<Grant>,
+    /// May create apps when app creation is restricted to granted users.
+    #[serde(default)]
+    pub can_create_apps: bool,
     pub stamp: Stamp,
 }
 

@@ -31,6 +31,15 @@ fn require_text(field: &'static str, value: &str, max: usize) -> Result<()> {
 }
 
 impl Cairn {
+    /// Signed-in users may create apps unless creation is restricted to granted users
+    /// (`only_granted_create_apps`); consumers always need "allow create app".
+    pub fn may_create_apps(&self, caller: &Caller) -> bool {
+        match &caller.actor {
+            Actor::User(_) if !self.settings.only_granted_create_apps => true,
+            _ => caller.can(Permission::CreateApp),
+        }
+    }
+
     /// Looks an app up by id (case-insensitively), NotFound otherwise.
     pub fn app(&self, app_id: &str) -> Result<App> {
         let canonical = self
@@ -61,7 +70,9 @@ impl Cairn {
     /// Creates an app with its `application` namespace and `default` cluster in every env.
     /// `admins` become app masters; a consumer with `assign_to_self` gets an app-master grant.
     pub fn create_app(&self, caller: &Caller, new: NewApp, admins: &[String], assign_to_self: bool) -> Result<App> {
-        caller.require(Permission::CreateApp)?;
+        if !self.may_create_apps(caller) {
+            caller.require(Permission::CreateApp)?;
+        }
         names::check_app_id(&new.app_id)?;
         require_text("name", &new.name, 128)?;
         require_text("ownerName", &new.owner_name, 64)?;

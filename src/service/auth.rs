@@ -69,7 +69,10 @@ impl Caller {
         match &self.actor {
             Actor::System => true,
             Actor::User(u) if u.is_admin => true,
-            Actor::User(u) => u.grants.iter().any(|g| covers(g, p)),
+            Actor::User(u) => match p {
+                Permission::CreateApp => u.can_create_apps,
+                _ => u.grants.iter().any(|g| covers(g, p)),
+            },
             Actor::Consumer(c) => match p {
                 Permission::CreateApp => c.allow_create_app,
                 _ => c.grants.iter().any(|g| covers(g, p)),

@@ -65,6 +65,8 @@ pub struct ServiceSettings {
     pub session_idle: Duration,
     /// A portal session ends this long after sign-in.
     pub session_max: Duration,
+    /// Only admins and users granted it may create apps in the portal.
+    pub only_granted_create_apps: bool,
 }
 
 impl Default for ServiceSettings {
@@ -79,6 +81,7 @@ impl Default for ServiceSettings {
             emergency_publish_envs: HashSet::new(),
             session_idle: sessions::IDLE,
             session_max: sessions::ABSOLUTE,
+            only_granted_create_apps: false,
         }
     }
 }

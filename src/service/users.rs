@@ -55,6 +55,7 @@ impl Cairn {
             is_admin,
             enabled: true,
             grants: Vec::new(),
+            can_create_apps: false,
             stamp: Stamp::new(&caller.operator, c.now),
         };
         c.ws.put(T::Users, keys::name(name), &user)?;
@@ -238,5 +239,21 @@ impl Cairn {
     pub fn list_consumers(&self, caller: &Caller) -> Result<Vec<Consumer>> {
         Self::require_admin(caller, "list consumers")?;
         Ok(self.store.scan::<Consumer>(T::Consumers, b"")?.into_iter().map(|(_, c)| c).collect())
+    }
+}
+
+impl Cairn {
+    /// Lets a user create apps (or not) when creation is restricted (admins only).
+    pub fn set_user_can_create_apps(&self, caller: &Caller, name: &str, allowed: bool) -> Result<User> {
+        Self::require_admin(caller, "let users create apps")?;
+        let mut c = self.change(&caller.operator);
+        let mut user =
+            self.find_user(name)?.ok_or_else(|| ServiceError::not_found(format!("user '{name}' not found")))?;
+        user.can_create_apps = allowed;
+        user.stamp.touch(&caller.operator, c.now);
+        c.ws.put(T::Users, keys::name(name), &user)?;
+        c.audit("user.create_apps", None, name, if allowed { "allowed" } else { "revoked" })?;
+        c.commit()?;
+        Ok(user)
     }
 }

@@ -228,7 +228,7 @@ async fn invalid_yaml_keeps_the_operators_text_and_points_at_the_line() {
 
 #[tokio::test]
 async fn users_without_grants_see_no_publish_button_and_are_refused() {
-    let s = TestServer::start().await;
+    let s = TestServer::start_with(|c| c.only_granted_create_apps = true).await;
     s.seed_app("demo").await;
     s.cairn.create_user(&cairn::service::Caller::system("t"), "viewer", "viewer-password", false).unwrap();
     let mut b = Browser::new(&s);
@@ -730,4 +730,45 @@ async fn sessions_end_after_the_idle_and_the_absolute_timeout() {
         }
     }
     panic!("the session outlived its absolute timeout");
+}
+
+#[tokio::test]
+async fn app_creation_is_open_by_default_and_can_be_restricted_to_granted_users() {
+    let s = TestServer::start().await;
+    s.cairn.create_user(&cairn::service::Caller::system("t"), "dev", "dev-password", false).unwrap();
+    let mut b = Browser::new(&s);
+    b.login("dev", "dev-password").await;
+    let csrf = b.csrf("/apps").await;
+    assert_eq!(
+        b.post("/apps", &[("csrf", &csrf), ("app_id", "mine"), ("name", "Mine")]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    // The creator masters the new app: it may publish there.
+    let ns = "/apps/mine/envs/DEV/clusters/default/namespaces/application";
+    b.post(&format!("{ns}/items"), &[("csrf", &csrf), ("key", "k"), ("value", "v"), ("comment", "")]).await;
+    assert_eq!(
+        b.post(&format!("{ns}/publish"), &[("csrf", &csrf), ("title", "t")]).await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    let s = TestServer::start_with(|c| c.only_granted_create_apps = true).await;
+    s.cairn.create_user(&cairn::service::Caller::system("t"), "dev", "dev-password", false).unwrap();
+    let mut b = Browser::new(&s);
+    b.login("dev", "dev-password").await;
+    let csrf = b.csrf("/apps").await;
+    assert_eq!(
+        b.post("/apps", &[("csrf", &csrf), ("app_id", "mine"), ("name", "Mine")]).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let mut admin = Browser::new(&s);
+    admin.login(ADMIN, "apollo-password").await;
+    let acsrf = admin.csrf("/users").await;
+    assert_eq!(
+        admin.post("/users/dev/create-apps", &[("csrf", &acsrf), ("allowed", "true")]).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        b.post("/apps", &[("csrf", &csrf), ("app_id", "mine"), ("name", "Mine")]).await.status,
+        StatusCode::SEE_OTHER
+    );
 }

@@ -31,6 +31,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/users/grants", web::post().to(users::grants_post))
         .route("/users/password", web::post().to(users::password_post))
         .route("/users/{name}/enabled", web::post().to(users::enabled_post))
+        .route("/users/{name}/create-apps", web::post().to(users::create_apps_post))
         .route("/apps/{app}/clusters", web::post().to(pages::cluster_post))
         .route("/apps/{app}/namespaces", web::post().to(pages::app_namespace_post))
         .route("/apps", web::get().to(pages::apps_get))

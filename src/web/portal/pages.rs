@@ -56,7 +56,7 @@ fn apps_page(state: &AppState, s: &PortalSession, query: String) -> Result<AppsP
         ctx: s.ctx(state, ""),
         apps,
         query,
-        can_create: s.caller().can(Permission::CreateApp),
+        can_create: state.cairn.may_create_apps(&s.caller()),
         error: None,
         form_app_id: String::new(),
         form_name: String::new(),

@@ -12,6 +12,7 @@ use crate::web::AppState;
 /// A user row.
 struct UserRow {
     name: String,
+    can_create_apps: bool,
     is_admin: bool,
     enabled: bool,
     grants: Vec<String>,
@@ -52,6 +53,7 @@ fn page(state: &AppState, s: &PortalSession, error: Option<String>) -> Result<Us
         .into_iter()
         .map(|u| UserRow {
             grants: u.grants.iter().map(describe).collect(),
+            can_create_apps: u.can_create_apps,
             name: u.name,
             is_admin: u.is_admin,
             enabled: u.enabled,
@@ -181,4 +183,25 @@ pub async fn password_post(
     let f = form.into_inner();
     let (cairn, caller) = (state.cairn.clone(), s.caller());
     act(&state, &s, move || cairn.reset_password(&caller, f.user.trim(), &f.password)).await
+}
+
+#[derive(Deserialize)]
+pub struct CreateAppsForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    allowed: bool,
+}
+
+/// `POST /users/{name}/create-apps`: may this user create apps when creation is restricted?
+pub async fn create_apps_post(
+    req: HttpRequest,
+    s: PortalSession,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<CreateAppsForm>,
+) -> Result<HttpResponse, PageError> {
+    s.check_form(&req, &form.csrf)?;
+    let (cairn, caller, name, allowed) = (state.cairn.clone(), s.caller(), path.into_inner(), form.allowed);
+    act(&state, &s, move || cairn.set_user_can_create_apps(&caller, &name, allowed).map(|_| ())).await
 }
