@@ -14,6 +14,8 @@ pub struct AuditFilter {
     pub user: String,
     /// Prefix of the action (`release`, `item`, `login`...).
     pub action: String,
+    /// Only entries at or after this time (ms since the epoch).
+    pub since_ms: Option<i64>,
 }
 
 impl AuditFilter {
@@ -21,6 +23,7 @@ impl AuditFilter {
         (self.target.is_empty() || e.target.to_ascii_lowercase().contains(&self.target.to_ascii_lowercase()))
             && (self.user.is_empty() || e.actor.eq_ignore_ascii_case(&self.user))
             && (self.action.is_empty() || e.action.starts_with(&self.action))
+            && self.since_ms.is_none_or(|t| e.time >= t)
     }
 }
 

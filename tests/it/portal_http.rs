@@ -424,6 +424,7 @@ async fn instances_and_the_audit_log_are_shown() {
     let audit = b.get("/audit?action=release").await;
     assert_eq!(audit.status, 200);
     assert!(audit.text.contains("release.publish") && !audit.text.contains("app.create"));
+    assert!(b.get("/audit?hours=1&action=release").await.text.contains("release.publish"));
     let by_user = b.get("/audit?user=nobody").await;
     assert!(by_user.text.contains("No entries match."));
     s.cairn.create_user(&cairn::service::Caller::system("t"), "op", "op-password", false).unwrap();
@@ -771,4 +772,16 @@ async fn app_creation_is_open_by_default_and_can_be_restricted_to_granted_users(
         b.post("/apps", &[("csrf", &csrf), ("app_id", "mine"), ("name", "Mine")]).await.status,
         StatusCode::SEE_OTHER
     );
+}
+
+#[tokio::test]
+async fn behind_tls_the_session_cookie_is_host_prefixed_and_secure() {
+    let s = TestServer::start().await;
+    let b = Browser::new(&s);
+    let r = s
+        .send(b.http.post(s.url("/login")).header("X-Forwarded-Proto", "https").form(&[("username", ADMIN), ("password", "apollo-password")]))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let cookie = r.headers.get("set-cookie").unwrap().to_str().unwrap();
+    assert!(cookie.starts_with("__Host-cairn_session=") && cookie.contains("Secure") && cookie.contains("HttpOnly"), "{cookie}");
 }

@@ -193,6 +193,7 @@ struct AuditPage {
     target: String,
     user: String,
     action: String,
+    hours: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -201,6 +202,7 @@ pub struct AuditQuery {
     target: String,
     user: String,
     action: String,
+    hours: String,
 }
 
 /// `GET /audit?target=&user=&action=` (admins).
@@ -210,7 +212,8 @@ pub async fn audit_get(
     q: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, PageError> {
     let q = q.into_inner();
-    let filter = AuditFilter { target: q.target.clone(), user: q.user.clone(), action: q.action.clone() };
+    let since_ms = q.hours.parse::<i64>().ok().map(|h| crate::domain::time::now_ms() - h * 3_600_000);
+    let filter = AuditFilter { target: q.target.clone(), user: q.user.clone(), action: q.action.clone(), since_ms };
     let entries = state
         .cairn
         .search_audit(&s.caller(), &filter, 500)?
@@ -224,5 +227,5 @@ pub async fn audit_get(
             detail: e.detail,
         })
         .collect();
-    html(&AuditPage { ctx: s.ctx(&state, ""), entries, target: q.target, user: q.user, action: q.action })
+    html(&AuditPage { ctx: s.ctx(&state, ""), entries, target: q.target, user: q.user, action: q.action, hours: q.hours })
 }
