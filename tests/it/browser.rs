@@ -96,6 +96,30 @@ impl Browser {
             .unwrap();
     }
 
+    /// Presses a button that asks for confirmation, and confirms.
+    async fn press_confirmed(&self, text: &str) {
+        let xpath = format!("//button[normalize-space(.)='{text}']");
+        let button = self.client.wait().at_most(Duration::from_secs(5)).for_element(Locator::XPath(&xpath)).await.unwrap();
+        button.click().await.unwrap();
+        let mut asked = None;
+        for _ in 0..100 {
+            if let Ok(t) = self.client.get_alert_text().await {
+                asked = Some(t);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(asked.is_some(), "pressing '{text}' asked for no confirmation");
+        self.client.accept_alert().await.unwrap();
+        for _ in 0..100 {
+            if button.text().await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("confirming '{text}' did not load a new page");
+    }
+
     async fn click_link(&self, text: &str) {
         self.client
             .wait()
@@ -216,7 +240,7 @@ async fn edit_review_publish_and_roll_back() {
     })
     .await;
     b.shot("history").await;
-    b.press("Roll back to this").await;
+    b.press_confirmed("Roll back to this").await;
     b.shot("rolled-back").await;
     assert!(b.page().await.contains("Rolled back to t"));
     assert_eq!(s.configs("DEV", "demo", "default", "application", "").await.json()["configurations"]["timeout"], "100");
@@ -274,7 +298,7 @@ async fn four_eyes_mode_needs_a_second_person_to_release() {
     b.fill("value", "10").await;
     b.press("Save item").await;
     b.fill("title", "raise limit").await;
-    b.press("Publish to PRO").await;
+    b.press_confirmed("Publish to PRO").await;
     b.shot("refused").await;
     let page = b.page().await;
     assert!(page.contains("another user must release it (four-eyes rule)"), "{page}");
@@ -283,7 +307,7 @@ async fn four_eyes_mode_needs_a_second_person_to_release() {
     b.login("bob", "bob-password").await;
     b.goto(pro).await;
     b.fill("title", "raise limit").await;
-    b.press("Publish to PRO").await;
+    b.press_confirmed("Publish to PRO").await;
     b.shot("released-by-second-person").await;
     assert_eq!(s.configs("PRO", "demo", "default", "application", "").await.json()["configurations"]["limit"], "10");
     b.close().await;
@@ -316,7 +340,7 @@ async fn gray_release_reaches_only_the_chosen_client_ip() {
     };
     assert_eq!(color("10.0.0.7").await, "green");
     assert_eq!(color("10.0.0.8").await, "blue");
-    b.press("Abandon gray release").await;
+    b.press_confirmed("Abandon gray release").await;
     b.shot("gray-abandoned").await;
     assert_eq!(color("10.0.0.7").await, "blue");
     assert!(b.page().await.contains("Create a gray branch"));

@@ -785,3 +785,21 @@ async fn behind_tls_the_session_cookie_is_host_prefixed_and_secure() {
     let cookie = r.headers.get("set-cookie").unwrap().to_str().unwrap();
     assert!(cookie.starts_with("__Host-cairn_session=") && cookie.contains("Secure") && cookie.contains("HttpOnly"), "{cookie}");
 }
+
+#[tokio::test]
+async fn destructive_forms_ask_for_confirmation() {
+    let s = TestServer::start().await;
+    s.seed_app("demo").await;
+    s.publish("DEV", "demo", "application", &[("a", "1")]).await;
+    s.publish("DEV", "demo", "application", &[("a", "2")]).await;
+    s.set_items("DEV", "demo", "default", "application", &[("a", "3")]).await;
+    let mut b = Browser::new(&s);
+    b.login(ADMIN, "apollo-password").await;
+    let html = b.get("/apps/demo/envs/DEV/clusters/default/namespaces/application").await.text;
+    for needle in ["data-confirm=\\"Delete a from the draft?\\"", "data-confirm=\\"Throw away every unpublished change?\\"", "data-confirm=\\"Roll DEV back to"] {
+        assert!(html.contains(needle), "missing {needle}");
+    }
+    assert!(html.contains("<script src=\\"/static/js/cairn.js\\" defer></script>"));
+    let js = b.get("/static/js/cairn.js").await;
+    assert!(js.content_type().starts_with("text/javascript") && js.text.contains("data-confirm"));
+}

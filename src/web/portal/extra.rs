@@ -227,5 +227,12 @@ pub async fn audit_get(
             detail: e.detail,
         })
         .collect();
-    html(&AuditPage { ctx: s.ctx(&state, ""), entries, target: q.target, user: q.user, action: q.action, hours: q.hours })
+    html(&AuditPage {
+        ctx: s.ctx(&state, ""),
+        entries,
+        target: q.target,
+        user: q.user,
+        action: q.action,
+        hours: q.hours,
+    })
 }
