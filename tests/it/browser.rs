@@ -99,7 +99,8 @@ impl Browser {
     /// Presses a button that asks for confirmation, and confirms.
     async fn press_confirmed(&self, text: &str) {
         let xpath = format!("//button[normalize-space(.)='{text}']");
-        let button = self.client.wait().at_most(Duration::from_secs(5)).for_element(Locator::XPath(&xpath)).await.unwrap();
+        let button =
+            self.client.wait().at_most(Duration::from_secs(5)).for_element(Locator::XPath(&xpath)).await.unwrap();
         button.click().await.unwrap();
         let mut asked = None;
         for _ in 0..100 {

@@ -779,11 +779,19 @@ async fn behind_tls_the_session_cookie_is_host_prefixed_and_secure() {
     let s = TestServer::start().await;
     let b = Browser::new(&s);
     let r = s
-        .send(b.http.post(s.url("/login")).header("X-Forwarded-Proto", "https").form(&[("username", ADMIN), ("password", "apollo-password")]))
+        .send(
+            b.http
+                .post(s.url("/login"))
+                .header("X-Forwarded-Proto", "https")
+                .form(&[("username", ADMIN), ("password", "apollo-password")]),
+        )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let cookie = r.headers.get("set-cookie").unwrap().to_str().unwrap();
-    assert!(cookie.starts_with("__Host-cairn_session=") && cookie.contains("Secure") && cookie.contains("HttpOnly"), "{cookie}");
+    assert!(
+        cookie.starts_with("__Host-cairn_session=") && cookie.contains("Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
 }
 
 #[tokio::test]
@@ -796,10 +804,14 @@ async fn destructive_forms_ask_for_confirmation() {
     let mut b = Browser::new(&s);
     b.login(ADMIN, "apollo-password").await;
     let html = b.get("/apps/demo/envs/DEV/clusters/default/namespaces/application").await.text;
-    for needle in ["data-confirm=\\"Delete a from the draft?\\"", "data-confirm=\\"Throw away every unpublished change?\\"", "data-confirm=\\"Roll DEV back to"] {
+    for needle in [
+        "data-confirm=\"Delete a from the draft?\"",
+        "data-confirm=\"Throw away every unpublished change?\"",
+        "data-confirm=\"Roll DEV back to",
+    ] {
         assert!(html.contains(needle), "missing {needle}");
     }
-    assert!(html.contains("<script src=\\"/static/js/cairn.js\\" defer></script>"));
+    assert!(html.contains("<script src=\"/static/js/cairn.js\" defer></script>"));
     let js = b.get("/static/js/cairn.js").await;
     assert!(js.content_type().starts_with("text/javascript") && js.text.contains("data-confirm"));
 }
