@@ -54,3 +54,47 @@ impl Cairn {
         Ok(self.store.backup(path, crate::domain::time::now_ms())?)
     }
 }
+
+/// A namespace with unpublished changes.
+#[derive(Debug, Clone)]
+pub struct PendingDraft {
+    pub env: String,
+    pub app_id: String,
+    pub cluster: String,
+    pub namespace: String,
+    pub editors: Vec<String>,
+}
+
+impl Cairn {
+    /// Recent releases, rollbacks and gray changes in apps the caller can see, newest first.
+    pub fn recent_releases(&self, caller: &Caller, limit: usize) -> Result<Vec<AuditEntry>> {
+        let entries: Vec<AuditEntry> = self.store.scan_rev(T::Audit, b"", 5_000)?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.action.starts_with("release.") || e.action.starts_with("branch."))
+            .filter(|e| caller.can(super::auth::Permission::SeeApp { app: e.target.split('/').next().unwrap_or("") }))
+            .take(limit)
+            .collect())
+    }
+
+    /// Namespaces with unpublished changes in apps the caller can see.
+    pub fn pending_drafts(&self, caller: &Caller) -> Result<Vec<PendingDraft>> {
+        let mut out = Vec::new();
+        for env in &self.settings.envs {
+            for (_, ns) in
+                self.store.scan::<crate::domain::model::Namespace>(T::Namespaces, &crate::store::keys::env(env))?
+            {
+                if !ns.draft_editors.is_empty() && caller.can(super::auth::Permission::SeeApp { app: &ns.app_id }) {
+                    out.push(PendingDraft {
+                        env: env.clone(),
+                        app_id: ns.app_id,
+                        cluster: ns.cluster,
+                        namespace: ns.name,
+                        editors: ns.draft_editors,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -815,3 +815,26 @@ async fn destructive_forms_ask_for_confirmation() {
     let js = b.get("/static/js/cairn.js").await;
     assert!(js.content_type().starts_with("text/javascript") && js.text.contains("data-confirm"));
 }
+
+#[tokio::test]
+async fn home_lists_waiting_drafts_and_recent_releases_and_cards_show_adoption() {
+    let s = TestServer::start().await;
+    s.seed_app("demo").await;
+    s.publish("DEV", "demo", "application", &[("a", "1")]).await;
+    s.configs("DEV", "demo", "default", "application", "?ip=10.0.0.1").await;
+    s.publish("DEV", "demo", "application", &[("a", "2")]).await;
+    s.configs("DEV", "demo", "default", "application", "?ip=10.0.0.2").await;
+    s.set_items("PRO", "demo", "default", "application", &[("b", "1")]).await;
+    let mut b = Browser::new(&s);
+    b.login(ADMIN, "apollo-password").await;
+    let home = b.get("/").await;
+    assert_eq!(home.status, 200);
+    assert!(
+        home.text.contains("demo / PRO / default / application") && home.text.contains(&format!("edited by {ADMIN}")),
+        "{}",
+        home.text
+    );
+    assert!(home.text.contains("release.publish") && home.text.contains("DEV demo/default/application"));
+    let app = b.get("/apps/demo?env=DEV").await.text;
+    assert!(app.contains("1 of 2 instances on the live release"), "{app}");
+}

@@ -16,9 +16,41 @@ use crate::service::releases::ReleaseInput;
 use crate::service::{Cairn, NsRef, ServiceError};
 use crate::web::AppState;
 
-/// `GET /`.
-pub async fn home() -> HttpResponse {
-    redirect("/apps")
+/// A recent release line on the home page.
+struct RecentRow {
+    action: String,
+    env: String,
+    target: String,
+    actor: String,
+    time: String,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    ctx: PageCtx,
+    name: String,
+    drafts: Vec<crate::service::audit::PendingDraft>,
+    releases: Vec<RecentRow>,
+}
+
+/// `GET /`: drafts waiting for a release and recent releases in the operator's apps.
+pub async fn home(s: PortalSession, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    let caller = s.caller();
+    let releases = state
+        .cairn
+        .recent_releases(&caller, 15)?
+        .into_iter()
+        .map(|e| RecentRow {
+            action: e.action,
+            env: e.env.unwrap_or_default(),
+            target: e.target,
+            actor: e.actor,
+            time: apollo_time(e.time),
+        })
+        .collect();
+    let drafts = state.cairn.pending_drafts(&caller)?;
+    html(&HomePage { ctx: s.ctx(&state, ""), name: s.user.name.clone(), drafts, releases })
 }
 
 #[derive(Template)]
@@ -116,6 +148,8 @@ pub async fn apps_post(
 /// A namespace card on the app page.
 struct NsCard {
     name: String,
+    /// Instances seen in 25 h on the live release, and all seen.
+    adoption: (usize, usize),
     format: &'static str,
     is_public: bool,
     items: usize,
@@ -175,7 +209,11 @@ pub async fn app_get(
         let at = NsRef { env: &env, app: &app.app_id, cluster: &cluster, ns: &view.namespace.name };
         let (live, release) = live_pairs(cairn, &caller, at)?;
         let draft: Vec<(String, String)> = view.items.iter().map(|i| (i.key.clone(), i.value.clone())).collect();
+        let seen = cairn.instances(&caller, at)?;
+        let live_key = release.as_ref().map(|r| r.release_key.clone());
+        let on_latest = seen.iter().filter(|i| Some(&i.release_key) == live_key.as_ref()).count();
         namespaces.push(NsCard {
+            adoption: (on_latest, seen.len()),
             name: view.namespace.name.clone(),
             format: view.definition.format.as_str(),
             is_public: view.definition.is_public,
