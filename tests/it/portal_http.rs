@@ -838,3 +838,83 @@ async fn home_lists_waiting_drafts_and_recent_releases_and_cards_show_adoption()
     let app = b.get("/apps/demo?env=DEV").await.text;
     assert!(app.contains("1 of 2 instances on the live release"), "{app}");
 }
+
+#[tokio::test]
+async fn every_mutating_route_refuses_a_user_without_the_grant_and_writes_nothing() {
+    let s = TestServer::start_with(|c| c.only_granted_create_apps = true).await;
+    s.seed_app("demo").await;
+    s.publish("DEV", "demo", "application", &[("a", "1")]).await;
+    s.cairn.create_user(&cairn::service::Caller::system("t"), "nobody", "nobody-password", false).unwrap();
+    let before = s.cairn.audit_log(&cairn::service::Caller::system("t"), 10_000).unwrap().len();
+    let mut b = Browser::new(&s);
+    b.login("nobody", "nobody-password").await;
+    let csrf = b.csrf("/account").await;
+    let ns = "/apps/demo/envs/DEV/clusters/default/namespaces/application";
+    let posts = [
+        "/apps".to_string(),
+        "/apps/demo/clusters".into(),
+        "/apps/demo/namespaces".into(),
+        "/apps/demo/link".into(),
+        "/users".into(),
+        "/users/grants".into(),
+        "/users/password".into(),
+        format!("/users/{ADMIN}/enabled"),
+        format!("/users/{ADMIN}/create-apps"),
+        "/consumers".into(),
+        "/consumers/grants".into(),
+        "/apps/demo/envs/DEV/accesskeys".into(),
+        "/apps/demo/envs/DEV/accesskeys/1/delete".into(),
+        format!("{ns}/items"),
+        format!("{ns}/items/delete"),
+        format!("{ns}/publish"),
+        format!("{ns}/rollback"),
+        format!("{ns}/text"),
+        format!("{ns}/discard"),
+        format!("{ns}/gray/create"),
+        format!("{ns}/gray/items"),
+        format!("{ns}/gray/rules"),
+        format!("{ns}/gray/publish"),
+        format!("{ns}/gray/merge"),
+        format!("{ns}/gray/abandon"),
+    ];
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("key", "a"),
+        ("value", "v"),
+        ("name", "x-app"),
+        ("title", "t"),
+        ("to", "1"),
+        ("env", "DEV"),
+        ("cluster", "default"),
+        ("namespace", "application"),
+        ("format", "properties"),
+        ("app_id", "x-app"),
+        ("password", "long-enough-1"),
+        ("user", "nobody"),
+        ("app", "demo"),
+        ("enabled", "false"),
+        ("allowed", "true"),
+        ("text", "a=2"),
+        ("client_app", "demo"),
+    ];
+    for path in &posts {
+        let r = b.post(path, &form).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}: {}", r.text);
+    }
+    for path in [
+        ns.to_string(),
+        format!("{ns}/text"),
+        format!("{ns}/instances"),
+        "/apps/demo/compare".into(),
+        "/users".into(),
+        "/consumers".into(),
+        "/audit".into(),
+        "/apps/demo/envs/DEV/accesskeys".into(),
+    ] {
+        assert_eq!(b.get(&path).await.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    let audit = s.cairn.audit_log(&cairn::service::Caller::system("t"), 10_000).unwrap();
+    let written: Vec<_> = audit.iter().take(audit.len() - before).filter(|a| a.action != "login").collect();
+    assert!(written.is_empty(), "refused requests wrote {written:?}");
+    assert_eq!(s.configs("DEV", "demo", "default", "application", "").await.json()["configurations"]["a"], "1");
+}
