@@ -61,7 +61,7 @@ impl InstanceRecorder {
         }
     }
 
-    /// Waits until everything queued so far is written.
+    /// Waits until everything queued so far is written to the store (not flushed to disk).
     pub(crate) fn flush(&self) {
         let (done_tx, done_rx) = sync_channel(1);
         if self.tx.send(Job::Flush(done_tx)).is_ok() {
@@ -73,8 +73,9 @@ impl InstanceRecorder {
 fn writer(store: Arc<Store>, rx: Receiver<Job>) {
     while let Ok(job) = rx.recv() {
         match job {
+            // The queue is FIFO: everything sent before this is in the store now. Durability
+            // is the caller's business (`Cairn::flush` flushes the store afterwards).
             Job::Flush(done) => {
-                let _ = store.flush();
                 let _ = done.send(());
             }
             Job::Record(env, mut rec) => {

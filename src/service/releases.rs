@@ -186,6 +186,12 @@ impl Cairn {
         Ok(self.store.scan_rev(T::History, &keys::namespace(env, &app, cluster, &rec.name), limit)?)
     }
 
+    /// Rolls a namespace back from whatever it serves now to the earlier release `to`.
+    pub fn rollback_namespace_to(&self, caller: &Caller, at: NsRef<'_>, to: u64) -> Result<Release> {
+        let head = self.latest_release(caller, at)?.ok_or_else(|| ServiceError::conflict("nothing is released yet"))?;
+        self.rollback(caller, at.env, head.id, Some(to))
+    }
+
     /// Rolls back the latest release `release_id` to the previous one, or to `to_release_id`
     /// (dropping every release after it). Releases are not deleted, only no longer served.
     pub fn rollback(&self, caller: &Caller, env: &str, release_id: u64, to_release_id: Option<u64>) -> Result<Release> {

@@ -76,10 +76,23 @@ impl Browser {
         self.client.goto(&format!("{}{path}", self.base)).await.unwrap();
     }
 
+    /// Types into the field with this id; retried while a page load replaces the document.
     async fn fill(&self, id: &str, text: &str) {
-        let e = self.client.wait().at_most(Duration::from_secs(5)).for_element(Locator::Id(id)).await.unwrap();
-        e.clear().await.unwrap();
-        e.send_keys(text).await.unwrap();
+        let mut last = None;
+        for _ in 0..20 {
+            let e = self.client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Id(id)).await.unwrap();
+            match async {
+                e.clear().await?;
+                e.send_keys(text).await
+            }
+            .await
+            {
+                Ok(()) => return,
+                Err(err) => last = Some(err),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("could not type into #{id}: {last:?}");
     }
 
     /// Clicks the button with exactly this text, as a user would.
@@ -281,14 +294,7 @@ async fn a_user_without_release_rights_cannot_publish() {
 
 #[tokio::test]
 async fn four_eyes_mode_needs_a_second_person_to_release() {
-    let s = TestServer::start_with(|c| {
-        for (name, e) in c.envs.iter_mut() {
-            if name == "PRO" {
-                e.four_eyes = true;
-            }
-        }
-    })
-    .await;
+    let s = TestServer::with_four_eyes_pro(false).await;
     s.seed_app("demo").await;
     s.cairn.create_user(&Caller::system("t"), "bob", "bob-password", true).unwrap();
     let pro = "/apps/demo/envs/PRO/clusters/default/namespaces/application";

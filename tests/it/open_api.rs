@@ -383,15 +383,7 @@ async fn clusters_and_namespaces_are_created_with_apollo_naming() {
 
 #[tokio::test]
 async fn four_eyes_envs_lock_the_draft_to_its_editor_and_forbid_self_release() {
-    let s = TestServer::start_with(|c| {
-        for (name, e) in c.envs.iter_mut() {
-            if name == "PRO" {
-                e.four_eyes = true;
-                e.emergency_publish = true;
-            }
-        }
-    })
-    .await;
+    let s = TestServer::with_four_eyes_pro(true).await;
     s.seed_app("demo").await;
     let sys = cairn::service::Caller::system("t");
     s.cairn.create_user(&sys, "bob", "bob-password", false).unwrap();

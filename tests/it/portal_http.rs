@@ -47,6 +47,46 @@ impl<'a> Browser<'a> {
     }
 }
 
+/// Every portal route that changes something, for a namespace page `ns`.
+fn mutating_routes(ns: &str) -> Vec<String> {
+    let mut routes: Vec<String> = [
+        "/apps",
+        "/apps/demo/clusters",
+        "/apps/demo/namespaces",
+        "/apps/demo/link",
+        "/apps/demo/compare",
+        "/users",
+        "/users/grants",
+        "/users/password",
+        "/consumers",
+        "/consumers/grants",
+        "/apps/demo/envs/DEV/accesskeys",
+        "/apps/demo/envs/DEV/accesskeys/1/delete",
+    ]
+    .iter()
+    .map(|r| r.to_string())
+    .collect();
+    routes.push(format!("/users/{ADMIN}/enabled"));
+    routes.push(format!("/users/{ADMIN}/create-apps"));
+    for action in [
+        "items",
+        "items/delete",
+        "publish",
+        "rollback",
+        "text",
+        "discard",
+        "gray/create",
+        "gray/items",
+        "gray/rules",
+        "gray/publish",
+        "gray/merge",
+        "gray/abandon",
+    ] {
+        routes.push(format!("{ns}/{action}"));
+    }
+    routes
+}
+
 fn location(r: &Resp) -> String {
     r.headers.get("location").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
 }
@@ -606,35 +646,8 @@ async fn every_portal_route_sends_anonymous_visitors_to_sign_in_and_writes_nothi
             location(&r)
         );
     }
-    let posts = [
-        "/logout".to_string(),
-        "/account/password".into(),
-        "/apps".into(),
-        "/apps/demo/clusters".into(),
-        "/apps/demo/namespaces".into(),
-        "/apps/demo/link".into(),
-        "/apps/demo/compare".into(),
-        "/users".into(),
-        "/users/grants".into(),
-        "/users/password".into(),
-        format!("/users/{ADMIN}/enabled"),
-        "/consumers".into(),
-        "/consumers/grants".into(),
-        "/apps/demo/envs/DEV/accesskeys".into(),
-        "/apps/demo/envs/DEV/accesskeys/1/delete".into(),
-        format!("{ns}/items"),
-        format!("{ns}/items/delete"),
-        format!("{ns}/publish"),
-        format!("{ns}/rollback"),
-        format!("{ns}/text"),
-        format!("{ns}/discard"),
-        format!("{ns}/gray/create"),
-        format!("{ns}/gray/items"),
-        format!("{ns}/gray/rules"),
-        format!("{ns}/gray/publish"),
-        format!("{ns}/gray/merge"),
-        format!("{ns}/gray/abandon"),
-    ];
+    let mut posts = vec!["/logout".to_string(), "/account/password".to_string()];
+    posts.extend(mutating_routes(ns));
     for path in &posts {
         let r = b
             .post(path, &[("csrf", "x"), ("key", "k"), ("value", "v"), ("name", "n"), ("title", "t"), ("to", "1")])
@@ -655,15 +668,7 @@ async fn every_portal_route_sends_anonymous_visitors_to_sign_in_and_writes_nothi
 
 #[tokio::test]
 async fn history_shows_what_each_release_changed_and_emergency_publish_is_offered() {
-    let s = TestServer::start_with(|c| {
-        for (name, e) in c.envs.iter_mut() {
-            if name == "PRO" {
-                e.four_eyes = true;
-                e.emergency_publish = true;
-            }
-        }
-    })
-    .await;
+    let s = TestServer::with_four_eyes_pro(true).await;
     s.seed_app("demo").await;
     s.publish("DEV", "demo", "application", &[("a", "1")]).await;
     s.publish("DEV", "demo", "application", &[("a", "2"), ("b", "x")]).await;
@@ -850,33 +855,15 @@ async fn every_mutating_route_refuses_a_user_without_the_grant_and_writes_nothin
     b.login("nobody", "nobody-password").await;
     let csrf = b.csrf("/account").await;
     let ns = "/apps/demo/envs/DEV/clusters/default/namespaces/application";
-    let posts = [
-        "/apps".to_string(),
-        "/apps/demo/clusters".into(),
-        "/apps/demo/namespaces".into(),
-        "/apps/demo/link".into(),
-        "/users".into(),
-        "/users/grants".into(),
-        "/users/password".into(),
-        format!("/users/{ADMIN}/enabled"),
-        format!("/users/{ADMIN}/create-apps"),
-        "/consumers".into(),
-        "/consumers/grants".into(),
-        "/apps/demo/envs/DEV/accesskeys".into(),
-        "/apps/demo/envs/DEV/accesskeys/1/delete".into(),
-        format!("{ns}/items"),
-        format!("{ns}/items/delete"),
-        format!("{ns}/publish"),
-        format!("{ns}/rollback"),
-        format!("{ns}/text"),
-        format!("{ns}/discard"),
-        format!("{ns}/gray/create"),
-        format!("{ns}/gray/items"),
-        format!("{ns}/gray/rules"),
-        format!("{ns}/gray/publish"),
-        format!("{ns}/gray/merge"),
-        format!("{ns}/gray/abandon"),
-    ];
+    // Compare takes its own fields; every other route shares one form.
+    let posts: Vec<String> = mutating_routes(ns).into_iter().filter(|r| r != "/apps/demo/compare").collect();
+    let compare = b
+        .post(
+            "/apps/demo/compare",
+            &[("csrf", &csrf), ("ns", "application"), ("from", "DEV/default"), ("to", "PRO/default"), ("key", "a")],
+        )
+        .await;
+    assert_eq!(compare.status, StatusCode::FORBIDDEN, "{}", compare.text);
     let form = [
         ("csrf", csrf.as_str()),
         ("key", "a"),

@@ -185,6 +185,24 @@ pub async fn blocking<T: Send + 'static>(
     web::block(f).await.map_err(|e| PageError::Service(ServiceError::Conflict(e.to_string())))
 }
 
+/// A portal namespace path: (app, env, cluster, namespace).
+pub type NsParts = (String, String, String, String);
+
+/// Runs a blocking service call on the namespace a portal path names, resolving its env.
+pub async fn on_namespace<T: Send + 'static>(
+    state: &AppState,
+    caller: Caller,
+    path: &NsParts,
+    f: impl FnOnce(&crate::service::Cairn, &Caller, crate::service::NsRef<'_>) -> crate::service::Result<T> + Send + 'static,
+) -> Result<crate::service::Result<T>, PageError> {
+    let (cairn, p) = (state.cairn.clone(), path.clone());
+    blocking(move || {
+        let env = cairn.env(&p.1)?;
+        f(&cairn, &caller, crate::service::NsRef { env: &env, app: &p.0, cluster: &p.2, ns: &p.3 })
+    })
+    .await
+}
+
 /// Renders a page that shows an inline error for the operator's input, with status 400.
 pub fn html_bad_request<T: Template>(t: &T) -> Result<HttpResponse, PageError> {
     let mut res = html(t)?;

@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::auth::{blocking, html, html_bad_request, redirect, PageCtx, PageError, PortalSession};
+use super::auth::{html, html_bad_request, on_namespace, redirect, PageCtx, PageError, PortalSession};
 use crate::domain::time::apollo_time;
 use crate::service::audit::AuditFilter;
 use crate::service::{NsRef, ServiceError};
@@ -66,12 +66,8 @@ pub async fn text_post(
     s.check_form(&req, &form.csrf)?;
     let p = path.into_inner();
     let text = form.into_inner().text.replace("\r\n", "\n");
-    let (cairn, caller, pp, t) = (state.cairn.clone(), s.caller(), p.clone(), text.clone());
-    let result = blocking(move || {
-        let env = cairn.env(&pp.1)?;
-        cairn.save_draft_text(&caller, NsRef { env: &env, app: &pp.0, cluster: &pp.2, ns: &pp.3 }, &t)
-    })
-    .await?;
+    let t = text.clone();
+    let result = on_namespace(&state, s.caller(), &p, move |c, caller, at| c.save_draft_text(caller, at, &t)).await?;
     match result {
         Ok(n) => Ok(redirect(&format!("{}?done=Saved+{n}+changes", base(&p)))),
         Err(e @ (ServiceError::Invalid(_) | ServiceError::Conflict(_))) => {
@@ -110,12 +106,7 @@ pub async fn discard_post(
 ) -> Result<HttpResponse, PageError> {
     s.check_form(&req, &form.csrf)?;
     let p = path.into_inner();
-    let (cairn, caller, pp) = (state.cairn.clone(), s.caller(), p.clone());
-    let n = blocking(move || {
-        let env = cairn.env(&pp.1)?;
-        cairn.discard_draft(&caller, NsRef { env: &env, app: &pp.0, cluster: &pp.2, ns: &pp.3 })
-    })
-    .await??;
+    let n = on_namespace(&state, s.caller(), &p, |c, caller, at| c.discard_draft(caller, at)).await??;
     Ok(redirect(&format!("{}?done=Discarded+{n}+changes", base(&p))))
 }
 

@@ -4,7 +4,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::auth::{blocking, redirect, PageError, PortalSession};
+use super::auth::{on_namespace, redirect, PageError, PortalSession};
 use crate::domain::model::GrayRuleItem;
 use crate::service::items::{ItemInput, Upsert};
 use crate::service::releases::ReleaseInput;
@@ -41,12 +41,8 @@ async fn act(
 ) -> std::result::Result<HttpResponse, PageError> {
     s.check_form(&req, &form.csrf)?;
     let p = path.into_inner();
-    let (cairn, caller, pp, form) = (state.cairn.clone(), s.caller(), p.clone(), form.into_inner());
-    blocking(move || {
-        let env = cairn.env(&pp.1)?;
-        f(&cairn, &caller, NsRef { env: &env, app: &pp.0, cluster: &pp.2, ns: &pp.3 }, form)
-    })
-    .await??;
+    let form = form.into_inner();
+    on_namespace(&state, s.caller(), &p, move |c, caller, at| f(c, caller, at, form)).await??;
     Ok(redirect(&format!("/apps/{}/envs/{}/clusters/{}/namespaces/{}?done={done}", p.0, p.1, p.2, p.3)))
 }
 

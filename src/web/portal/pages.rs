@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::auth::{blocking, html, html_bad_request, redirect, PageCtx, PageError, PortalSession};
+use super::auth::{blocking, html, html_bad_request, on_namespace, redirect, PageCtx, PageError, PortalSession};
 use crate::domain::diff::{self, State};
 use crate::domain::model::App;
 use crate::domain::time::apollo_time;
@@ -462,17 +462,14 @@ pub async fn item_post(
     s.check_form(&req, &form.csrf)?;
     let f = form.into_inner();
     let path = path.into_inner();
-    let (cairn, caller, p) = (state.cairn.clone(), s.caller(), path.clone());
     let input = ItemInput {
         key: f.key.trim().to_string(),
         value: f.value.replace("\r\n", "\n"),
         comment: Some(f.comment.clone()),
     };
-    let result = blocking(move || {
-        let env = cairn.env(&p.1)?;
-        cairn.upsert_item(&caller, NsRef { env: &env, app: &p.0, cluster: &p.2, ns: &p.3 }, input, Upsert::Either)
-    })
-    .await?;
+    let result =
+        on_namespace(&state, s.caller(), &path, move |c, caller, at| c.upsert_item(caller, at, input, Upsert::Either))
+            .await?;
     match result {
         Ok(item) => Ok(back(&path, &format!("Saved {}", item.key))),
         Err(e @ (ServiceError::Invalid(_) | ServiceError::Conflict(_))) => {
@@ -499,13 +496,9 @@ pub async fn item_delete_post(
 ) -> Result<HttpResponse, PageError> {
     s.check_form(&req, &form.csrf)?;
     let path = path.into_inner();
-    let (cairn, caller, p, key) = (state.cairn.clone(), s.caller(), path.clone(), form.into_inner().key);
+    let key = form.into_inner().key;
     let k = key.clone();
-    let result = blocking(move || {
-        let env = cairn.env(&p.1)?;
-        cairn.delete_item(&caller, NsRef { env: &env, app: &p.0, cluster: &p.2, ns: &p.3 }, &k)
-    })
-    .await?;
+    let result = on_namespace(&state, s.caller(), &path, move |c, caller, at| c.delete_item(caller, at, &k)).await?;
     match result {
         Ok(()) => Ok(back(&path, &format!("Deleted {key}"))),
         Err(e @ ServiceError::Conflict(_)) => with_error(&state, &s, &path, e, None),
@@ -535,13 +528,8 @@ pub async fn publish_post(
     s.check_form(&req, &form.csrf)?;
     let f = form.into_inner();
     let path = path.into_inner();
-    let (cairn, caller, p) = (state.cairn.clone(), s.caller(), path.clone());
     let input = ReleaseInput { title: f.title, comment: f.comment, emergency: f.emergency };
-    let result = blocking(move || {
-        let env = cairn.env(&p.1)?;
-        cairn.publish(&caller, NsRef { env: &env, app: &p.0, cluster: &p.2, ns: &p.3 }, input)
-    })
-    .await?;
+    let result = on_namespace(&state, s.caller(), &path, move |c, caller, at| c.publish(caller, at, input)).await?;
     match result {
         Ok(r) => Ok(back(&path, &format!("Published {}", r.title))),
         Err(e @ (ServiceError::Invalid(_) | ServiceError::Conflict(_))) => with_error(&state, &s, &path, e, None),
@@ -566,15 +554,9 @@ pub async fn rollback_post(
 ) -> Result<HttpResponse, PageError> {
     s.check_form(&req, &form.csrf)?;
     let path = path.into_inner();
-    let (cairn, caller, p, to) = (state.cairn.clone(), s.caller(), path.clone(), form.to);
-    let result = blocking(move || {
-        let env = cairn.env(&p.1)?;
-        let at = NsRef { env: &env, app: &p.0, cluster: &p.2, ns: &p.3 };
-        let head =
-            cairn.latest_release(&caller, at)?.ok_or_else(|| ServiceError::conflict("nothing is released yet"))?;
-        cairn.rollback(&caller, &env, head.id, Some(to))
-    })
-    .await?;
+    let to = form.to;
+    let result =
+        on_namespace(&state, s.caller(), &path, move |c, caller, at| c.rollback_namespace_to(caller, at, to)).await?;
     match result {
         Ok(r) => Ok(back(&path, &format!("Rolled back to {}", r.title))),
         Err(e @ (ServiceError::Invalid(_) | ServiceError::Conflict(_))) => with_error(&state, &s, &path, e, None),

@@ -75,6 +75,19 @@ impl TestServer {
         Self::start_inner(tweak, true).await
     }
 
+    /// A server whose PRO env has the four-eyes rule (and optionally emergency publish).
+    pub async fn with_four_eyes_pro(emergency_publish: bool) -> TestServer {
+        Self::start_with(|c| {
+            for (name, e) in c.envs.iter_mut() {
+                if name == "PRO" {
+                    e.four_eyes = true;
+                    e.emergency_publish = emergency_publish;
+                }
+            }
+        })
+        .await
+    }
+
     /// A server with no users at all (first run).
     pub async fn start_empty() -> TestServer {
         Self::start_inner(|_| {}, false).await
