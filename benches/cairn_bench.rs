@@ -85,18 +85,30 @@ fn baseline_server(body_file: &str) {
     sys.block_on(async move {
         let body = web::Data::new(body);
         let server = HttpServer::new(move || {
-            App::new().app_data(body.clone()).route(
-                "/configs/{app}/{cluster}/{ns}",
-                web::get().to(
-                    |b: web::Data<String>, q: web::Query<std::collections::HashMap<String, String>>| async move {
-                        if q.contains_key("releaseKey") {
-                            HttpResponse::NotModified().finish()
-                        } else {
-                            HttpResponse::Ok().content_type("application/json;charset=UTF-8").body(b.get_ref().clone())
-                        }
-                    },
-                ),
-            )
+            App::new()
+                .app_data(body.clone())
+                .route(
+                    "/configs/{app}/{cluster}/{ns}",
+                    web::get().to(
+                        |b: web::Data<String>, q: web::Query<std::collections::HashMap<String, String>>| async move {
+                            if q.contains_key("releaseKey") {
+                                HttpResponse::NotModified().finish()
+                            } else {
+                                HttpResponse::Ok()
+                                    .content_type("application/json;charset=UTF-8")
+                                    .body(b.get_ref().clone())
+                            }
+                        },
+                    ),
+                )
+                // A request parked as long as a long poll would be, for the memory reference.
+                .route(
+                    "/hold",
+                    web::get().to(|| async {
+                        actix_web::rt::time::sleep(Duration::from_secs(90)).await;
+                        HttpResponse::NotModified().finish()
+                    }),
+                )
         })
         .workers(2)
         .bind("127.0.0.1:0")

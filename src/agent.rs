@@ -110,9 +110,12 @@ pub fn render(template: &str, values: &[(String, String)]) -> anyhow::Result<Str
     Ok(out)
 }
 
+/// Largest answer the agent reads from Cairn.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
 struct Agent {
     opts: AgentOptions,
-    http: awc::Client,
+    http: reqwest::Client,
     namespaces: Vec<Namespace>,
 }
 
@@ -132,13 +135,18 @@ impl Agent {
         if let Some(secret) = &self.opts.secret {
             let ts = crate::domain::time::now_ms().to_string();
             let sig = signature::sign(&ts, &signed, secret);
-            req = req
-                .insert_header(("Authorization", format!("Apollo {}:{sig}", self.opts.app_id)))
-                .insert_header(("Timestamp", ts));
+            req = req.header("Authorization", format!("Apollo {}:{sig}", self.opts.app_id)).header("Timestamp", ts);
         }
         let mut res = req.send().await.map_err(|e| anyhow!("cannot reach Cairn at {url}: {e}"))?;
-        let body = res.body().limit(64 * 1024 * 1024).await.map_err(|e| anyhow!("reading {url}: {e}"))?;
-        Ok((res.status().as_u16(), String::from_utf8_lossy(&body).to_string()))
+        let status = res.status().as_u16();
+        let mut body = Vec::new();
+        while let Some(chunk) = res.chunk().await.map_err(|e| anyhow!("reading {url}: {e}"))? {
+            if body.len() + chunk.len() > MAX_BODY {
+                bail!("{url} answered more than {} MiB", MAX_BODY >> 20);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, String::from_utf8_lossy(&body).to_string()))
     }
 
     fn query(&self, extra: &[(&str, &str)]) -> String {
@@ -291,7 +299,10 @@ pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&opts.dir).with_context(|| format!("cannot create {}", opts.dir.display()))?;
     let namespaces =
         opts.namespaces.iter().map(|n| Namespace { name: n.clone(), release_key: None, notification_id: -1 }).collect();
-    let http = awc::Client::builder().timeout(Duration::from_secs(95)).finish();
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .context("cannot set up the HTTP client")?;
     let mut agent = Agent { opts, http, namespaces };
     if agent.opts.once {
         agent.sync_all().await?;

@@ -302,17 +302,23 @@ fn remote(
     body: serde_json::Value,
 ) -> anyhow::Result<serde_json::Value> {
     actix_web::rt::System::new().block_on(async {
-        let client = awc::Client::default();
+        let client = reqwest::Client::new();
         let url = format!("{}/admin/v1{path}", endpoint.url);
         let req = if method == "GET" { client.get(&url) } else { client.post(&url) };
-        let mut res = req
-            .insert_header(("Authorization", format!("Bearer {}", endpoint.token)))
+        let res = req
+            .header("Authorization", format!("Bearer {}", endpoint.token))
+            .header("Content-Type", "application/json")
             .timeout(std::time::Duration::from_secs(300))
-            .send_json(&body)
+            .body(body.to_string())
+            .send()
             .await
             .map_err(|e| anyhow::anyhow!("the server holding the data directory did not answer at {url}: {e}"))?;
-        let value: serde_json::Value = res.json().limit(16 * 1024 * 1024).await.unwrap_or(serde_json::Value::Null);
-        if res.status().is_success() {
+        let ok = res.status().is_success();
+        let value: serde_json::Value = match res.bytes().await {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+            Err(_) => serde_json::Value::Null,
+        };
+        if ok {
             Ok(value)
         } else {
             bail!("{}", value["message"].as_str().unwrap_or("the server refused the command"))

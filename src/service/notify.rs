@@ -152,17 +152,22 @@ impl Cairn {
 
     /// Answers a poll: at once when any namespace is behind, else when a watched release
     /// message arrives, else `None` after `hold` (or at shutdown).
-    pub async fn poll(&self, req: &PollRequest, hold: Duration, legacy: bool) -> Option<Vec<Changed>> {
+    ///
+    /// Thousands of these wait at once, so only the watch and the env outlive the checks.
+    pub async fn poll(&self, req: PollRequest, hold: Duration, legacy: bool) -> Option<Vec<Changed>> {
         // Subscribe before checking, so a message committed in between is not missed.
         let mut rx = self.notifier.tx.subscribe();
         let mut shutdown = self.notifier.shutdown.subscribe();
-        let watch = self.build_watch(req);
+        let watch = self.build_watch(&req);
         if watch.namespaces.is_empty() {
             return None;
         }
-        let now = self.outdated(&req.env, &watch, legacy);
-        if !now.is_empty() {
-            return Some(now);
+        let env = req.env;
+        {
+            let now = self.outdated(&env, &watch, legacy);
+            if !now.is_empty() {
+                return Some(now);
+            }
         }
         if *shutdown.borrow() {
             return None;
@@ -175,7 +180,7 @@ impl Cairn {
                 _ = &mut deadline => return None,
                 _ = shutdown.changed() => return None,
                 msg = rx.recv() => match msg {
-                    Ok(m) if m.env == req.env => {
+                    Ok(m) if m.env == env => {
                         if let Some(original) = watch.find(&m.key) {
                             let micros = u64::try_from(m.at.elapsed().as_micros()).unwrap_or(u64::MAX);
                             self.metrics.fanout_micros_sum.fetch_add(micros, std::sync::atomic::Ordering::Relaxed);
@@ -189,7 +194,7 @@ impl Cairn {
                     }
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(_)) => {
-                        let now = self.outdated(&req.env, &watch, legacy);
+                        let now = self.outdated(&env, &watch, legacy);
                         if !now.is_empty() {
                             return Some(now);
                         }

@@ -75,9 +75,10 @@ pub async fn poll_v2(req: HttpRequest, state: web::Data<AppState>, q: web::Query
     let V2Query { app_id, cluster, notifications, data_center } = q.into_inner();
     let app_id = app_id.ok_or_else(|| missing("appId"))?;
     let cluster = cluster.filter(|c| !c.is_empty()).ok_or_else(|| missing("cluster"))?;
-    let entries = parse_entries(notifications.as_deref().ok_or_else(|| missing("notifications"))?)?;
+    let entries = parse_entries(&notifications.ok_or_else(|| missing("notifications"))?)?;
     let poll = PollRequest { env: env.env, app_id, cluster, data_center, entries };
-    match state.cairn.poll(&poll, state.cairn.settings().long_poll, false).await {
+    let hold = state.cairn.settings().long_poll;
+    match state.cairn.poll(poll, hold, false).await {
         None => Ok(HttpResponse::NotModified().finish()),
         Some(changed) => {
             let body: Vec<NotificationDto> = changed
@@ -123,9 +124,10 @@ pub async fn poll_v1(
     let cluster = q.cluster.clone().filter(|c| !c.is_empty()).ok_or_else(|| missing("cluster"))?;
     let ns = q.namespace.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| "application".to_string());
     let entries = vec![PollEntry { namespace: ns, notification_id: q.notification_id.unwrap_or(-1) }];
-    let poll = PollRequest { env: env.env.clone(), app_id, cluster, data_center: q.data_center.clone(), entries };
+    let poll = PollRequest { env: env.env, app_id, cluster, data_center: q.data_center.clone(), entries };
+    drop((req, q));
     let hold = state.cairn.settings().long_poll.min(Duration::from_secs(30));
-    match state.cairn.poll(&poll, hold, true).await {
+    match state.cairn.poll(poll, hold, true).await {
         None => Ok(HttpResponse::NotModified().finish()),
         Some(mut changed) => {
             let c = changed.remove(0);
