@@ -38,3 +38,14 @@ fn lower_layers_do_not_import_upper_layers() {
     assert_layer("web/apollo", &["crate::web::openapi", "sled::"]);
     assert_layer("web/openapi", &["crate::web::apollo", "sled::"]);
 }
+
+/// actix-http's `http2` feature (it needs the `h2` crate) makes every connection's task
+/// 1.6 KiB larger, which 10,000 held long polls pay in full: no dependency may bring it in.
+#[test]
+fn nothing_enables_http2_in_the_server() {
+    let lock = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock")).unwrap();
+    assert!(
+        !lock.lines().any(|l| l == "name = \"h2\""),
+        "Cargo.lock contains the h2 crate: a dependency turned on HTTP/2 (see docs/architecture.md, Memory)"
+    );
+}
