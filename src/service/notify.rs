@@ -47,7 +47,13 @@ impl Notifier {
     pub(crate) fn shut_down(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
         let at = std::time::Instant::now();
-        let _ = self.tx.send(Arc::new(Message { env: String::new(), content: String::new(), key: String::new(), id: -1, at }));
+        let _ = self.tx.send(Arc::new(Message {
+            env: String::new(),
+            content: String::new(),
+            key: String::new(),
+            id: -1,
+            at,
+        }));
     }
 
     fn is_shutting_down(&self) -> bool {
@@ -256,7 +262,6 @@ impl Drop for HeldGuard<'_> {
         self.0.metrics.long_polls_held.fetch_sub(1, Ordering::Relaxed);
     }
 }
-
 
 #[cfg(test)]
 mod tests {
