@@ -296,6 +296,13 @@ pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
     if opts.namespaces.is_empty() {
         bail!("name at least one namespace (--namespaces application,app.yaml)");
     }
+    if !opts.server.to_ascii_lowercase().starts_with("http://") {
+        bail!(
+            "--server {} is not an http:// URL: the agent speaks plain HTTP, so point it at Cairn's \
+             service inside the cluster (e.g. http://cairn:8080/envs/PRO) or at a local TLS proxy",
+            opts.server
+        );
+    }
     std::fs::create_dir_all(&opts.dir).with_context(|| format!("cannot create {}", opts.dir.display()))?;
     let namespaces =
         opts.namespaces.iter().map(|n| Namespace { name: n.clone(), release_key: None, notification_id: -1 }).collect();

@@ -65,6 +65,13 @@ async fn once_fails_clearly_without_a_release_or_a_server() {
             .unwrap();
     assert!(!out.status.success());
     assert!(text(&out).contains("cannot reach Cairn"), "{}", text(&out));
+    let d = dir.path().to_path_buf();
+    let out =
+        tokio::task::spawn_blocking(move || agent("https://cairn.example/envs/PRO", &d, &["--once"]).output().unwrap())
+            .await
+            .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("is not an http:// URL"), "{}", text(&out));
 }
 
 #[tokio::test]
