@@ -22,6 +22,9 @@ use tokio::net::TcpStream;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cairn");
 const CONNECTIONS: usize = 64;
+/// The headers Apollo's Java client (`HttpURLConnection`) sends with a long poll.
+const JAVA_CLIENT_HEADERS: &str = "User-Agent: Java/17.0.9\r\nHost: cairn.example:8080\r\n\
+    Accept: text/html, image/gif, image/jpeg, *; q=.2, */*; q=.2\r\nConnection: keep-alive\r\n";
 const ROUND: Duration = Duration::from_secs(4);
 const POLLS: usize = 10_000;
 
@@ -430,7 +433,8 @@ async fn run() {
     if wants("polls") {
         // Reference: the same number of requests parked in a minimal actix-web handler.
         let before = rss_kib(baseline.child.id());
-        let (tasks, _) = hold(&baseline.addr, b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n", POLLS).await;
+        let req = format!("GET /hold HTTP/1.1\r\n{JAVA_CLIENT_HEADERS}\r\n");
+        let (tasks, _) = hold(&baseline.addr, req.as_bytes(), POLLS).await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let held = rss_kib(baseline.child.id());
         say(format!(
@@ -496,7 +500,7 @@ async fn run() {
     let id = poll_state[0]["notificationId"].as_i64().unwrap();
     let rss_before = rss_kib(cairn.child.id());
     let req = format!(
-        "GET /notifications/v2?appId=bench&cluster=default&notifications=%5B%7B%22namespaceName%22%3A%22application%22%2C%22notificationId%22%3A{id}%7D%5D HTTP/1.1\r\nHost: x\r\n\r\n"
+        "GET /notifications/v2?appId=bench&cluster=default&notifications=%5B%7B%22namespaceName%22%3A%22application%22%2C%22notificationId%22%3A{id}%7D%5D HTTP/1.1\r\n{JAVA_CLIENT_HEADERS}\r\n"
     )
     .into_bytes();
     let (tasks, answered) = hold(&cairn.addr, &req, POLLS).await;
