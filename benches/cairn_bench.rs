@@ -253,6 +253,16 @@ async fn open_api(
 }
 
 /// Render time of portal pages for an app with 20 namespaces × 200 items.
+/// Changes one item and releases the namespace through the Open API (a publish).
+async fn update_and_release(http: &reqwest::Client, base: &str, token: &str, ns: &str, key: &str, value: &str) {
+    use reqwest::Method;
+    use serde_json::json;
+    let item = json!({"key": key, "value": value, "dataChangeLastModifiedBy": "apollo"});
+    open_api(http, base, token, Method::PUT, &format!("{ns}/items/{key}"), item).await;
+    let release = json!({"releaseTitle": format!("set {key}"), "releasedBy": "apollo"});
+    open_api(http, base, token, Method::POST, &format!("{ns}/releases"), release).await;
+}
+
 async fn portal_render(http: &reqwest::Client, base: &str, token: &str, say: &mut impl FnMut(String)) {
     use reqwest::Method;
     use serde_json::json;
@@ -452,24 +462,7 @@ async fn run() {
     let mut times = Vec::new();
     for i in (0..100).filter(|_| wants("publish")) {
         let t = Instant::now();
-        open_api(
-            &http,
-            &base,
-            &token,
-            Method::PUT,
-            &format!("{ns}/items/bench.key.00"),
-            json!({"key": "bench.key.00", "value": format!("p{i}"), "dataChangeLastModifiedBy": "apollo"}),
-        )
-        .await;
-        open_api(
-            &http,
-            &base,
-            &token,
-            Method::POST,
-            &format!("{ns}/releases"),
-            json!({"releaseTitle": format!("p{i}"), "releasedBy": "apollo"}),
-        )
-        .await;
+        update_and_release(&http, &base, &token, ns, "bench.key.00", &format!("p{i}")).await;
         times.push(t.elapsed());
     }
     times.sort();
@@ -527,24 +520,7 @@ async fn run() {
         rss_before as f64 / 1024.0
     ));
     let t = Instant::now();
-    open_api(
-        &http,
-        &base,
-        &token,
-        Method::PUT,
-        &format!("{ns}/items/bench.key.01"),
-        json!({"key": "bench.key.01", "value": "changed", "dataChangeLastModifiedBy": "apollo"}),
-    )
-    .await;
-    open_api(
-        &http,
-        &base,
-        &token,
-        Method::POST,
-        &format!("{ns}/releases"),
-        json!({"releaseTitle": "fanout", "releasedBy": "apollo"}),
-    )
-    .await;
+    update_and_release(&http, &base, &token, ns, "bench.key.01", "changed").await;
     let replied = Instant::now();
     for task in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
