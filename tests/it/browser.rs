@@ -76,45 +76,46 @@ impl Browser {
         self.client.goto(&format!("{}{path}", self.base)).await.unwrap();
     }
 
-    /// Types into the field with this id; retried while a page load replaces the document.
-    async fn fill(&self, id: &str, text: &str) {
+    /// Runs `act` on the element, found afresh and retried while a page load replaces the
+    /// document (a stale element under load is not a failure of the portal). Returns the
+    /// element acted on.
+    async fn on_element<F, Fut>(&self, locator: Locator<'_>, act: F) -> fantoccini::elements::Element
+    where
+        F: Fn(fantoccini::elements::Element) -> Fut,
+        Fut: std::future::Future<Output = Result<(), fantoccini::error::CmdError>>,
+    {
         let mut last = None;
         for _ in 0..20 {
-            let e = self.client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Id(id)).await.unwrap();
-            match async {
-                e.clear().await?;
-                e.send_keys(text).await
-            }
-            .await
-            {
-                Ok(()) => return,
-                Err(err) => last = Some(err),
+            let e = self.client.wait().at_most(Duration::from_secs(10)).for_element(locator).await.unwrap();
+            match act(e.clone()).await {
+                Ok(()) => return e,
+                Err(err) if did_not_happen(&err) => last = Some(err),
+                Err(err) => panic!("acting on {locator:?} failed: {err:?}"),
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("could not type into #{id}: {last:?}");
+        panic!("could not act on {locator:?}: {last:?}");
+    }
+
+    /// Types into the field with this id.
+    async fn fill(&self, id: &str, text: &str) {
+        self.on_element(Locator::Id(id), |e| async move {
+            e.clear().await?;
+            e.send_keys(text).await
+        })
+        .await;
     }
 
     /// Clicks the button with exactly this text, as a user would.
     async fn press(&self, text: &str) {
         let xpath = format!("//button[normalize-space(.)='{text}']");
-        self.client
-            .wait()
-            .at_most(Duration::from_secs(5))
-            .for_element(Locator::XPath(&xpath))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        self.on_element(Locator::XPath(&xpath), |e| async move { e.click().await }).await;
     }
 
     /// Presses a button that asks for confirmation, and confirms.
     async fn press_confirmed(&self, text: &str) {
         let xpath = format!("//button[normalize-space(.)='{text}']");
-        let button =
-            self.client.wait().at_most(Duration::from_secs(5)).for_element(Locator::XPath(&xpath)).await.unwrap();
-        button.click().await.unwrap();
+        let button = self.on_element(Locator::XPath(&xpath), |e| async move { e.click().await }).await;
         let mut asked = None;
         for _ in 0..100 {
             if let Ok(t) = self.client.get_alert_text().await {
@@ -135,15 +136,7 @@ impl Browser {
     }
 
     async fn click_link(&self, text: &str) {
-        self.client
-            .wait()
-            .at_most(Duration::from_secs(5))
-            .for_element(Locator::LinkText(text))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        self.on_element(Locator::LinkText(text), |e| async move { e.click().await }).await;
     }
 
     async fn page(&self) -> String {
@@ -352,4 +345,14 @@ async fn gray_release_reaches_only_the_chosen_client_ip() {
     assert_eq!(color("10.0.0.7").await, "blue");
     assert!(b.page().await.contains("Create a gray branch"));
     b.close().await;
+}
+
+/// WebDriver errors after which the action certainly did not take place (so a retry cannot
+/// submit a form twice): the element went stale or could not take the input yet.
+fn did_not_happen(err: &fantoccini::error::CmdError) -> bool {
+    use fantoccini::error::{CmdError, ErrorStatus};
+    err.is_stale_element_reference()
+        || err.is_element_not_interactable()
+        || err.is_no_such_element()
+        || matches!(err, CmdError::Standard(e) if e.error == ErrorStatus::ElementClickIntercepted)
 }
