@@ -25,6 +25,18 @@ pub struct Message {
     pub at: std::time::Instant,
 }
 
+impl Message {
+    /// The signal that wakes every held poll with "not modified" at shutdown.
+    fn shutdown() -> Message {
+        let empty = String::new;
+        Message { env: empty(), content: empty(), key: empty(), id: -1, at: std::time::Instant::now() }
+    }
+
+    fn is_shutdown(&self) -> bool {
+        self.id < 0
+    }
+}
+
 /// Broadcasts release messages to every held poll; each poll filters by its watch keys.
 /// Shutdown travels on the same channel, so a held poll waits on one receiver only.
 pub struct Notifier {
@@ -46,14 +58,7 @@ impl Notifier {
 
     pub(crate) fn shut_down(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
-        let at = std::time::Instant::now();
-        let _ = self.tx.send(Arc::new(Message {
-            env: String::new(),
-            content: String::new(),
-            key: String::new(),
-            id: -1,
-            at,
-        }));
+        let _ = self.tx.send(Arc::new(Message::shutdown()));
     }
 
     fn is_shutting_down(&self) -> bool {
@@ -212,7 +217,7 @@ impl Cairn {
     ) -> Option<Vec<Changed>> {
         loop {
             match rx.recv().await {
-                Ok(m) if m.id < 0 => return None,
+                Ok(m) if m.is_shutdown() => return None,
                 Ok(m) if m.env == env => {
                     if let Some(original) = watch.find(&m.key) {
                         let micros = u64::try_from(m.at.elapsed().as_micros()).unwrap_or(u64::MAX);

@@ -40,6 +40,14 @@ impl<'a> Browser<'a> {
         r
     }
 
+    /// A browser signed in as the seeded admin.
+    async fn admin(s: &'a TestServer) -> Self {
+        let mut b = Browser::new(s);
+        let r = b.login(ADMIN, "apollo-password").await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "admin sign-in failed: {}", r.text);
+        b
+    }
+
     async fn csrf(&self, page: &str) -> String {
         let html = self.get(page).await.text;
         let i = html.find("name=\"csrf\" value=\"").expect("page has a CSRF field");
@@ -170,8 +178,7 @@ async fn sign_in_uses_one_message_throttles_and_sets_a_strict_http_only_cookie()
 #[tokio::test]
 async fn forms_without_a_valid_csrf_token_or_from_another_origin_change_nothing() {
     let s = TestServer::start().await;
-    let mut b = Browser::new(&s);
-    b.login(ADMIN, "apollo-password").await;
+    let b = Browser::admin(&s).await;
     let missing = b.post("/apps", &[("app_id", "a1"), ("name", "a1")]).await;
     assert_eq!(missing.status, StatusCode::FORBIDDEN);
     assert!(missing.text.contains("Reload the page"));
@@ -202,8 +209,7 @@ async fn forms_without_a_valid_csrf_token_or_from_another_origin_change_nothing(
 async fn operators_edit_review_publish_and_roll_back() {
     let s = TestServer::start().await;
     s.seed_app("demo").await;
-    let mut b = Browser::new(&s);
-    b.login(ADMIN, "apollo-password").await;
+    let b = Browser::admin(&s).await;
     let page = "/apps/demo/envs/DEV/clusters/default/namespaces/application";
     let csrf = b.csrf(page).await;
     let saved = b
@@ -247,8 +253,7 @@ async fn invalid_yaml_keeps_the_operators_text_and_points_at_the_line() {
     let s = TestServer::start().await;
     s.seed_app("demo").await;
     s.seed_namespace("demo", "app", "yaml", false).await;
-    let mut b = Browser::new(&s);
-    b.login(ADMIN, "apollo-password").await;
+    let b = Browser::admin(&s).await;
     let page = "/apps/demo/envs/DEV/clusters/default/namespaces/app.yaml";
     let csrf = b.csrf(page).await;
     let text = "server:\n  port: [80\nname: x\n";
@@ -296,8 +301,7 @@ async fn users_without_grants_see_no_publish_button_and_are_refused() {
 #[tokio::test]
 async fn operators_change_their_own_password() {
     let s = TestServer::start().await;
-    let mut b = Browser::new(&s);
-    b.login(ADMIN, "apollo-password").await;
+    let b = Browser::admin(&s).await;
     let csrf = b.csrf("/account").await;
     let wrong =
         b.post("/account/password", &[("csrf", &csrf), ("current", "nope-nope"), ("new", "another-password")]).await;
@@ -316,8 +320,7 @@ async fn operators_change_their_own_password() {
 async fn admins_manage_users_grants_and_passwords() {
     let s = TestServer::start().await;
     s.seed_app("demo").await;
-    let mut b = Browser::new(&s);
-    b.login(ADMIN, "apollo-password").await;
+    let b = Browser::admin(&s).await;
     let csrf = b.csrf("/users").await;
     let created = b.post("/users", &[("csrf", &csrf), ("name", "carol"), ("password", "carol-password")]).await;
     assert_eq!(created.status, StatusCode::SEE_OTHER, "{}", created.text);
@@ -388,8 +391,7 @@ async fn admins_manage_users_grants_and_passwords() {
 async fn app_masters_create_clusters_and_namespaces() {
     let s = TestServer::start().await;
     s.seed_app("demo").await;
-    let mut b = Browser::new(&s);
-    b.login(ADMIN, "apollo-password").await;
+    let b = Browser::admin(&s).await;
     let csrf = b.csrf("/apps/demo?env=FAT").await;
     let c = b.post("/apps/demo/clusters", &[("csrf", &csrf), ("env", "FAT"), ("name", "canary")]).await;
     assert_eq!(c.status, StatusCode::SEE_OTHER);
@@ -416,8 +418,7 @@ async fn text_mode_validates_and_discard_restores_the_live_values() {
     let s = TestServer::start().await;
     s.seed_app("demo").await;
     s.publish("DEV", "demo", "application", &[("a", "1"), ("b", "2")]).await;
-    let mut b = Browser::new(&s);
-    b.login(ADMIN, "apollo-password").await;
+    let b = Browser::admin(&s).await;
     let page = "/apps/demo/envs/DEV/clusters/default/namespaces/application";
     let text = b.get(&format!("{page}/text")).await;
     assert!(text.text.contains("a=1\nb=2\n"), "{}", text.text);
@@ -454,8 +455,7 @@ async fn instances_and_the_audit_log_are_shown() {
     s.configs("DEV", "demo", "default", "application", "?ip=10.1.1.1").await;
     s.publish("DEV", "demo", "application", &[("a", "2")]).await;
     s.configs("DEV", "demo", "default", "application", "?ip=10.2.2.2").await;
-    let mut b = Browser::new(&s);
-    b.login(ADMIN, "apollo-password").await;
+    let b = Browser::admin(&s).await;
     let inst = b.get("/apps/demo/envs/DEV/clusters/default/namespaces/application/instances").await;
     assert_eq!(inst.status, 200);
     assert!(inst.text.contains("10.1.1.1") && inst.text.contains("10.2.2.2"));
@@ -478,8 +478,7 @@ async fn gray_forms_need_release_rights_and_csrf() {
     let s = TestServer::start().await;
     s.seed_app("demo").await;
     s.publish("DEV", "demo", "application", &[("color", "blue")]).await;
-    let mut b = Browser::new(&s);
-    b.login(ADMIN, "apollo-password").await;
+    let b = Browser::admin(&s).await;
     let page = "/apps/demo/envs/DEV/clusters/default/namespaces/application";
     let csrf = b.csrf(page).await;
     assert_eq!(b.post(&format!("{page}/gray/create"), &[]).await.status, StatusCode::FORBIDDEN);
@@ -516,8 +515,7 @@ async fn access_keys_and_consumers_are_managed_in_the_portal() {
     let s = TestServer::start().await;
     s.seed_app("demo").await;
     s.publish("DEV", "demo", "application", &[("k", "v")]).await;
-    let mut b = Browser::new(&s);
-    b.login(ADMIN, "apollo-password").await;
+    let b = Browser::admin(&s).await;
     let keys = "/apps/demo/envs/DEV/accesskeys";
     assert!(b.get(keys).await.text.contains("No access keys"));
     let csrf = b.csrf(keys).await;
@@ -568,8 +566,7 @@ async fn compare_and_copy_promote_fat_into_a_pro_draft() {
     s.seed_app("demo").await;
     s.set_items("FAT", "demo", "default", "application", &[("timeout", "200"), ("feature", "on"), ("same", "x")]).await;
     s.set_items("PRO", "demo", "default", "application", &[("timeout", "100"), ("same", "x"), ("legacy", "1")]).await;
-    let mut b = Browser::new(&s);
-    b.login(ADMIN, "apollo-password").await;
+    let b = Browser::admin(&s).await;
     let page = b.get("/apps/demo/compare?ns=application&from=FAT/default&to=PRO/default").await;
     assert_eq!(page.status, 200);
     assert!(page.text.contains(">timeout<") && page.text.contains(">feature<") && page.text.contains(">legacy<"));
@@ -672,8 +669,7 @@ async fn history_shows_what_each_release_changed_and_emergency_publish_is_offere
     s.seed_app("demo").await;
     s.publish("DEV", "demo", "application", &[("a", "1")]).await;
     s.publish("DEV", "demo", "application", &[("a", "2"), ("b", "x")]).await;
-    let mut b = Browser::new(&s);
-    b.login(ADMIN, "apollo-password").await;
+    let b = Browser::admin(&s).await;
     let dev = b.get("/apps/demo/envs/DEV/clusters/default/namespaces/application").await.text;
     assert!(dev.contains("~a: 1 → 2; +b"), "{dev}");
     assert!(!dev.contains("Emergency publish"));
@@ -696,8 +692,7 @@ async fn a_public_namespace_is_associated_and_overridden_from_the_portal() {
     s.seed_app("demo").await;
     s.seed_namespace("platform", "FX.common", "properties", true).await;
     s.publish("DEV", "platform", "FX.common", &[("timeout", "10"), ("retries", "3")]).await;
-    let mut b = Browser::new(&s);
-    b.login(ADMIN, "apollo-password").await;
+    let b = Browser::admin(&s).await;
     let csrf = b.csrf("/apps/demo?env=DEV").await;
     let r = b
         .post("/apps/demo/link", &[("csrf", &csrf), ("env", "DEV"), ("cluster", "default"), ("namespace", "FX.common")])
@@ -722,8 +717,7 @@ async fn sessions_end_after_the_idle_and_the_absolute_timeout() {
         c.session_max_secs = 3;
     })
     .await;
-    let mut b = Browser::new(&s);
-    b.login(ADMIN, "apollo-password").await;
+    let mut b = Browser::admin(&s).await;
     assert_eq!(b.get("/apps").await.status, 200);
     tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
     assert_eq!(b.get("/apps").await.status, StatusCode::SEE_OTHER, "idle timeout");
@@ -806,8 +800,7 @@ async fn destructive_forms_ask_for_confirmation() {
     s.publish("DEV", "demo", "application", &[("a", "1")]).await;
     s.publish("DEV", "demo", "application", &[("a", "2")]).await;
     s.set_items("DEV", "demo", "default", "application", &[("a", "3")]).await;
-    let mut b = Browser::new(&s);
-    b.login(ADMIN, "apollo-password").await;
+    let b = Browser::admin(&s).await;
     let html = b.get("/apps/demo/envs/DEV/clusters/default/namespaces/application").await.text;
     for needle in [
         "data-confirm=\"Delete a from the draft?\"",
@@ -830,8 +823,7 @@ async fn home_lists_waiting_drafts_and_recent_releases_and_cards_show_adoption()
     s.publish("DEV", "demo", "application", &[("a", "2")]).await;
     s.configs("DEV", "demo", "default", "application", "?ip=10.0.0.2").await;
     s.set_items("PRO", "demo", "default", "application", &[("b", "1")]).await;
-    let mut b = Browser::new(&s);
-    b.login(ADMIN, "apollo-password").await;
+    let b = Browser::admin(&s).await;
     let home = b.get("/").await;
     assert_eq!(home.status, 200);
     assert!(

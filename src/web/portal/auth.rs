@@ -304,10 +304,11 @@ pub async fn login_post(
     }
 }
 
+/// A form that carries nothing but its CSRF token (sign-out, discard).
 #[derive(Deserialize)]
 pub struct CsrfForm {
     #[serde(default)]
-    csrf: String,
+    pub(super) csrf: String,
 }
 
 /// `POST /logout`.

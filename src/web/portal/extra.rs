@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::auth::{html, html_bad_request, on_namespace, redirect, PageCtx, PageError, PortalSession};
+use super::auth::{html, html_bad_request, on_namespace, redirect, CsrfForm, PageCtx, PageError, PortalSession};
 use crate::domain::time::apollo_time;
 use crate::service::audit::AuditFilter;
 use crate::service::{NsRef, ServiceError};
@@ -88,12 +88,6 @@ pub async fn text_post(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-#[derive(Deserialize)]
-pub struct CsrfForm {
-    #[serde(default)]
-    csrf: String,
 }
 
 /// `POST .../discard`: back to the live values.
