@@ -138,6 +138,7 @@ async fn the_first_admin_is_created_once_with_the_logged_token() {
     // Once a user exists, setup is closed.
     let again = b.post("/setup", &[("token", &token), ("username", "other"), ("password", "a-long-password")]).await;
     assert_eq!(again.status, 400);
+    assert!(again.text.contains("setup is already done"), "{}", again.text);
     assert!(s.cairn.find_user("other").unwrap().is_none());
     assert_eq!(location(&b.get("/setup").await), "/login");
 }
@@ -184,6 +185,7 @@ async fn forms_without_a_valid_csrf_token_or_from_another_origin_change_nothing(
     assert!(missing.text.contains("Reload the page"));
     let wrong = b.post("/apps", &[("csrf", "forged"), ("app_id", "a1"), ("name", "a1")]).await;
     assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    assert!(wrong.text.contains("Reload the page"), "{}", wrong.text);
     let csrf = b.csrf("/apps").await;
     let foreign = s
         .send(
@@ -345,6 +347,7 @@ async fn admins_manage_users_grants_and_passwords() {
     assert!(page.contains("demo/application modify in DEV"), "{page}");
     let bad_grant = b.post("/users/grants", &[("csrf", &csrf), ("user", "carol"), ("app", "nope")]).await;
     assert_eq!(bad_grant.status, StatusCode::BAD_REQUEST);
+    assert!(bad_grant.text.contains("app &#39;nope&#39; not found"), "{}", bad_grant.text);
 
     // Carol may now edit DEV but not release, and not touch PRO.
     let mut c = Browser::new(&s);
@@ -552,6 +555,7 @@ async fn access_keys_and_consumers_are_managed_in_the_portal() {
     assert_eq!(s.open_as(&token, reqwest::Method::GET, "/apps/authorized", None).await.json()[0]["appId"], "demo");
     let dup = b.post("/consumers", &[("csrf", &csrf), ("name", "deployer")]).await;
     assert_eq!(dup.status, StatusCode::BAD_REQUEST);
+    assert!(dup.text.contains("already exists"), "{}", dup.text);
 
     s.cairn.create_user(&cairn::service::Caller::system("t"), "op", "op-password", false).unwrap();
     let mut op = Browser::new(&s);
@@ -680,6 +684,7 @@ async fn history_shows_what_each_release_changed_and_emergency_publish_is_offere
     let csrf = b.csrf(pro_path).await;
     let refused = b.post(&format!("{pro_path}/publish"), &[("csrf", &csrf), ("title", "t")]).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.text.contains("four-eyes rule"), "{}", refused.text);
     let ok = b.post(&format!("{pro_path}/publish"), &[("csrf", &csrf), ("title", "t"), ("emergency", "true")]).await;
     assert_eq!(ok.status, StatusCode::SEE_OTHER);
     assert_eq!(s.configs("PRO", "demo", "default", "application", "").await.json()["configurations"]["k"], "v");
@@ -708,6 +713,7 @@ async fn a_public_namespace_is_associated_and_overridden_from_the_portal() {
         .post("/apps/demo/link", &[("csrf", &csrf), ("env", "DEV"), ("cluster", "default"), ("namespace", "nope")])
         .await;
     assert_eq!(private.status, StatusCode::BAD_REQUEST);
+    assert!(private.text.contains("namespace &#39;nope&#39; is not defined"), "{}", private.text);
 }
 
 #[tokio::test]
