@@ -68,8 +68,6 @@ pub struct Namespace {
     pub app_id: String,
     pub cluster: String,
     pub name: String,
-    /// The release clients get now (latest not rolled back), if any.
-    pub head_release: Option<u64>,
     /// Ids of releases still active (not rolled back), oldest first; the last one is the head.
     pub active_releases: Vec<u64>,
     /// Number of history entries; entries are numbered 1..=history_len.
@@ -77,6 +75,13 @@ pub struct Namespace {
     /// Users who changed the draft since the last release (for the four-eyes rule).
     pub draft_editors: Vec<String>,
     pub stamp: Stamp,
+}
+
+impl Namespace {
+    /// The release clients get now: the latest one not rolled back, if any.
+    pub fn head_release(&self) -> Option<u64> {
+        self.active_releases.last().copied()
+    }
 }
 
 /// One draft item. Non-properties namespaces have a single item with key `content`.
@@ -343,6 +348,20 @@ pub struct InstanceConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Records written when the head was stored beside the active list still decode, and
+    /// the head is the last active release.
+    #[test]
+    fn namespace_records_with_a_stored_head_still_decode() {
+        let old = r#"{"app_id":"a","cluster":"default","name":"application","head_release":7,
+            "active_releases":[3,7],"history_len":2,"draft_editors":[],
+            "stamp":{"created_by":"x","created_at":0,"modified_by":"x","modified_at":0}}"#;
+        let ns: Namespace = serde_json::from_str(old).unwrap();
+        assert_eq!(ns.head_release(), Some(7));
+        let mut none = ns.clone();
+        none.active_releases.clear();
+        assert_eq!(none.head_release(), None);
+    }
 
     fn rule(ips: &[&str], labels: &[&str]) -> GrayRuleItem {
         GrayRuleItem {

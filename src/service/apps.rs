@@ -207,7 +207,6 @@ pub(crate) fn put_namespace(c: &mut Change<'_>, env: &str, app: &str, cluster: &
         app_id: app.to_string(),
         cluster: cluster.to_string(),
         name: ns.to_string(),
-        head_release: None,
         active_releases: Vec::new(),
         history_len: 0,
         draft_editors: Vec::new(),

@@ -38,7 +38,7 @@ impl Cairn {
             .get::<Namespace>(T::Namespaces, &keys::namespace(env, &branch.app_id, &branch.name, &branch.namespace))
             .ok()
             .flatten()
-            .is_some_and(|n| n.head_release.is_some())
+            .is_some_and(|n| n.head_release().is_some())
     }
 
     fn active_branch(&self, env: &str, app: &str, parent: &str, ns: &str) -> Result<Option<Branch>> {
@@ -117,7 +117,7 @@ impl Cairn {
         branch.stamp.touch(&operator, c.now);
         c.ws.put(T::Branches, keys::branch(env, &app, parent, &rec.name), &branch)?;
         let mut parent_ns = self.namespace_record(env, &app, parent, &rec.name)?;
-        let head = parent_ns.head_release.unwrap_or(0);
+        let head = parent_ns.head_release().unwrap_or(0);
         push_history(&mut c, env, &mut parent_ns, Operation::Abandon, head, head, Some(name))?;
         c.message(env, &app, parent, &rec.name)?;
         c.audit("branch.delete", Some(env), &format!("{app}/{parent}/{}", rec.name), name)?;
@@ -156,7 +156,7 @@ impl Cairn {
         branch.stamp.touch(&operator, c.now);
         c.ws.put(T::Branches, keys::branch(env, &app, parent, &rec.name), &branch)?;
         let mut parent_ns = self.namespace_record(env, &app, parent, &rec.name)?;
-        let head = parent_ns.head_release.unwrap_or(0);
+        let head = parent_ns.head_release().unwrap_or(0);
         push_history(&mut c, env, &mut parent_ns, Operation::GrayRulesChange, head, head, Some(name))?;
         c.message(env, &app, parent, &rec.name)?;
         c.audit("branch.rules", Some(env), &format!("{app}/{parent}/{}", rec.name), name)?;
@@ -204,7 +204,7 @@ impl Cairn {
 
     fn parent_configurations(&self, env: &str, app: &str, parent: &str, ns: &str) -> Result<Vec<(String, String)>> {
         let parent_ns: Namespace = self.namespace_record(env, app, parent, ns)?;
-        Ok(match parent_ns.head_release {
+        Ok(match parent_ns.head_release() {
             Some(id) => self.store.get_release(env, id)?.map(|r| r.configurations).unwrap_or_default(),
             None => Vec::new(),
         })

@@ -230,7 +230,7 @@ impl Cairn {
     pub fn discard_draft(&self, caller: &Caller, at: NsRef<'_>) -> Result<usize> {
         let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Modify { app: &app, ns: &rec.name, env: at.env })?;
-        let live = match rec.head_release {
+        let live = match rec.head_release() {
             Some(id) => self.store.get_release(at.env, id)?.map(|r| r.configurations).unwrap_or_default(),
             None => Vec::new(),
         };

@@ -50,7 +50,7 @@ impl Cairn {
     }
 
     fn served(&self, env: &str, ns: &Namespace) -> Result<Option<Arc<Served>>> {
-        let Some(id) = ns.head_release else {
+        let Some(id) = ns.head_release() else {
             return Ok(None);
         };
         Ok(self.store.get_release(env, id)?.map(|r| Arc::new(Served::from_release(&r))))

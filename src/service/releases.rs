@@ -69,9 +69,8 @@ pub(crate) fn write_release(c: &mut Change<'_>, w: ReleaseWrite<'_>) -> Result<R
     release.checksum = release.compute_checksum();
     c.ws.put_release(w.env, &release)?;
     let mut ns = w.ns.clone();
-    let previous = ns.head_release.unwrap_or(0);
+    let previous = ns.head_release().unwrap_or(0);
     ns.active_releases.push(id);
-    ns.head_release = Some(id);
     ns.draft_editors.clear();
     push_history(c, w.env, &mut ns, w.operation, id, previous, w.branch)?;
     c.message(w.env, &ns.app_id, w.message_cluster, &ns.name)?;
@@ -162,7 +161,7 @@ impl Cairn {
         let env = at.env;
         let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Read { app: &app, ns: &rec.name, env })?;
-        match rec.head_release {
+        match rec.head_release() {
             None => Ok(None),
             Some(id) => Ok(self.store.get_release(env, id)?),
         }
@@ -203,7 +202,7 @@ impl Cairn {
         let operator = caller.require_operator()?.to_string();
         let mut c = self.change(&operator);
         let mut ns = self.namespace_record(env, &target.app_id, &target.cluster, &target.namespace)?;
-        if ns.head_release != Some(release_id) {
+        if ns.head_release() != Some(release_id) {
             return Err(ServiceError::conflict(format!(
                 "release {release_id} is not the latest release of namespace '{}'; only the latest release can be rolled back",
                 ns.name
@@ -231,8 +230,7 @@ impl Cairn {
             )));
         }
         ns.active_releases.truncate(keep);
-        let new_head = ns.active_releases.last().copied().unwrap_or(0);
-        ns.head_release = Some(new_head);
+        let new_head = ns.head_release().unwrap_or(0);
         push_history(&mut c, env, &mut ns, Operation::Rollback, new_head, release_id, None)?;
         let parent = self.cluster_record(env, &ns.app_id, &ns.cluster)?.parent.unwrap_or_else(|| ns.cluster.clone());
         c.message(env, &ns.app_id, &parent, &ns.name)?;

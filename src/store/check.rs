@@ -56,9 +56,6 @@ impl Store {
                 continue;
             };
             let label = format!("{env}/{}/{}/{}", ns.app_id, ns.cluster, ns.name);
-            if ns.head_release != ns.active_releases.last().copied() {
-                report.problems.push(Problem(format!("{label}: head release does not match the active list")));
-            }
             for id in &ns.active_releases {
                 if !groups.contains_key(&keys::release(&env, *id)) {
                     report.problems.push(Problem(format!("{label}: active release {id} is missing")));

@@ -362,7 +362,7 @@ fn namespace_page(
             release_id: h.release_id,
             rollback_to: h.release_id != 0
                 && active.contains(&h.release_id)
-                && view.namespace.head_release != Some(h.release_id),
+                && view.namespace.head_release() != Some(h.release_id),
         });
     }
     history.dedup_by_key(|h| (h.release_id, h.operation));
