@@ -7,6 +7,7 @@ pub mod error;
 pub mod openapi;
 pub mod ops;
 pub mod portal;
+pub mod routes;
 
 use std::net::TcpListener;
 use std::sync::Arc;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
+use crate::common::front::FrontDoor;
 use crate::common::process::{open_api, seed_data_dir, text, Proc, BIN};
 use crate::common::{eventually, TestServer, ADMIN};
 
@@ -138,9 +139,9 @@ async fn the_agent_survives_cairn_being_down_at_start_and_later() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let token = seed_data_dir(&data);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let listen = format!("127.0.0.1:{port}");
-    let proc = Proc::start(&data, &["--listen", &listen]);
+    let front = FrontDoor::start().await;
+    let proc = Proc::start(&data, &[]);
+    front.point_to(&proc.base);
     call(
         &proc.base,
         &token,
@@ -154,18 +155,20 @@ async fn the_agent_survives_cairn_being_down_at_start_and_later() {
 
     // Cairn is down when the agent starts.
     let out = dir.path().join("out");
-    let mut child = agent(&format!("http://{listen}/envs/DEV"), &out, &[]).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = agent(&format!("{}/envs/DEV", front.base), &out, &[]).stderr(Stdio::null()).spawn().unwrap();
     let file = out.join("application.properties");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(read(&file), "");
-    let proc = Proc::start(&data, &["--listen", &listen]);
+    let proc = Proc::start(&data, &[]);
+    front.point_to(&proc.base);
     eventually(Duration::from_secs(10), "files after Cairn came up", || async { read(&file) == "k=v1\n" }).await;
 
     // Cairn crashes: the last good file stays.
     proc.kill9();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(read(&file), "k=v1\n");
-    let proc = Proc::start(&data, &["--listen", &listen]);
+    let proc = Proc::start(&data, &[]);
+    front.point_to(&proc.base);
     release(&proc.base, &token, "v2").await;
     eventually(Duration::from_secs(15), "files after the next release", || async { read(&file) == "k=v2\n" }).await;
     child.kill().unwrap();

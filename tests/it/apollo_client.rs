@@ -36,8 +36,8 @@ async fn the_apollo_client_crate_fetches_and_receives_a_release_through_its_long
     assert_eq!(first["application"].as_ref().unwrap().configurations["timeout"], "100");
 
     let publisher = async {
-        // Give the client time to park its long poll, then release.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Wait until the client's long poll is parked, then release.
+        s.wait_held_polls(1).await;
         s.publish("DEV", "SampleApp", "application", &[("timeout", "250")]).await;
     };
     let (next, _) = tokio::join!(tokio::time::timeout(Duration::from_secs(10), stream.next()), publisher);

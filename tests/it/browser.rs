@@ -43,20 +43,25 @@ impl Browser {
             eprintln!("skipped: chromium / chromedriver not installed");
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let up = || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
-        for _ in 0..100 {
-            if up() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        // chromedriver picks its own port and prints it: no port is freed and reused.
+        let mut driver =
+            Command::new("chromedriver").arg("--port=0").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let stdout = driver.stdout.take().unwrap();
+        let port = tokio::task::spawn_blocking(move || {
+            use std::io::BufRead;
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            let port = lines.by_ref().map_while(Result::ok).find_map(|l| {
+                l.split("started successfully on port ").nth(1).map(|p| p.trim_end_matches('.').trim().to_string())
+            });
+            // Keep draining so chromedriver never blocks on a full pipe.
+            std::thread::spawn(move || lines.for_each(drop));
+            port
+        })
+        .await
+        .unwrap()
+        .expect("chromedriver did not say which port it listens on")
+        .parse::<u16>()
+        .unwrap();
         let profile = tempfile::tempdir().unwrap();
         let caps = serde_json::json!({
             "goog:chromeOptions": {

@@ -6,6 +6,7 @@ mod access_keys;
 mod agent;
 mod apollo_client;
 mod apollo_protocol;
+mod authz_matrix;
 mod browser;
 mod cli;
 mod common;

@@ -51,7 +51,7 @@ async fn a_held_poll_wakes_within_a_second_of_a_release() {
         let r = http.get(url).send().await.unwrap();
         (r.status(), r.text().await.unwrap(), Instant::now())
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.wait_held_polls(1).await;
     assert!(!held.is_finished(), "the poll must be held while nothing changes");
     s.set_items("DEV", "demo", "default", "application", &[("k", "2")]).await;
     s.release("DEV", "demo", "default", "application").await;
@@ -85,7 +85,7 @@ async fn releases_in_another_env_do_not_wake_a_poll() {
     let url = s.url(&poll_path("DEV", "demo", json!([{"namespaceName": "application", "notificationId": -1}])));
     let http = s.http.clone();
     let held = tokio::spawn(async move { http.get(url).send().await.unwrap().status() });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.wait_held_polls(1).await;
     s.publish("PRO", "demo", "application", &[("k", "pro")]).await;
     assert_eq!(held.await.unwrap(), 304);
 }

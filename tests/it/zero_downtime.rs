@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::json;
 
+use crate::common::front::FrontDoor;
 use crate::common::process::{open_api, seed_data_dir, Proc};
 use crate::common::{eventually, ADMIN};
 
@@ -51,9 +52,9 @@ async fn releases_and_cairn_restarts_cause_no_failed_requests() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let token = seed_data_dir(&data);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let listen = format!("127.0.0.1:{port}");
-    let cairn = Proc::start(&data, &["--listen", &listen]);
+    let front = FrontDoor::start().await;
+    let cairn = Proc::start(&data, &[]);
+    front.point_to(&cairn.base);
     let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
     let app = json!({"assignAppRoleToSelf": true, "app": {"appId": "greeter", "name": "greeter", "ownerName": ADMIN}});
     assert_eq!(open_api(&cairn.base, &token, Method::POST, "/apps", app).await.0, 200);
@@ -61,7 +62,7 @@ async fn releases_and_cairn_restarts_cause_no_failed_requests() {
 
     // The app: one generic binary, told only where Cairn is.
     let mut child = Command::new(greeter_binary())
-        .env("APOLLO_META", format!("http://{listen}/envs/DEV"))
+        .env("APOLLO_META", format!("{}/envs/DEV", front.base))
         .env("APP_ID", "greeter")
         .env("LISTEN", "127.0.0.1:0")
         .stderr(Stdio::piped())
@@ -123,7 +124,8 @@ async fn releases_and_cairn_restarts_cause_no_failed_requests() {
         answers_since(down + Duration::from_millis(500), "bonjour").is_some(),
         "the app stopped answering while Cairn was down"
     );
-    let cairn = Proc::start(&data, &["--listen", &listen]);
+    let cairn = Proc::start(&data, &[]);
+    front.point_to(&cairn.base);
 
     // 3. ...and picks up the next release once Cairn is back.
     let released = release(&cairn.base, &token, "hola").await;

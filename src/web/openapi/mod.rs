@@ -17,6 +17,7 @@ use crate::domain::model::Consumer;
 use crate::service::{Caller, Result as ServiceResult};
 
 use super::error::{ApiError, ApiResult};
+use super::routes::{delete, get, post, put, Access, RouteSpec};
 use super::AppState;
 
 /// The consumer behind the request's token.
@@ -83,78 +84,76 @@ fn res(path: &str) -> actix_web::Resource {
 
 const NS: &str = "/envs/{env}/apps/{app_id}/clusters/{cluster}/namespaces/{namespace}";
 
-/// Registers the Open API routes (mounted at `/openapi/v1`).
+/// Every Open API route (relative to `/openapi/v1`) with the right it needs (see
+/// `web::routes`). Every route needs a valid token.
+pub fn routes() -> Vec<RouteSpec> {
+    use Access::*;
+    let ns = |tail: &str| format!("{NS}{tail}");
+    vec![
+        get("/envs", Authenticated, apps::list_envs),
+        get("/apps", Authenticated, apps::list_apps),
+        post("/apps", CreateApp, apps::create_app),
+        get("/apps/authorized", Authenticated, apps::authorized_apps),
+        get("/apps/{app_id}", Authenticated, apps::get_app),
+        get("/apps/{app_id}/envclusters", SeeApp, apps::env_clusters),
+        get("/apps/{app_id}/appnamespaces", SeeApp, namespaces::list_app_namespaces),
+        post("/apps/{app_id}/appnamespaces", AppMaster, namespaces::create_app_namespace),
+        post("/namespaces", AppMaster, namespaces::link_namespaces),
+        get("/apps/{app_id}/envs/{env}/accesskeys", AppMaster, accesskeys::list),
+        post("/apps/{app_id}/envs/{env}/accesskeys", AppMaster, accesskeys::create),
+        delete("/apps/{app_id}/envs/{env}/accesskeys/{id}", AppMaster, accesskeys::delete),
+        put("/apps/{app_id}/envs/{env}/accesskeys/{id}/activation", AppMaster, accesskeys::activate),
+        put("/apps/{app_id}/envs/{env}/accesskeys/{id}/deactivation", AppMaster, accesskeys::deactivate),
+        post("/envs/{env}/apps/{app_id}/clusters", AppMaster, namespaces::create_cluster),
+        get("/envs/{env}/apps/{app_id}/clusters/{cluster}", SeeApp, namespaces::get_cluster),
+        get("/envs/{env}/apps/{app_id}/clusters/{cluster}/namespaces", SeeApp, namespaces::list_namespaces),
+        get(NS, Read, namespaces::get_namespace),
+        get(&ns("/lock"), Read, namespaces::get_lock),
+        get(&ns("/items"), Read, items::list_items),
+        post(&ns("/items"), Modify, items::create_item),
+        get(&ns("/items/{key}"), Read, items::get_item),
+        put(&ns("/items/{key}"), Modify, items::update_item),
+        delete(&ns("/items/{key}"), Modify, items::delete_item),
+        get(&ns("/encodedItems/{key}"), Read, items::get_encoded_item),
+        put(&ns("/encodedItems/{key}"), Modify, items::update_encoded_item),
+        delete(&ns("/encodedItems/{key}"), Modify, items::delete_encoded_item),
+        post(&ns("/releases"), Release, releases::publish),
+        get(&ns("/releases/latest"), Read, releases::latest),
+        get("/envs/{env}/releases/{release_id}", Read, releases::get_release),
+        put("/envs/{env}/releases/{release_id}/rollback", Release, releases::rollback),
+        get(&ns("/branches"), Read, releases::get_branch),
+        post(&ns("/branches"), Modify, releases::create_branch),
+        delete(&ns("/branches/{branch}"), Release, releases::delete_branch),
+        get(&ns("/branches/{branch}/rules"), Read, releases::get_rules),
+        put(&ns("/branches/{branch}/rules"), Release, releases::put_rules),
+        post(&ns("/branches/{branch}/releases"), Release, releases::gray_publish),
+        post(&ns("/branches/{branch}/gray-del-releases"), Release, releases::gray_del_publish),
+        post(&ns("/branches/{branch}/merge"), Release, releases::merge),
+    ]
+}
+
+/// Registers the Open API routes (mounted at `/openapi/v1`): one resource per path, so a
+/// known path with another method answers 405.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(res("/envs").route(web::get().to(apps::list_envs)))
-        .service(res("/apps").route(web::get().to(apps::list_apps)).route(web::post().to(apps::create_app)))
-        .service(res("/apps/authorized").route(web::get().to(apps::authorized_apps)))
-        .service(res("/apps/{app_id}").route(web::get().to(apps::get_app)))
-        .service(res("/apps/{app_id}/envclusters").route(web::get().to(apps::env_clusters)))
-        .service(
-            res("/apps/{app_id}/appnamespaces")
-                .route(web::get().to(namespaces::list_app_namespaces))
-                .route(web::post().to(namespaces::create_app_namespace)),
-        )
-        .service(res("/namespaces").route(web::post().to(namespaces::link_namespaces)))
-        .service(
-            res("/apps/{app_id}/envs/{env}/accesskeys")
-                .route(web::get().to(accesskeys::list))
-                .route(web::post().to(accesskeys::create)),
-        )
-        .service(res("/apps/{app_id}/envs/{env}/accesskeys/{id}").route(web::delete().to(accesskeys::delete)))
-        .service(res("/apps/{app_id}/envs/{env}/accesskeys/{id}/activation").route(web::put().to(accesskeys::activate)))
-        .service(
-            res("/apps/{app_id}/envs/{env}/accesskeys/{id}/deactivation").route(web::put().to(accesskeys::deactivate)),
-        )
-        .service(res("/envs/{env}/apps/{app_id}/clusters").route(web::post().to(namespaces::create_cluster)))
-        .service(res("/envs/{env}/apps/{app_id}/clusters/{cluster}").route(web::get().to(namespaces::get_cluster)))
-        .service(
-            res("/envs/{env}/apps/{app_id}/clusters/{cluster}/namespaces")
-                .route(web::get().to(namespaces::list_namespaces)),
-        )
-        .service(res(NS).route(web::get().to(namespaces::get_namespace)))
-        .service(res(&format!("{NS}/lock")).route(web::get().to(namespaces::get_lock)))
-        .service(
-            res(&format!("{NS}/items"))
-                .route(web::get().to(items::list_items))
-                .route(web::post().to(items::create_item)),
-        )
-        .service(
-            res(&format!("{NS}/items/{{key}}"))
-                .route(web::get().to(items::get_item))
-                .route(web::put().to(items::update_item))
-                .route(web::delete().to(items::delete_item)),
-        )
-        .service(
-            res(&format!("{NS}/encodedItems/{{key}}"))
-                .route(web::get().to(items::get_encoded_item))
-                .route(web::put().to(items::update_encoded_item))
-                .route(web::delete().to(items::delete_encoded_item)),
-        )
-        .service(res(&format!("{NS}/releases")).route(web::post().to(releases::publish)))
-        .service(res(&format!("{NS}/releases/latest")).route(web::get().to(releases::latest)))
-        .service(res("/envs/{env}/releases/{release_id}").route(web::get().to(releases::get_release)))
-        .service(res("/envs/{env}/releases/{release_id}/rollback").route(web::put().to(releases::rollback)))
-        .service(
-            res(&format!("{NS}/branches"))
-                .route(web::get().to(releases::get_branch))
-                .route(web::post().to(releases::create_branch)),
-        )
-        .service(res(&format!("{NS}/branches/{{branch}}")).route(web::delete().to(releases::delete_branch)))
-        .service(
-            res(&format!("{NS}/branches/{{branch}}/rules"))
-                .route(web::get().to(releases::get_rules))
-                .route(web::put().to(releases::put_rules)),
-        )
-        .service(res(&format!("{NS}/branches/{{branch}}/releases")).route(web::post().to(releases::gray_publish)))
-        .service(
-            res(&format!("{NS}/branches/{{branch}}/gray-del-releases"))
-                .route(web::post().to(releases::gray_del_publish)),
-        )
-        .service(res(&format!("{NS}/branches/{{branch}}/merge")).route(web::post().to(releases::merge)))
-        .default_service(web::to(|req: HttpRequest| async move {
-            ApiError::not_found(format!("no such Open API endpoint: {}", req.path()))
-        }));
+    let mut specs = routes();
+    let mut paths: Vec<String> = Vec::new();
+    for spec in &specs {
+        if !paths.contains(&spec.path) {
+            paths.push(spec.path.clone());
+        }
+    }
+    for path in paths {
+        let mut resource = res(&path);
+        for spec in specs.iter_mut().filter(|s| s.path == path) {
+            if let Some(route) = spec.take_route() {
+                resource = resource.route(route);
+            }
+        }
+        cfg.service(resource);
+    }
+    cfg.default_service(web::to(|req: HttpRequest| async move {
+        ApiError::not_found(format!("no such Open API endpoint: {}", req.path()))
+    }));
 }
 
 /// Path of a namespace: (env, app, cluster, namespace).

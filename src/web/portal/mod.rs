@@ -13,62 +13,69 @@ mod users;
 
 use actix_web::web;
 
+use super::routes::{get, post, Access, RouteSpec};
+
 pub use auth::{PortalSession, SESSION_COOKIE};
+
+/// Every portal route with the right it needs (see `web::routes`).
+pub fn routes() -> Vec<RouteSpec> {
+    use Access::*;
+    const NS: &str = "/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}";
+    let ns = |tail: &str| format!("{NS}{tail}");
+    vec![
+        get("/static/{path:.*}", Public, assets::serve),
+        get("/", Authenticated, pages::home),
+        get("/login", Public, auth::login_get),
+        post("/login", Public, auth::login_post),
+        post("/logout", Authenticated, auth::logout_post),
+        get("/setup", Public, auth::setup_get),
+        post("/setup", Public, auth::setup_post),
+        get("/account", Authenticated, auth::account_get),
+        post("/account/password", Authenticated, auth::password_post),
+        get("/users", Admin, users::users_get),
+        post("/users", Admin, users::users_post),
+        post("/users/grants", Admin, users::grants_post),
+        post("/users/password", Admin, users::password_post),
+        post("/users/{name}/enabled", Admin, users::enabled_post),
+        post("/users/{name}/create-apps", Admin, users::create_apps_post),
+        post("/apps/{app}/clusters", AppMaster, pages::cluster_post),
+        post("/apps/{app}/namespaces", AppMaster, pages::app_namespace_post),
+        get("/apps", Authenticated, pages::apps_get),
+        post("/apps", CreateApp, pages::apps_post),
+        get("/apps/{app}", SeeApp, pages::app_get),
+        get(NS, Read, pages::namespace_get),
+        post(&ns("/items"), Modify, pages::item_post),
+        post(&ns("/items/delete"), Modify, pages::item_delete_post),
+        post(&ns("/publish"), Release, pages::publish_post),
+        post(&ns("/rollback"), Release, pages::rollback_post),
+        get(&ns("/text"), Read, extra::text_get),
+        post(&ns("/text"), Modify, extra::text_post),
+        post(&ns("/discard"), Modify, extra::discard_post),
+        get(&ns("/instances"), Read, extra::instances_get),
+        get("/audit", Admin, extra::audit_get),
+        post("/apps/{app}/link", AppMaster, pages::link_post),
+        get("/apps/{app}/compare", Read, compare::compare_get),
+        post("/apps/{app}/compare", Modify, compare::compare_post),
+        get("/consumers", Admin, keys::consumers_get),
+        post("/consumers", Admin, keys::consumer_create),
+        post("/consumers/grants", Admin, keys::consumer_grant),
+        get("/apps/{app}/envs/{env}/accesskeys", AppMaster, keys::keys_get),
+        post("/apps/{app}/envs/{env}/accesskeys", AppMaster, keys::key_create),
+        post("/apps/{app}/envs/{env}/accesskeys/{id}/{action}", AppMaster, keys::key_action),
+        post(&ns("/gray/create"), Modify, gray::create),
+        post(&ns("/gray/items"), Modify, gray::item),
+        post(&ns("/gray/rules"), Release, gray::rules),
+        post(&ns("/gray/publish"), Release, gray::publish),
+        post(&ns("/gray/merge"), Release, gray::merge),
+        post(&ns("/gray/abandon"), Release, gray::abandon),
+    ]
+}
 
 /// Registers the portal routes on the main listener.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/static/{path:.*}", web::get().to(assets::serve))
-        .route("/", web::get().to(pages::home))
-        .route("/login", web::get().to(auth::login_get))
-        .route("/login", web::post().to(auth::login_post))
-        .route("/logout", web::post().to(auth::logout_post))
-        .route("/setup", web::get().to(auth::setup_get))
-        .route("/setup", web::post().to(auth::setup_post))
-        .route("/account", web::get().to(auth::account_get))
-        .route("/account/password", web::post().to(auth::password_post))
-        .route("/users", web::get().to(users::users_get))
-        .route("/users", web::post().to(users::users_post))
-        .route("/users/grants", web::post().to(users::grants_post))
-        .route("/users/password", web::post().to(users::password_post))
-        .route("/users/{name}/enabled", web::post().to(users::enabled_post))
-        .route("/users/{name}/create-apps", web::post().to(users::create_apps_post))
-        .route("/apps/{app}/clusters", web::post().to(pages::cluster_post))
-        .route("/apps/{app}/namespaces", web::post().to(pages::app_namespace_post))
-        .route("/apps", web::get().to(pages::apps_get))
-        .route("/apps", web::post().to(pages::apps_post))
-        .route("/apps/{app}", web::get().to(pages::app_get))
-        .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}", web::get().to(pages::namespace_get))
-        .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/items", web::post().to(pages::item_post))
-        .route(
-            "/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/items/delete",
-            web::post().to(pages::item_delete_post),
-        )
-        .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/publish", web::post().to(pages::publish_post))
-        .route(
-            "/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/rollback",
-            web::post().to(pages::rollback_post),
-        )
-        .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/text", web::get().to(extra::text_get))
-        .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/text", web::post().to(extra::text_post))
-        .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/discard", web::post().to(extra::discard_post))
-        .route(
-            "/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/instances",
-            web::get().to(extra::instances_get),
-        )
-        .route("/audit", web::get().to(extra::audit_get))
-        .route("/apps/{app}/link", web::post().to(pages::link_post))
-        .route("/apps/{app}/compare", web::get().to(compare::compare_get))
-        .route("/apps/{app}/compare", web::post().to(compare::compare_post))
-        .route("/consumers", web::get().to(keys::consumers_get))
-        .route("/consumers", web::post().to(keys::consumer_create))
-        .route("/consumers/grants", web::post().to(keys::consumer_grant))
-        .route("/apps/{app}/envs/{env}/accesskeys", web::get().to(keys::keys_get))
-        .route("/apps/{app}/envs/{env}/accesskeys", web::post().to(keys::key_create))
-        .route("/apps/{app}/envs/{env}/accesskeys/{id}/{action}", web::post().to(keys::key_action))
-        .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/gray/create", web::post().to(gray::create))
-        .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/gray/items", web::post().to(gray::item))
-        .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/gray/rules", web::post().to(gray::rules))
-        .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/gray/publish", web::post().to(gray::publish))
-        .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/gray/merge", web::post().to(gray::merge))
-        .route("/apps/{app}/envs/{env}/clusters/{cluster}/namespaces/{ns}/gray/abandon", web::post().to(gray::abandon));
+    for mut spec in routes() {
+        if let Some(route) = spec.take_route() {
+            cfg.route(&spec.path, route);
+        }
+    }
 }

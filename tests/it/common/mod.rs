@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod front;
 pub mod process;
 
 use std::net::SocketAddr;
@@ -127,6 +128,16 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// Long polls the server holds right now.
+    pub fn held_polls(&self) -> i64 {
+        self.cairn.metrics().long_polls_held.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until the server holds exactly `n` long polls.
+    pub async fn wait_held_polls(&self, n: i64) {
+        eventually(Duration::from_secs(10), &format!("{n} held long polls"), || async { self.held_polls() == n }).await;
     }
 
     pub async fn get(&self, path: &str) -> Resp {
