@@ -240,10 +240,15 @@ pub struct NextQuery {
     next: String,
 }
 
-/// Keeps redirects after sign-in on this site: a path of this origin, or `/`. Browsers
-/// read `/\host`, `/<TAB>/host` and `//host` as another host, so backslashes, control
-/// characters, spaces and a second slash (also percent-encoded) are refused outright.
+/// Keeps redirects after sign-in on this site: a path of this origin, or `/` (`/apps` when
+/// none was asked for). Browsers read `/\host`, `/<TAB>/host` and `//host` as another
+/// host, so backslashes, control characters, spaces and a second slash (also
+/// percent-encoded) are refused outright.
 fn safe_next(next: &str) -> String {
+    if next.is_empty() {
+        // No destination asked for: the usual landing page.
+        return "/apps".to_string();
+    }
     let path = next.split(['?', '#']).next().unwrap_or_default();
     let lower = path.to_ascii_lowercase();
     let ok = path.starts_with('/')
@@ -538,7 +543,7 @@ mod tests {
             "https:evil.example",
             "javascript:alert(1)",
             "evil.example",
-            "",
+            "?next=//evil.example",
             "/\u{0}x",
             "/\u{2028}/evil.example",
             "/apps\\..\\evil",
@@ -546,6 +551,7 @@ mod tests {
         for next in refused {
             assert_eq!(safe_next(next), "/", "{next:?} must fall back to /");
         }
+        assert_eq!(safe_next(""), "/apps");
         let kept = [
             "/",
             "/apps",
