@@ -87,7 +87,13 @@ impl Cairn {
         let user = self.find_user(name)?.filter(|u| u.enabled);
         let hash = user.as_ref().map_or(DUMMY_HASH, |u| u.password_hash.as_str());
         // Unknown users cost the same check, so timing does not reveal the account.
-        let ok = self.hashing(|| password::verify(password_text, hash))? && user.is_some();
+        let ok = match self.hashing(|| password::verify(password_text, hash)) {
+            Ok(ok) => ok && user.is_some(),
+            Err(busy) => {
+                self.sessions.throttle.not_checked(name, ip, self.clock.now());
+                return Err(busy);
+            }
+        };
         let Some(user) = user.filter(|_| ok) else {
             let mut c = self.change(name);
             c.audit("login.failed", None, name, format!("from {ip}"))?;

@@ -94,6 +94,13 @@ impl Table {
     fn clear(&mut self, key: &str) {
         self.map.remove(key);
     }
+
+    fn remove_one(&mut self, key: &str, now: Instant) {
+        let level = self.map.get(key).map(|b| self.level(b, now));
+        if let Some(level) = level {
+            self.map.insert(key.to_string(), Bucket { level: (level - 1.0).max(0.0), at: now });
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -164,10 +171,13 @@ impl Throttle {
         t.account.clear(&account);
     }
 
-    /// Entries held, per table (pair, ip, account).
-    pub fn sizes(&self) -> (usize, usize, usize) {
-        let t = self.lock();
-        (t.pair.map.len(), t.ip.map.len(), t.account.map.len())
+    /// Gives back a slot whose password was never checked (the server was too busy).
+    pub fn not_checked(&self, account: &str, ip: &str, now: Instant) {
+        let (pair, ip, account) = keys(account, ip);
+        let mut t = self.lock();
+        t.pair.remove_one(&pair, now);
+        t.ip.remove_one(&ip, now);
+        t.account.remove_one(&account, now);
     }
 }
 
@@ -260,6 +270,11 @@ mod tests {
         assert!(matches!(th.take("root", "10.0.0.2", now), Slot::Check { .. }));
         th.succeeded("root", "10.0.0.1");
         assert!(matches!(th.take("root", "10.0.0.1", now), Slot::Check { .. }));
+        th.take("root", "10.0.0.1", now);
+        th.take("root", "10.0.0.1", now);
+        assert!(matches!(th.take("root", "10.0.0.1", now), Slot::Refused { .. }));
+        th.not_checked("root", "10.0.0.1", now);
+        assert!(matches!(th.take("root", "10.0.0.1", now), Slot::Check { .. }), "an unchecked slot is given back");
     }
 
     #[test]
