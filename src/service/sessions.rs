@@ -30,6 +30,9 @@ pub struct Session {
     pub user: String,
     /// Sent in every portal form and compared on every POST.
     pub csrf: String,
+    /// Digest of the password hash signed in with: a session outlives no password change,
+    /// even one that raced with its sign-in.
+    credential: String,
     created: Instant,
     last_seen: Instant,
 }
@@ -103,7 +106,13 @@ impl Cairn {
         self.sessions.throttle.succeeded(name, ip);
         let token = token::random_hex(32);
         let now = self.clock.now();
-        let session = Session { user: user.name.clone(), csrf: token::random_hex(20), created: now, last_seen: now };
+        let session = Session {
+            user: user.name.clone(),
+            csrf: token::random_hex(20),
+            credential: token::sha256_hex(&user.password_hash),
+            created: now,
+            last_seen: now,
+        };
         {
             let mut map = self.sessions.map();
             if map.len() >= SWEEP_AT {
@@ -144,8 +153,15 @@ impl Cairn {
             s.last_seen = now;
             s.clone()
         };
-        let user = self.find_user(&session.user).ok().flatten().filter(|u| u.enabled)?;
-        Some((user, session))
+        let user = self
+            .find_user(&session.user)
+            .ok()
+            .flatten()
+            .filter(|u| u.enabled && token::sha256_hex(&u.password_hash) == session.credential);
+        if user.is_none() {
+            self.sessions.map().remove(&key);
+        }
+        Some((user?, session))
     }
 
     /// Ends a session.
@@ -158,6 +174,13 @@ impl Cairn {
     pub(crate) fn end_sessions(&self, user: &str, keep: Option<&str>) {
         let keep = keep.map(token::sha256_hex);
         self.sessions.map().retain(|k, s| !s.user.eq_ignore_ascii_case(user) || keep.as_deref() == Some(k.as_str()));
+    }
+
+    /// Lets the session of `cookie_token` continue with the user's new password hash.
+    fn renew_credential(&self, cookie_token: &str, password_hash: &str) {
+        if let Some(s) = self.sessions.map().get_mut(&token::sha256_hex(cookie_token)) {
+            s.credential = token::sha256_hex(password_hash);
+        }
     }
 
     /// Changes the caller's own password after checking the current one. Every other session
@@ -185,6 +208,9 @@ impl Cairn {
         c.audit("user.password", None, &user.name, "")?;
         c.commit()?;
         self.end_sessions(&user.name, current_session);
+        if let Some(kept) = current_session {
+            self.renew_credential(kept, &fresh.password_hash);
+        }
         Ok(())
     }
 
