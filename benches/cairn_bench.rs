@@ -314,9 +314,22 @@ async fn portal_render(http: &reqwest::Client, base: &str, token: &str, say: &mu
         .await;
     }
     let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    // Sign in as a browser does: the form first, for its token (hidden field plus cookie).
+    let form = browser.get(format!("{base}/login")).send().await.unwrap();
+    let form_cookie = form
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("cairn_form="))
+        .unwrap();
+    let html = form.text().await.unwrap();
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let form_token = html[at..].split('"').next().unwrap().to_string();
     let login = browser
         .post(format!("{base}/login"))
-        .form(&[("username", "apollo"), ("password", "bench-password")])
+        .header("Cookie", form_cookie)
+        .form(&[("csrf", form_token.as_str()), ("username", "apollo"), ("password", "bench-password")])
         .send()
         .await
         .unwrap();

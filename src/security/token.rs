@@ -15,3 +15,16 @@ pub fn random_hex(bytes: usize) -> String {
 pub fn sha256_hex(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
+
+/// HMAC-SHA-256 of `message` under `key`, as hex (tamper-proof tokens the server issues).
+pub fn hmac_sha256_hex(key: &[u8], message: &str) -> String {
+    use hmac::{Hmac, Mac};
+    match Hmac::<Sha256>::new_from_slice(key) {
+        Ok(mut mac) => {
+            mac.update(message.as_bytes());
+            hex::encode(mac.finalize().into_bytes())
+        }
+        // HMAC takes keys of any length; this arm is unreachable but must not panic.
+        Err(_) => String::new(),
+    }
+}

@@ -10,6 +10,7 @@ pub mod apps;
 pub mod audit;
 pub mod auth;
 mod change;
+pub mod clock;
 pub mod config_query;
 pub mod error;
 pub mod gray;
@@ -22,6 +23,7 @@ pub mod notify;
 mod rebuild;
 pub mod releases;
 pub mod sessions;
+pub mod throttle;
 pub mod users;
 
 use std::collections::HashSet;
@@ -97,6 +99,7 @@ pub struct Cairn {
     instances: instances::InstanceRecorder,
     metrics: metrics::Metrics,
     sessions: sessions::Sessions,
+    clock: clock::Clock,
 }
 
 impl Cairn {
@@ -113,6 +116,7 @@ impl Cairn {
             keys: KeyGenerator::new(rand::random()),
             metrics: metrics::Metrics::default(),
             sessions: sessions::Sessions::default(),
+            clock: clock::Clock::default(),
         };
         cairn.rebuild_index()?;
         Ok(Arc::new(cairn))
@@ -126,6 +130,11 @@ impl Cairn {
     /// The store (for maintenance commands and health checks).
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The clock sessions and sign-in throttling read (advanced only to verify timeouts).
+    pub fn clock(&self) -> &clock::Clock {
+        &self.clock
     }
 
     /// Counters for `/metrics`.

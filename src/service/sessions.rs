@@ -1,6 +1,7 @@
-//! Portal sign-in: password check with throttling, server-side sessions with idle and
-//! absolute timeouts, CSRF tokens, and the one-time first-run setup token. Every sign-in
-//! and failed attempt is audited.
+//! Portal sign-in: password check with throttling (see [`super::throttle`]), server-side
+//! sessions with idle and absolute timeouts, CSRF tokens, sign-in form tokens, and the
+//! one-time first-run setup token. Every sign-in and failed attempt is audited. Time comes
+//! from the service's [`super::clock::Clock`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -9,16 +10,19 @@ use std::time::{Duration, Instant};
 use crate::domain::model::User;
 use crate::security::{constant_time_eq, password, token};
 
+use super::throttle::{Gate, Slot, Throttle};
 use super::{Actor, Cairn, Caller, Result, ServiceError};
 
 /// By default a session ends after this long without a request.
 pub const IDLE: Duration = Duration::from_secs(30 * 60);
 /// By default a session ends this long after sign-in, whatever happens.
 pub const ABSOLUTE: Duration = Duration::from_secs(12 * 60 * 60);
-/// Failed attempts allowed before delays start.
-const FREE_FAILURES: u32 = 3;
-/// Longest delay between attempts.
-const MAX_DELAY: Duration = Duration::from_secs(300);
+/// A sign-in or setup form is accepted for this long after it was served.
+pub const FORM_LIFETIME: Duration = Duration::from_secs(30 * 60);
+/// Past this many sessions, ended ones are swept at each sign-in.
+const SWEEP_AT: usize = 1_000;
+/// Most live sessions kept; past it the least recently used ends.
+const MAX_SESSIONS: usize = 50_000;
 
 /// One signed-in browser.
 #[derive(Debug, Clone)]
@@ -26,143 +30,219 @@ pub struct Session {
     pub user: String,
     /// Sent in every portal form and compared on every POST.
     pub csrf: String,
+    /// Digest of the password hash signed in with: a session outlives no password change,
+    /// even one that raced with its sign-in.
+    credential: String,
     created: Instant,
     last_seen: Instant,
 }
 
-#[derive(Debug, Default)]
-struct Failures {
-    count: u32,
-    last: Option<Instant>,
-}
-
-/// Sessions (keyed by the SHA-256 of their cookie token), failure counters and the
-/// first-run token. In memory: a restart signs everyone out, which is acceptable.
-#[derive(Default)]
+/// Sessions (keyed by the SHA-256 of their cookie token), the sign-in throttle, the bound
+/// on password hashing, the sign-in form key and the first-run token. In memory: a restart
+/// signs everyone out, which is acceptable.
 pub struct Sessions {
     sessions: Mutex<HashMap<String, Session>>,
-    failures: Mutex<HashMap<String, Failures>>,
+    throttle: Throttle,
+    gate: Gate,
+    /// Signs sign-in form tokens; new at each start, so forms served before a restart expire.
+    form_key: [u8; 32],
     setup_token: Mutex<Option<String>>,
 }
 
-fn delay_for(count: u32) -> Duration {
-    if count < FREE_FAILURES {
-        return Duration::ZERO;
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions {
+            sessions: Mutex::default(),
+            throttle: Throttle::default(),
+            gate: Gate::default(),
+            form_key: rand::random(),
+            setup_token: Mutex::default(),
+        }
     }
-    let secs = 1u64 << (count - FREE_FAILURES).min(9);
-    Duration::from_secs(secs).min(MAX_DELAY)
 }
 
 impl Sessions {
-    fn wait_needed(&self, keys: &[String]) -> Option<Duration> {
-        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        keys.iter()
-            .filter_map(|k| map.get(k))
-            .filter_map(|f| f.last.map(|last| delay_for(f.count).saturating_sub(last.elapsed())))
-            .filter(|d| !d.is_zero())
-            .max()
-    }
-
-    fn fail(&self, keys: &[String]) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        for k in keys {
-            let f = map.entry(k.clone()).or_default();
-            f.count += 1;
-            f.last = Some(Instant::now());
-        }
-    }
-
-    fn clear(&self, key: &str) {
-        self.failures.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
+fn throttled(wait: Duration) -> ServiceError {
+    ServiceError::Throttled(wait.as_secs_f64().ceil().max(1.0) as u64)
+}
+
 impl Cairn {
+    /// Runs a password hash or check under the bound on concurrent ones.
+    pub(crate) fn hashing<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
+        self.sessions.gate.run(f).ok_or_else(|| throttled(Duration::from_secs(1)))
+    }
+
     /// Signs in; returns the cookie token and the session. Unknown users and wrong passwords
-    /// get the same answer; repeated failures per account and per IP get a growing delay.
+    /// get the same answer; failures are throttled per (account, IP), per IP and per account.
     pub fn login(&self, name: &str, password_text: &str, ip: &str) -> Result<(String, Session)> {
-        let keys = [format!("user:{}", name.to_ascii_lowercase()), format!("ip:{ip}")];
-        if let Some(wait) = self.sessions.wait_needed(&keys) {
-            return Err(ServiceError::Throttled(wait.as_secs().max(1)));
+        match self.sessions.throttle.take(name, ip, self.clock.now()) {
+            Slot::Refused { retry_after } => return Err(throttled(retry_after)),
+            // Only delays: the account is being guessed from many places, and its owner
+            // must still get in.
+            Slot::Check { delay } if !delay.is_zero() => std::thread::sleep(delay),
+            Slot::Check { .. } => {}
         }
         let user = self.find_user(name)?.filter(|u| u.enabled);
-        let ok = match &user {
-            Some(u) => password::verify(password_text, &u.password_hash),
-            None => {
-                // Spend the same time as a real check so timing does not reveal the account.
-                let _ = password::verify(password_text, DUMMY_HASH);
-                false
+        let hash = user.as_ref().map_or(DUMMY_HASH, |u| u.password_hash.as_str());
+        // Unknown users cost the same check, so timing does not reveal the account.
+        let ok = match self.hashing(|| password::verify(password_text, hash)) {
+            Ok(ok) => ok && user.is_some(),
+            Err(busy) => {
+                self.sessions.throttle.not_checked(name, ip, self.clock.now());
+                return Err(busy);
             }
         };
         let Some(user) = user.filter(|_| ok) else {
-            self.sessions.fail(&keys);
             let mut c = self.change(name);
             c.audit("login.failed", None, name, format!("from {ip}"))?;
             c.commit()?;
             return Err(ServiceError::Unauthenticated("wrong user name or password".into()));
         };
-        self.sessions.clear(&keys[0]);
+        self.sessions.throttle.succeeded(name, ip);
         let token = token::random_hex(32);
-        let now = Instant::now();
-        let session = Session { user: user.name.clone(), csrf: token::random_hex(20), created: now, last_seen: now };
-        self.sessions
-            .sessions
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(token::sha256_hex(&token), session.clone());
+        let now = self.clock.now();
+        let session = Session {
+            user: user.name.clone(),
+            csrf: token::random_hex(20),
+            credential: token::sha256_hex(&user.password_hash),
+            created: now,
+            last_seen: now,
+        };
+        {
+            let mut map = self.sessions.map();
+            if map.len() >= SWEEP_AT {
+                map.retain(|_, s| self.live(s, now));
+            }
+            while map.len() >= MAX_SESSIONS {
+                let oldest = map.iter().min_by_key(|(_, s)| s.last_seen).map(|(k, _)| k.clone());
+                match oldest {
+                    Some(k) => map.remove(&k),
+                    None => break,
+                };
+            }
+            map.insert(token::sha256_hex(&token), session.clone());
+        }
         let mut c = self.change(&user.name);
         c.audit("login", None, &user.name, format!("from {ip}"))?;
         c.commit()?;
         Ok((token, session))
     }
 
+    fn live(&self, s: &Session, now: Instant) -> bool {
+        now.saturating_duration_since(s.last_seen) < self.settings.session_idle
+            && now.saturating_duration_since(s.created) < self.settings.session_max
+    }
+
     /// The user and session of a cookie token, if it is live; refreshes the idle timer.
     pub fn session(&self, cookie_token: &str) -> Option<(User, Session)> {
         let key = token::sha256_hex(cookie_token);
+        let now = self.clock.now();
         let session = {
-            let mut map = self.sessions.sessions.lock().unwrap_or_else(|p| p.into_inner());
-            let live = map.get(&key).is_some_and(|s| {
-                s.last_seen.elapsed() < self.settings.session_idle && s.created.elapsed() < self.settings.session_max
-            });
+            let mut map = self.sessions.map();
+            let live = map.get(&key).is_some_and(|s| self.live(s, now));
             if !live {
                 map.remove(&key);
                 return None;
             }
             let s = map.get_mut(&key)?;
-            s.last_seen = Instant::now();
+            s.last_seen = now;
             s.clone()
         };
-        let user = self.find_user(&session.user).ok().flatten().filter(|u| u.enabled)?;
-        Some((user, session))
+        let user = self
+            .find_user(&session.user)
+            .ok()
+            .flatten()
+            .filter(|u| u.enabled && token::sha256_hex(&u.password_hash) == session.credential);
+        if user.is_none() {
+            self.sessions.map().remove(&key);
+        }
+        Some((user?, session))
     }
 
     /// Ends a session.
     pub fn logout(&self, cookie_token: &str) {
-        self.sessions.sessions.lock().unwrap_or_else(|p| p.into_inner()).remove(&token::sha256_hex(cookie_token));
+        self.sessions.map().remove(&token::sha256_hex(cookie_token));
     }
 
-    /// Changes the caller's own password after checking the current one.
-    pub fn change_password(&self, caller: &Caller, current: &str, new: &str) -> Result<()> {
+    /// Ends every session of `user` but the one of `keep` (a cookie token), if given: after
+    /// a password change, a reset or a disable, a stolen or forgotten session must not live on.
+    pub(crate) fn end_sessions(&self, user: &str, keep: Option<&str>) {
+        let keep = keep.map(token::sha256_hex);
+        self.sessions.map().retain(|k, s| !s.user.eq_ignore_ascii_case(user) || keep.as_deref() == Some(k.as_str()));
+    }
+
+    /// Lets the session of `cookie_token` continue with the user's new password hash.
+    fn renew_credential(&self, cookie_token: &str, password_hash: &str) {
+        if let Some(s) = self.sessions.map().get_mut(&token::sha256_hex(cookie_token)) {
+            s.credential = token::sha256_hex(password_hash);
+        }
+    }
+
+    /// Changes the caller's own password after checking the current one. Every other session
+    /// of the caller ends; the one of `current_session` (a cookie token) stays.
+    pub fn change_password(
+        &self,
+        caller: &Caller,
+        current: &str,
+        new: &str,
+        current_session: Option<&str>,
+    ) -> Result<()> {
         let Actor::User(user) = &caller.actor else {
             return Err(ServiceError::Forbidden("only signed-in users change their password".into()));
         };
-        if !password::verify(current, &user.password_hash) {
+        if !self.hashing(|| password::verify(current, &user.password_hash))? {
             return Err(ServiceError::invalid("current password", "is not correct"));
         }
-        if new.chars().count() < super::users::MIN_PASSWORD {
-            return Err(ServiceError::invalid(
-                "new password",
-                format!("must be at least {} characters", super::users::MIN_PASSWORD),
-            ));
-        }
-        let hash = password::hash(new).map_err(|e| ServiceError::invalid("new password", e))?;
+        crate::domain::passwords::check(&user.name, new)?;
+        let hash = self.hashing(|| password::hash(new))?.map_err(|e| ServiceError::invalid("new password", e))?;
         let mut c = self.change(&user.name);
         let mut fresh = self.find_user(&user.name)?.ok_or_else(|| ServiceError::not_found("user not found"))?;
         fresh.password_hash = hash;
         fresh.stamp.touch(&user.name, c.now);
         c.ws.put(crate::store::T::Users, crate::store::keys::name(&user.name), &fresh)?;
         c.audit("user.password", None, &user.name, "")?;
-        c.commit()
+        c.commit()?;
+        self.end_sessions(&user.name, current_session);
+        if let Some(kept) = current_session {
+            self.renew_credential(kept, &fresh.password_hash);
+        }
+        Ok(())
+    }
+
+    /// A token for a sign-in or setup form, sent both in a short-lived cookie and in the
+    /// form; [`Cairn::check_form_token`] wants both, equal, signed here and not expired.
+    pub fn form_token(&self) -> String {
+        let expires = (self.clock.since_start() + FORM_LIFETIME).as_millis();
+        let body = format!("{expires}.{}", token::random_hex(16));
+        let mac = token::hmac_sha256_hex(&self.sessions.form_key, &body);
+        format!("{body}.{mac}")
+    }
+
+    /// Checks a sign-in or setup form's token against its cookie (login CSRF).
+    pub fn check_form_token(&self, cookie: Option<&str>, field: &str) -> Result<()> {
+        let expired = || {
+            ServiceError::Forbidden(
+                "the form had expired or did not come from this page; it has been reloaded: submit it again".into(),
+            )
+        };
+        let Some(cookie) = cookie.filter(|c| constant_time_eq(c.as_bytes(), field.as_bytes())) else {
+            return Err(expired());
+        };
+        let Some((body, mac)) = cookie.rsplit_once('.') else { return Err(expired()) };
+        let expected = token::hmac_sha256_hex(&self.sessions.form_key, body);
+        if mac.is_empty() || !constant_time_eq(mac.as_bytes(), expected.as_bytes()) {
+            return Err(expired());
+        }
+        let expires = body.split('.').next().and_then(|e| e.parse::<u128>().ok()).unwrap_or(0);
+        if expires <= self.clock.since_start().as_millis() {
+            return Err(expired());
+        }
+        Ok(())
     }
 
     /// The first-run token, created on first use while no user exists (logged by the server).
@@ -174,16 +254,18 @@ impl Cairn {
         Ok(Some(slot.get_or_insert_with(|| token::random_hex(16)).clone()))
     }
 
-    /// Creates the first admin with the first-run token; refused once any user exists.
+    /// Creates the first admin with the first-run token; refused once any user exists. The
+    /// "no user yet" check and the creation happen under one write lock, so of concurrent
+    /// requests with the token exactly one creates an admin.
     pub fn first_run_admin(&self, setup_token: &str, name: &str, password_text: &str) -> Result<User> {
-        let expected =
-            self.setup_token()?.ok_or_else(|| ServiceError::Forbidden("setup is already done; sign in".into()))?;
+        let done = || ServiceError::Forbidden("setup is already done; sign in".into());
+        let expected = self.setup_token()?.ok_or_else(done)?;
         if !constant_time_eq(expected.as_bytes(), setup_token.as_bytes()) {
             return Err(ServiceError::Forbidden(
                 "the setup token is wrong; use the link printed in the server log".into(),
             ));
         }
-        let user = self.create_user(&Caller::system("setup"), name, password_text, true)?;
+        let user = self.create_first_admin(&Caller::system("setup"), name, password_text)?.ok_or_else(done)?;
         *self.sessions.setup_token.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(user)
     }
@@ -192,15 +274,3 @@ impl Cairn {
 /// An argon2id hash of a random password, checked when the user does not exist.
 const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3Ubi5cn+QXnbbtmDEXTPTVhWFN6SeEBx6WF6vpk9T3g";
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn delays_grow_after_three_failures_and_are_capped() {
-        use super::delay_for;
-        assert_eq!(delay_for(2).as_secs(), 0);
-        assert_eq!(delay_for(3).as_secs(), 1);
-        assert_eq!(delay_for(5).as_secs(), 4);
-        assert_eq!(delay_for(40).as_secs(), 300);
-    }
-}

@@ -9,8 +9,8 @@ use crate::store::{keys, T};
 use super::auth::Actor;
 use super::{Cairn, Caller, Result, ServiceError};
 
-/// Shortest password accepted.
-pub const MIN_PASSWORD: usize = 8;
+/// Shortest password accepted (the other rules are in [`crate::domain::passwords`]).
+pub const MIN_PASSWORD: usize = crate::domain::passwords::MIN_LENGTH;
 
 impl Cairn {
     /// A user by name, or None.
@@ -35,17 +35,36 @@ impl Cairn {
 
     /// Creates a user with an argon2id password hash.
     pub fn create_user(&self, caller: &Caller, name: &str, password_text: &str, is_admin: bool) -> Result<User> {
+        self.insert_user(caller, name, password_text, is_admin, false)?
+            .ok_or_else(|| ServiceError::AlreadyExists(format!("user '{name}' already exists")))
+    }
+
+    /// Creates the first admin, or returns None when any user exists already (decided under
+    /// the write lock, so concurrent first runs create one admin).
+    pub fn create_first_admin(&self, caller: &Caller, name: &str, password_text: &str) -> Result<Option<User>> {
+        self.insert_user(caller, name, password_text, true, true)
+    }
+
+    fn insert_user(
+        &self,
+        caller: &Caller,
+        name: &str,
+        password_text: &str,
+        is_admin: bool,
+        only_first: bool,
+    ) -> Result<Option<User>> {
         if !matches!(caller.actor, Actor::System) && !matches!(&caller.actor, Actor::User(u) if u.is_admin) {
             return Err(ServiceError::Forbidden("only an admin may create users".into()));
         }
         names::check_user(name)?;
-        if password_text.chars().count() < MIN_PASSWORD {
-            return Err(ServiceError::invalid("password", format!("must be at least {MIN_PASSWORD} characters")));
-        }
-        let hash = password::hash(password_text).map_err(|e| ServiceError::invalid("password", e))?;
+        crate::domain::passwords::check(name, password_text)?;
+        let hash = self.hashing(|| password::hash(password_text))?.map_err(|e| ServiceError::invalid("password", e))?;
         let mut c = self.change(&caller.operator);
+        if only_first && !self.store.scan::<User>(T::Users, b"")?.is_empty() {
+            return Ok(None);
+        }
         if self.store.contains(T::Users, &keys::name(name))? {
-            return Err(ServiceError::AlreadyExists(format!("user '{name}' already exists")));
+            return Ok(None);
         }
         let user = User {
             name: name.to_string(),
@@ -61,7 +80,7 @@ impl Cairn {
         c.ws.put(T::Users, keys::name(name), &user)?;
         c.audit("user.create", None, name, if is_admin { "admin" } else { "" })?;
         c.commit()?;
-        Ok(user)
+        Ok(Some(user))
     }
 
     /// Creates an Open API consumer; returns it with its token, which is shown only now.
@@ -171,6 +190,15 @@ impl Cairn {
         }
         let app = self.app(&grant.app_id)?.app_id;
         let grant = Grant { app_id: app.clone(), env: grant.env.map(|e| self.env(&e)).transpose()?, ..grant };
+        if grant.namespace.is_none() && !grant.modify && !grant.release {
+            // An app-wide grant makes its holder master of the app; with no box ticked the
+            // wish was probably read-only, which only a namespace grant expresses.
+            return Err(ServiceError::invalid(
+                "rights",
+                "choose at least one right: tick Modify and/or Release for an app-wide grant (it makes the user \
+                 master of the app), or name a namespace to grant read access only",
+            ));
+        }
         let mut c = self.change(&caller.operator);
         let mut user =
             self.find_user(name)?.ok_or_else(|| ServiceError::not_found(format!("user '{name}' not found")))?;
@@ -213,16 +241,18 @@ impl Cairn {
         c.ws.put(T::Users, keys::name(name), &user)?;
         c.audit(if enabled { "user.enable" } else { "user.disable" }, None, name, "")?;
         c.commit()?;
+        // Ended at disable rather than hidden while disabled: re-enabling revives nothing.
+        if !enabled {
+            self.end_sessions(name, None);
+        }
         Ok(user)
     }
 
-    /// Sets a new password for a user (admins only).
+    /// Sets a new password for a user (admins only) and ends all of that user's sessions.
     pub fn reset_password(&self, caller: &Caller, name: &str, new: &str) -> Result<()> {
         Self::require_admin(caller, "reset passwords")?;
-        if new.chars().count() < MIN_PASSWORD {
-            return Err(ServiceError::invalid("password", format!("must be at least {MIN_PASSWORD} characters")));
-        }
-        let hash = password::hash(new).map_err(|e| ServiceError::invalid("password", e))?;
+        crate::domain::passwords::check(name, new)?;
+        let hash = self.hashing(|| password::hash(new))?.map_err(|e| ServiceError::invalid("password", e))?;
         let mut c = self.change(&caller.operator);
         let mut user =
             self.find_user(name)?.ok_or_else(|| ServiceError::not_found(format!("user '{name}' not found")))?;
@@ -230,7 +260,9 @@ impl Cairn {
         user.stamp.touch(&caller.operator, c.now);
         c.ws.put(T::Users, keys::name(name), &user)?;
         c.audit("user.reset_password", None, name, "")?;
-        c.commit()
+        c.commit()?;
+        self.end_sessions(name, None);
+        Ok(())
     }
 }
 

@@ -18,4 +18,5 @@ mod open_api;
 mod operations;
 mod packaging;
 mod portal_http;
+mod security_auth;
 mod zero_downtime;

@@ -1,5 +1,7 @@
 //! The portal over plain HTTP: sign-in, sessions, CSRF, authorisation and inline errors.
 
+use std::time::Duration;
+
 use reqwest::{redirect::Policy, StatusCode};
 
 use crate::common::{Resp, TestServer, ADMIN};
@@ -32,9 +34,22 @@ impl<'a> Browser<'a> {
         self.s.send(rb).await
     }
 
+    /// Posts a sign-in or setup form the way a browser does: loads `page` first for its
+    /// form token (hidden field plus cookie), then sends both with `form`.
+    async fn post_form_of(&self, page: &str, path: &str, form: &[(&str, &str)]) -> Resp {
+        let (cookie, token) = form_token(&self.s.send(self.http.get(self.s.url(page))).await);
+        let mut fields = vec![("csrf", token.as_str())];
+        fields.extend_from_slice(form);
+        self.s.send(self.http.post(self.s.url(path)).header("Cookie", cookie).form(&fields)).await
+    }
+
     async fn login(&mut self, user: &str, password: &str) -> Resp {
-        let r = self.post("/login", &[("username", user), ("password", password), ("next", "/apps")]).await;
-        if let Some(set) = r.headers.get("set-cookie") {
+        let r = self
+            .post_form_of("/login", "/login", &[("username", user), ("password", password), ("next", "/apps")])
+            .await;
+        if let Some(set) =
+            r.headers.get_all("set-cookie").iter().find(|c| c.to_str().unwrap().contains("cairn_session="))
+        {
             self.cookie = Some(set.to_str().unwrap().split(';').next().unwrap().to_string());
         }
         r
@@ -53,6 +68,19 @@ impl<'a> Browser<'a> {
         let i = html.find("name=\"csrf\" value=\"").expect("page has a CSRF field");
         html[i + 19..].split('"').next().unwrap().to_string()
     }
+}
+
+/// The sign-in form token of a served sign-in or setup page: (cookie pair, hidden field).
+fn form_token(page: &Resp) -> (String, String) {
+    let cookie = page
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("cairn_form="))
+        .expect("the page sets its form cookie");
+    let i = page.text.find("name=\"csrf\" value=\"").expect("the page has a form token");
+    (cookie, page.text[i + 19..].split('"').next().unwrap().to_string())
 }
 
 fn location(r: &Resp) -> String {
@@ -86,17 +114,25 @@ async fn the_first_admin_is_created_once_with_the_logged_token() {
     let b = Browser::new(&s);
     assert_eq!(location(&b.get("/login").await), "/setup");
     let token = s.cairn.setup_token().unwrap().unwrap();
-    let wrong = b.post("/setup", &[("token", "nope"), ("username", "root"), ("password", "a-long-password")]).await;
+    let setup = format!("/setup?token={token}");
+    let wrong = b
+        .post_form_of(&setup, "/setup", &[("token", "nope"), ("username", "root"), ("password", "a-long-password")])
+        .await;
     assert_eq!(wrong.status, 400);
     assert!(wrong.text.contains("setup token is wrong"));
-    let short = b.post("/setup", &[("token", &token), ("username", "root"), ("password", "short")]).await;
+    let short =
+        b.post_form_of(&setup, "/setup", &[("token", &token), ("username", "root"), ("password", "short")]).await;
     assert_eq!(short.status, 400);
     assert!(short.text.contains("at least 8"));
-    let ok = b.post("/setup", &[("token", &token), ("username", "root"), ("password", "a-long-password")]).await;
+    let ok = b
+        .post_form_of(&setup, "/setup", &[("token", &token), ("username", "root"), ("password", "a-long-password")])
+        .await;
     assert_eq!(ok.status, StatusCode::SEE_OTHER);
     assert!(s.cairn.find_user("root").unwrap().unwrap().is_admin);
     // Once a user exists, setup is closed.
-    let again = b.post("/setup", &[("token", &token), ("username", "other"), ("password", "a-long-password")]).await;
+    let again = b
+        .post_form_of("/login", "/setup", &[("token", &token), ("username", "other"), ("password", "a-long-password")])
+        .await;
     assert_eq!(again.status, 400);
     assert!(again.text.contains("setup is already done"), "{}", again.text);
     assert!(s.cairn.find_user("other").unwrap().is_none());
@@ -112,6 +148,7 @@ async fn sign_in_uses_one_message_throttles_and_sets_a_strict_http_only_cookie()
     assert_eq!((unknown.status, wrong.status), (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
     assert!(unknown.text.contains("wrong user name or password") && wrong.text.contains("wrong user name or password"));
     b.login(ADMIN, "wrong-password").await;
+    b.login(ADMIN, "wrong-password").await;
     let throttled = b.login(ADMIN, "apollo-password").await;
     assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS, "{}", throttled.text);
     assert!(throttled.text.contains("try again in"));
@@ -123,6 +160,7 @@ async fn sign_in_uses_one_message_throttles_and_sets_a_strict_http_only_cookie()
     assert_eq!(ok.status, StatusCode::SEE_OTHER);
     assert_eq!(location(&ok), "/apps");
     let cookie = ok.headers.get("set-cookie").unwrap().to_str().unwrap().to_string();
+    assert!(cookie.starts_with("cairn_session="), "only the session cookie is set at sign-in: {cookie}");
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/"), "{cookie}");
     let apps = b.get("/apps").await;
     assert_eq!(apps.status, 200);
@@ -627,24 +665,23 @@ async fn a_public_namespace_is_associated_and_overridden_from_the_portal() {
 
 #[tokio::test]
 async fn sessions_end_after_the_idle_and_the_absolute_timeout() {
-    let s = TestServer::start_with(|c| {
-        c.session_idle_secs = 1;
-        c.session_max_secs = 3;
-    })
-    .await;
+    // The defaults (30 min idle, 12 h absolute), checked by moving the service clock.
+    let s = TestServer::start().await;
+    let clock = s.cairn.clock();
     let mut b = Browser::admin(&s).await;
     assert_eq!(b.get("/apps").await.status, 200);
-    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    clock.advance(Duration::from_secs(29 * 60));
+    assert_eq!(b.get("/apps").await.status, 200, "29 minutes idle is within the idle timeout");
+    clock.advance(Duration::from_secs(31 * 60));
     assert_eq!(b.get("/apps").await.status, StatusCode::SEE_OTHER, "idle timeout");
 
     b.login(ADMIN, "apollo-password").await;
-    for _ in 0..7 {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        if b.get("/apps").await.status != 200 {
-            return; // ended by the absolute timeout although it was never idle
-        }
+    for _ in 0..(12 * 60 / 20) - 1 {
+        clock.advance(Duration::from_secs(20 * 60));
+        assert_eq!(b.get("/apps").await.status, 200, "a session in use lives until its absolute timeout");
     }
-    panic!("the session outlived its absolute timeout");
+    clock.advance(Duration::from_secs(20 * 60));
+    assert_eq!(b.get("/apps").await.status, StatusCode::SEE_OTHER, "ended by the absolute timeout although never idle");
 }
 
 #[tokio::test]
@@ -692,16 +729,22 @@ async fn app_creation_is_open_by_default_and_can_be_restricted_to_granted_users(
 async fn behind_tls_the_session_cookie_is_host_prefixed_and_secure() {
     let s = TestServer::start().await;
     let b = Browser::new(&s);
+    let (cookie, token) = form_token(&b.get("/login").await);
     let r = s
-        .send(
-            b.http
-                .post(s.url("/login"))
-                .header("X-Forwarded-Proto", "https")
-                .form(&[("username", ADMIN), ("password", "apollo-password")]),
-        )
+        .send(b.http.post(s.url("/login")).header("X-Forwarded-Proto", "https").header("Cookie", cookie).form(&[
+            ("csrf", token.as_str()),
+            ("username", ADMIN),
+            ("password", "apollo-password"),
+        ]))
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    let cookie = r.headers.get("set-cookie").unwrap().to_str().unwrap();
+    let cookie = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap())
+        .find(|c| c.contains("cairn_session="))
+        .unwrap();
     assert!(
         cookie.starts_with("__Host-cairn_session=") && cookie.contains("Secure") && cookie.contains("HttpOnly"),
         "{cookie}"

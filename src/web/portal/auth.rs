@@ -64,18 +64,20 @@ impl PortalSession {
 
     /// Checks a form's CSRF token and the request's Origin; nothing is written on failure.
     pub fn check_form(&self, req: &HttpRequest, csrf: &str) -> Result<(), PageError> {
-        if !crate::security::constant_time_eq(csrf.as_bytes(), self.csrf.as_bytes()) {
+        if !crate::security::constant_time_eq(csrf.as_bytes(), self.csrf.as_bytes()) || !same_origin(req) {
             return Err(PageError::Csrf);
-        }
-        if let Some(origin) = req.headers().get("Origin").and_then(|v| v.to_str().ok()) {
-            let host = req.connection_info().host().to_string();
-            let same = origin.split_once("://").is_some_and(|(_, rest)| rest == host);
-            if !same && origin != "null" {
-                return Err(PageError::Csrf);
-            }
         }
         Ok(())
     }
+}
+
+/// True unless the request names an Origin other than this portal. `Origin: null` (sandboxed
+/// frames, `data:` pages, some redirects) is foreign too: a real portal form never sends it.
+/// Browsers that send no Origin are judged by the CSRF token alone.
+fn same_origin(req: &HttpRequest) -> bool {
+    let Some(origin) = req.headers().get("Origin") else { return true };
+    let host = req.connection_info().host().to_string();
+    origin.to_str().ok().and_then(|o| o.split_once("://")).is_some_and(|(_, rest)| rest == host)
 }
 
 fn cookie_token(req: &HttpRequest) -> Option<String> {
@@ -238,25 +240,97 @@ pub struct NextQuery {
     next: String,
 }
 
-/// Keeps redirects on this site.
+/// Keeps redirects after sign-in on this site: a path of this origin, or `/` (`/apps` when
+/// none was asked for). Browsers read `/\host`, `/<TAB>/host` and `//host` as another
+/// host, so backslashes, control characters, spaces and a second slash (also
+/// percent-encoded) are refused outright.
 fn safe_next(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") {
+    if next.is_empty() {
+        // No destination asked for: the usual landing page.
+        return "/apps".to_string();
+    }
+    let path = next.split(['?', '#']).next().unwrap_or_default();
+    let lower = path.to_ascii_lowercase();
+    let ok = path.starts_with('/')
+        && next.chars().all(|c| c.is_ascii_graphic())
+        && !next.contains('\\')
+        && !path.contains("//")
+        && !["%2f", "%5c", "%0", "%1", "%7f", "%25"].iter().any(|e| lower.contains(e));
+    if ok {
         next.to_string()
     } else {
-        "/apps".to_string()
+        "/".to_string()
     }
 }
 
+/// Name of the cookie carrying the sign-in/setup form token (login CSRF, double submit).
+const FORM_COOKIE: &str = "cairn_form";
+
+/// The form token to put in a sign-in or setup page: the browser's own while it is still
+/// valid (so two open tabs both work), a fresh one otherwise.
+fn form_token(state: &AppState, req: &HttpRequest) -> String {
+    match req.cookie(FORM_COOKIE) {
+        Some(c) if state.cairn.check_form_token(Some(c.value()), c.value()).is_ok() => c.value().to_string(),
+        _ => state.cairn.form_token(),
+    }
+}
+
+/// The short-lived, strict cookie that pairs with the form's hidden token.
+fn form_cookie(req: &HttpRequest, token: &str) -> Cookie<'static> {
+    Cookie::build(FORM_COOKIE, token.to_string())
+        .path("/")
+        .http_only(true)
+        .secure(is_https(req))
+        .same_site(SameSite::Strict)
+        .max_age(actix_web::cookie::time::Duration::seconds(crate::service::sessions::FORM_LIFETIME.as_secs() as i64))
+        .finish()
+}
+
+/// Renders a sign-in or setup page with its form token in the page and in the cookie.
+fn form_page<T: Template>(
+    req: &HttpRequest,
+    token: &str,
+    status: actix_web::http::StatusCode,
+    page: &T,
+) -> Result<HttpResponse, PageError> {
+    let mut res = html(page)?;
+    *res.status_mut() = status;
+    let _ = res.add_cookie(&form_cookie(req, token));
+    Ok(res)
+}
+
+/// Login CSRF: a sign-in or setup POST must come from this origin and carry the token of
+/// the form the browser was served (the hidden field equal to the cookie).
+fn check_form_token(state: &AppState, req: &HttpRequest, field: &str) -> crate::service::Result<()> {
+    if !same_origin(req) {
+        return Err(ServiceError::Forbidden(
+            "this form was sent from another site; open Cairn and submit it there".into(),
+        ));
+    }
+    let cookie = req.cookie(FORM_COOKIE);
+    state.cairn.check_form_token(cookie.as_ref().map(|c| c.value()), field)
+}
+
 /// `GET /login` (first run without users goes to setup).
-pub async fn login_get(state: web::Data<AppState>, q: web::Query<NextQuery>) -> Result<HttpResponse, PageError> {
+pub async fn login_get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<NextQuery>,
+) -> Result<HttpResponse, PageError> {
     if state.cairn.setup_token()?.is_some() {
         return Ok(redirect("/setup"));
     }
-    html(&LoginPage { ctx: PageCtx::anonymous(&state), error: None, username: String::new(), next: safe_next(&q.next) })
+    let token = form_token(&state, &req);
+    let mut ctx = PageCtx::anonymous(&state);
+    ctx.csrf = token.clone();
+    let page = LoginPage { ctx, error: None, username: String::new(), next: safe_next(&q.next) };
+    form_page(&req, &token, actix_web::http::StatusCode::OK, &page)
 }
 
 #[derive(Deserialize)]
 pub struct LoginForm {
+    #[serde(default)]
+    csrf: String,
     username: String,
     password: String,
     #[serde(default)]
@@ -273,7 +347,10 @@ pub async fn login_post(
     let f = form.into_inner();
     let cairn = state.cairn.clone();
     let (name, password) = (f.username.clone(), f.password);
-    let result = blocking(move || cairn.login(&name, &password, &ip)).await?;
+    let result = match check_form_token(&state, &req, &f.csrf) {
+        Ok(()) => blocking(move || cairn.login(&name, &password, &ip)).await?,
+        Err(e) => Err(e),
+    };
     match result {
         Ok((token, _)) => {
             let secure = is_https(&req);
@@ -285,20 +362,17 @@ pub async fn login_post(
                 .finish();
             Ok(HttpResponse::SeeOther().cookie(cookie).insert_header((LOCATION, safe_next(&f.next))).finish())
         }
-        Err(e @ (ServiceError::Unauthenticated(_) | ServiceError::Throttled(_))) => {
-            let page = LoginPage {
-                ctx: PageCtx::anonymous(&state),
-                error: Some(e.to_string()),
-                username: f.username,
-                next: safe_next(&f.next),
+        Err(e @ (ServiceError::Unauthenticated(_) | ServiceError::Throttled(_) | ServiceError::Forbidden(_))) => {
+            let token = form_token(&state, &req);
+            let mut ctx = PageCtx::anonymous(&state);
+            ctx.csrf = token.clone();
+            let page = LoginPage { ctx, error: Some(e.to_string()), username: f.username, next: safe_next(&f.next) };
+            let status = match e {
+                ServiceError::Throttled(_) => actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+                ServiceError::Forbidden(_) => actix_web::http::StatusCode::FORBIDDEN,
+                _ => actix_web::http::StatusCode::UNAUTHORIZED,
             };
-            let mut res = html(&page)?;
-            *res.status_mut() = if matches!(e, ServiceError::Throttled(_)) {
-                actix_web::http::StatusCode::TOO_MANY_REQUESTS
-            } else {
-                actix_web::http::StatusCode::UNAUTHORIZED
-            };
-            Ok(res)
+            form_page(&req, &token, status, &page)
         }
         Err(e) => Err(e.into()),
     }
@@ -347,42 +421,51 @@ pub struct TokenQuery {
 }
 
 /// `GET /setup?token=...`: only while no user exists.
-pub async fn setup_get(state: web::Data<AppState>, q: web::Query<TokenQuery>) -> Result<HttpResponse, PageError> {
+pub async fn setup_get(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    q: web::Query<TokenQuery>,
+) -> Result<HttpResponse, PageError> {
     if state.cairn.setup_token()?.is_none() {
         return Ok(redirect("/login"));
     }
-    html(&SetupPage {
-        ctx: PageCtx::anonymous(&state),
-        error: None,
-        token: q.into_inner().token,
-        username: "admin".into(),
-    })
+    let form = form_token(&state, &req);
+    let mut ctx = PageCtx::anonymous(&state);
+    ctx.csrf = form.clone();
+    let page = SetupPage { ctx, error: None, token: q.into_inner().token, username: "admin".into() };
+    form_page(&req, &form, actix_web::http::StatusCode::OK, &page)
 }
 
 #[derive(Deserialize)]
 pub struct SetupForm {
+    #[serde(default)]
+    csrf: String,
     token: String,
     username: String,
     password: String,
 }
 
 /// `POST /setup`.
-pub async fn setup_post(state: web::Data<AppState>, form: web::Form<SetupForm>) -> Result<HttpResponse, PageError> {
+pub async fn setup_post(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<SetupForm>,
+) -> Result<HttpResponse, PageError> {
     let f = form.into_inner();
     let cairn = state.cairn.clone();
     let (token, name, password) = (f.token.clone(), f.username.clone(), f.password);
-    let result = blocking(move || cairn.first_run_admin(&token, &name, &password)).await?;
+    let result = match check_form_token(&state, &req, &f.csrf) {
+        Ok(()) => blocking(move || cairn.first_run_admin(&token, &name, &password)).await?,
+        Err(e) => Err(e),
+    };
     match result {
         Ok(_) => Ok(redirect("/login")),
-        Err(e @ (ServiceError::Invalid(_) | ServiceError::Forbidden(_))) => {
-            let mut res = html(&SetupPage {
-                ctx: PageCtx::anonymous(&state),
-                error: Some(e.to_string()),
-                token: f.token,
-                username: f.username,
-            })?;
-            *res.status_mut() = actix_web::http::StatusCode::BAD_REQUEST;
-            Ok(res)
+        Err(e @ (ServiceError::Invalid(_) | ServiceError::Forbidden(_) | ServiceError::Throttled(_))) => {
+            let form = form_token(&state, &req);
+            let mut ctx = PageCtx::anonymous(&state);
+            ctx.csrf = form.clone();
+            let page = SetupPage { ctx, error: Some(e.to_string()), token: f.token, username: f.username };
+            form_page(&req, &form, actix_web::http::StatusCode::BAD_REQUEST, &page)
         }
         Err(e) => Err(e.into()),
     }
@@ -418,7 +501,9 @@ pub async fn password_post(
     s.check_form(&req, &form.csrf)?;
     let f = form.into_inner();
     let (cairn, caller) = (state.cairn.clone(), s.caller());
-    let result = blocking(move || cairn.change_password(&caller, &f.current, &f.new)).await?;
+    let current_session = cookie_token(&req);
+    let result =
+        blocking(move || cairn.change_password(&caller, &f.current, &f.new, current_session.as_deref())).await?;
     match result {
         Ok(()) => {
             let mut ctx = s.ctx(&state, "");
@@ -429,5 +514,54 @@ pub async fn password_post(
             html_bad_request(&AccountPage { ctx: s.ctx(&state, ""), error: Some(e.to_string()) })
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn redirects_after_sign_in_stay_on_this_site() {
+        let refused = [
+            "//evil.example/x",
+            "/\\evil.example/x",
+            "/\\/evil.example",
+            "\\\\evil.example",
+            "/\t/evil.example/x",
+            "/\n/evil.example",
+            "/\r//evil.example",
+            "/ /evil.example",
+            "/%09/evil.example",
+            "/%2F/evil.example",
+            "/%2f%2fevil.example",
+            "/%5Cevil.example",
+            "/%5c%5cevil.example",
+            "/%252F%252Fevil.example",
+            "/apps//evil.example",
+            "http://evil.example/",
+            "https:evil.example",
+            "javascript:alert(1)",
+            "evil.example",
+            "?next=//evil.example",
+            "/\u{0}x",
+            "/\u{2028}/evil.example",
+            "/apps\\..\\evil",
+        ];
+        for next in refused {
+            assert_eq!(safe_next(next), "/", "{next:?} must fall back to /");
+        }
+        assert_eq!(safe_next(""), "/apps");
+        let kept = [
+            "/",
+            "/apps",
+            "/apps/demo?env=DEV",
+            "/apps/demo/envs/DEV/clusters/default/namespaces/application",
+            "/audit?hours=24&q=x",
+            "/apps?q=http://x.example/y",
+        ];
+        for next in kept {
+            assert_eq!(safe_next(next), next);
+        }
     }
 }

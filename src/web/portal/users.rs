@@ -28,7 +28,7 @@ struct UsersPage {
 
 fn describe(g: &Grant) -> String {
     let rights = match (g.namespace.is_none(), g.modify, g.release) {
-        (true, _, _) => "master".to_string(),
+        (true, _, _) => "master (modify+release)".to_string(),
         (false, true, true) => "modify+release".to_string(),
         (false, true, false) => "modify".to_string(),
         (false, false, true) => "release".to_string(),
