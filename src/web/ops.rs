@@ -44,19 +44,39 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }
 }
 
+/// Liveness plus storage. While writes fail (a full disk), `status` is `DEGRADED` with the
+/// reason, still with 200: the process is alive and serves clients from memory, and a
+/// restart would not free the disk. A store that cannot even be read is `DOWN` (503).
 async fn health(state: web::Data<AppState>) -> HttpResponse {
-    match state.cairn.store().counter("release") {
-        Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "UP"})),
+    let cairn = state.cairn.clone();
+    let probe = web::block(move || {
+        let writable = cairn.store().check_writable();
+        (cairn.store().counter("release").map(|_| ()), writable, cairn.store().degraded_reason())
+    })
+    .await;
+    match probe {
+        Ok((Ok(()), true, _)) => HttpResponse::Ok().json(serde_json::json!({"status": "UP"})),
+        Ok((Ok(()), false, reason)) => HttpResponse::Ok().json(serde_json::json!({
+            "status": "DEGRADED",
+            "writable": false,
+            "reason": reason.unwrap_or_default(),
+        })),
+        Ok((Err(e), _, _)) => {
+            HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "DOWN", "error": e.to_string()}))
+        }
         Err(e) => {
             HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "DOWN", "error": e.to_string()}))
         }
     }
 }
 
+/// Ready while clients can be served: they are served from memory, so a store that only
+/// refuses writes keeps the instance ready (`writable: false` says so).
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let envs: Vec<&str> = state.settings.envs.iter().map(|(n, _)| n.as_str()).collect();
+    let writable = state.cairn.store().degraded_reason().is_none();
     match state.cairn.store().counter("release") {
-        Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "READY", "envs": envs})),
+        Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "READY", "envs": envs, "writable": writable})),
         Err(e) => {
             HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "NOT_READY", "error": e.to_string()}))
         }
