@@ -146,6 +146,11 @@ impl InstanceRecorder {
         }
     }
 
+    /// Records in the store, as last counted (does not wait for the queue).
+    pub(crate) fn stored(&self) -> usize {
+        self.stored.load(Ordering::Relaxed)
+    }
+
     /// (records stored, entries in the "seen" map), after the queue is drained.
     pub(crate) fn counts(&self) -> (usize, usize) {
         self.flush();
@@ -300,6 +305,11 @@ impl super::Cairn {
     /// record queued so far is written. For `/metrics` and tests of the bounds.
     pub fn instance_counts(&self) -> (usize, usize) {
         self.instances.counts()
+    }
+
+    /// Client-instance records stored, without waiting for queued ones (for `/metrics`).
+    pub fn instance_records(&self) -> usize {
+        self.instances.stored()
     }
 }
 

@@ -107,11 +107,15 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
          # HELP cairn_config_fetches_total Client config resolutions.\n# TYPE cairn_config_fetches_total counter\ncairn_config_fetches_total {}\n\
          # HELP cairn_notification_fanout_seconds Time from commit to a woken poll's answer.\n# TYPE cairn_notification_fanout_seconds summary\n\
          cairn_notification_fanout_seconds_sum {fanout_sum}\ncairn_notification_fanout_seconds_count {fanout_count}\n\
-         # HELP cairn_store_size_bytes Size of the data on disk.\n# TYPE cairn_store_size_bytes gauge\ncairn_store_size_bytes {}\n",
+         # HELP cairn_store_size_bytes Size of the data on disk.\n# TYPE cairn_store_size_bytes gauge\ncairn_store_size_bytes {}\n\
+         # HELP cairn_store_writable 1 while writes succeed, 0 while they fail (a full disk).\n# TYPE cairn_store_writable gauge\ncairn_store_writable {}\n\
+         # HELP cairn_instance_records Client-instance records stored.\n# TYPE cairn_instance_records gauge\ncairn_instance_records {}\n",
         m.long_polls_held.load(Ordering::Relaxed),
         m.releases_published.load(Ordering::Relaxed),
         m.config_fetches.load(Ordering::Relaxed),
         state.cairn.store().size_on_disk(),
+        u8::from(state.cairn.store().degraded_reason().is_none()),
+        state.cairn.instance_records(),
     );
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out)
 }

@@ -339,6 +339,7 @@ async fn a_full_disk_answers_507_reports_degraded_and_recovers_without_a_restart
     assert!(health.json()["reason"].as_str().unwrap().contains("No space left"), "{}", health.text);
     let ready = s.get("/ready").await.json();
     assert_eq!((ready["status"].as_str(), ready["writable"].as_bool()), (Some("READY"), Some(false)), "{ready}");
+    assert!(s.get("/metrics").await.text.contains("\ncairn_store_writable 0\n"));
     // Clients are still served.
     let served = s.configs("DEV", "demo", "default", "application", "").await;
     assert_eq!(served.status, 200);
@@ -358,6 +359,7 @@ async fn a_full_disk_answers_507_reports_degraded_and_recovers_without_a_restart
     })
     .await;
     assert_eq!(s.get("/health").await.json()["status"], "UP");
+    assert!(s.get("/metrics").await.text.contains("\ncairn_store_writable 1\n"));
     let release = s.release("DEV", "demo", "default", "application").await;
     assert!(release["id"].as_u64().is_some());
     let served = s.configs("DEV", "demo", "default", "application", "").await.json();
