@@ -106,6 +106,7 @@ impl Cairn {
     /// Builds the service over an open store and loads the read model.
     pub fn new(store: Store, settings: ServiceSettings) -> Result<Arc<Cairn>> {
         let store = Arc::new(store);
+        Store::start_blob_syncer(&store);
         let cairn = Cairn {
             instances: instances::InstanceRecorder::start(store.clone(), settings.instances),
             store,

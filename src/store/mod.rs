@@ -193,6 +193,8 @@ struct Degraded {
 
 /// Bytes written by the free-space probe: two sled segments, what a commit may need.
 const PROBE_BYTES: usize = 1024 * 1024;
+/// How often blob files written by sled in the background are synced.
+const BLOB_SYNC_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 /// Least time between two free-space probes while writes fail.
 const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -574,6 +576,29 @@ impl Store {
             std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io_failure(&dir, e))?;
         }
         Ok(())
+    }
+
+    /// Starts a thread that syncs new blob files every [`BLOB_SYNC_EVERY`] until the store is
+    /// dropped. Durable commits sync blobs themselves; this covers the blobs sled writes in
+    /// the background (segment cleaning relocates pages, which may land in new blob files),
+    /// so an acknowledged page moved by sled is synced within that interval too.
+    pub fn start_blob_syncer(store: &std::sync::Arc<Store>) {
+        if store.temporary {
+            return;
+        }
+        let weak = std::sync::Arc::downgrade(store);
+        let spawned = std::thread::Builder::new().name("cairn-blob-sync".into()).spawn(move || loop {
+            std::thread::sleep(BLOB_SYNC_EVERY);
+            let Some(store) = weak.upgrade() else { return };
+            if store.degraded_reason().is_none() {
+                if let Err(e) = store.sync_blobs() {
+                    tracing::warn!(error = %e, "could not sync sled blob files");
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "could not start the blob-file sync thread");
+        }
     }
 
     /// Blob files under `db/blobs` that were fsynced, with the length synced. For tests of
