@@ -212,6 +212,8 @@ pub struct Store {
     path: PathBuf,
     temporary: bool,
     degraded: std::sync::Mutex<Option<Degraded>>,
+    /// When a closed database was last reopened on demand (see [`Store::with`]).
+    last_reopen: std::sync::Mutex<Option<std::time::Instant>>,
     /// Blob files fsynced so far, with their length (see [`Store::sync_blobs`]).
     synced_blobs: std::sync::Mutex<std::collections::HashMap<std::ffi::OsString, u64>>,
 }
@@ -236,6 +238,7 @@ impl Store {
             path,
             temporary,
             degraded: std::sync::Mutex::new(None),
+            last_reopen: std::sync::Mutex::new(None),
             synced_blobs: std::sync::Mutex::new(std::collections::HashMap::new()),
         };
         store.check_schema()?;
@@ -246,6 +249,18 @@ impl Store {
     fn with<R>(&self, f: impl FnOnce(&Engine) -> Result<R, StoreError>) -> Result<R, StoreError> {
         let missing = self.engine.read().unwrap_or_else(|p| p.into_inner()).is_none();
         if missing {
+            // At most one attempt a second: every request would otherwise retry the open.
+            let due = {
+                let mut last = self.last_reopen.lock().unwrap_or_else(|p| p.into_inner());
+                let due = last.is_none_or(|t| t.elapsed() >= PROBE_EVERY);
+                if due {
+                    *last = Some(std::time::Instant::now());
+                }
+                due
+            };
+            if !due {
+                return Err(self.unavailable());
+            }
             self.reopen()?;
         }
         let guard = self.engine.read().unwrap_or_else(|p| p.into_inner());
