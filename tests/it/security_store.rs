@@ -321,6 +321,19 @@ async fn a_full_disk_answers_507_reports_degraded_and_recovers_without_a_restart
     let s = TestServer::start_with(|c| c.data = data.clone()).await;
     s.seed_app("demo").await;
     s.publish("DEV", "demo", "application", &[("before", "1")]).await;
+    let portal = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = s
+        .send(portal.post(s.url("/login")).form(&[
+            ("username", ADMIN),
+            ("password", "apollo-password"),
+            ("next", "/apps"),
+        ]))
+        .await;
+    let cookie = login.headers["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let page = "/apps/demo/envs/DEV/clusters/default/namespaces/application";
+    let html = s.send(portal.get(s.url(page)).header("Cookie", &cookie)).await.text;
+    let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = html[at..].split('"').next().unwrap().to_string();
     let filler = disk.fill();
 
     // Writes until one is refused: each 200 is an acknowledged write that must survive.
@@ -353,6 +366,11 @@ async fn a_full_disk_answers_507_reports_degraded_and_recovers_without_a_restart
     let ready = s.get("/ready").await.json();
     assert_eq!((ready["status"].as_str(), ready["writable"].as_bool()), (Some("READY"), Some(false)), "{ready}");
     assert!(s.get("/metrics").await.text.contains("\ncairn_store_writable 0\n"));
+    // The portal says so too.
+    let form = [("csrf", csrf.as_str()), ("key", "portal"), ("value", "1"), ("comment", "")];
+    let r = s.send(portal.post(s.url(&format!("{page}/items"))).header("Cookie", &cookie).form(&form)).await;
+    assert_eq!(r.status, 507, "{}", r.text);
+    assert!(r.text.contains("Disk full") && r.text.contains("free space"), "{}", r.text);
     // Clients are still served.
     let served = s.configs("DEV", "demo", "default", "application", "").await;
     assert_eq!(served.status, 200);
