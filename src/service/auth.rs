@@ -64,6 +64,14 @@ fn covers(g: &Grant, p: Permission<'_>) -> bool {
     }
 }
 
+/// True when a consumer's own rights cover `p` (its named operator aside).
+fn consumer_allows(c: &Consumer, p: Permission<'_>) -> bool {
+    match p {
+        Permission::CreateApp => c.allow_create_app,
+        _ => c.grants.iter().any(|g| covers(g, p)),
+    }
+}
+
 impl Caller {
     /// The command line acting as `operator`.
     pub fn system(operator: &str) -> Caller {
@@ -79,13 +87,7 @@ impl Caller {
                 Permission::CreateApp => u.can_create_apps,
                 _ => u.grants.iter().any(|g| covers(g, p)),
             },
-            Actor::Consumer(c) => {
-                let consumer_ok = match p {
-                    Permission::CreateApp => c.allow_create_app,
-                    _ => c.grants.iter().any(|g| covers(g, p)),
-                };
-                consumer_ok && self.operator_allows(p)
-            }
+            Actor::Consumer(c) => consumer_allows(c, p) && self.operator_allows(p),
         }
     }
 
@@ -113,7 +115,7 @@ impl Caller {
             return Ok(());
         }
         let who = match (&self.actor, &self.operator_user) {
-            (Actor::Consumer(c), Some(u)) if !self.operator_allows(p) => {
+            (Actor::Consumer(c), Some(u)) if consumer_allows(c, p) => {
                 format!("operator '{}' (named by consumer '{}')", u.name, c.name)
             }
             (Actor::Consumer(c), _) => format!("consumer '{}'", c.name),
