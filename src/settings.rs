@@ -57,6 +57,9 @@ pub struct FileSettings {
     session_idle_secs: Option<u64>,
     session_max_secs: Option<u64>,
     only_granted_create_apps: Option<bool>,
+    instances_max_per_app: Option<usize>,
+    instances_max_total: Option<usize>,
+    instances_expiry_days: Option<u64>,
 }
 
 /// Values from flags or `CAIRN_*` variables; `None` means "not given".
@@ -97,6 +100,12 @@ pub struct Settings {
     pub session_max_secs: u64,
     /// Only admins and users granted it may create apps in the portal.
     pub only_granted_create_apps: bool,
+    /// Most client-instance records kept per (env, client app).
+    pub instances_max_per_app: usize,
+    /// Most client-instance records kept in all.
+    pub instances_max_total: usize,
+    /// Instance records not refreshed for this many days are deleted.
+    pub instances_expiry_days: u64,
 }
 
 const DEFAULT_ENVS: [&str; 4] = ["DEV", "FAT", "UAT", "PRO"];
@@ -118,6 +127,9 @@ impl Default for Settings {
             session_idle_secs: 30 * 60,
             session_max_secs: 12 * 60 * 60,
             only_granted_create_apps: false,
+            instances_max_per_app: 20_000,
+            instances_max_total: 200_000,
+            instances_expiry_days: 7,
         }
     }
 }
@@ -194,6 +206,9 @@ impl Settings {
             session_idle_secs: file.session_idle_secs.unwrap_or(d.session_idle_secs),
             session_max_secs: file.session_max_secs.unwrap_or(d.session_max_secs),
             only_granted_create_apps: file.only_granted_create_apps.unwrap_or(d.only_granted_create_apps),
+            instances_max_per_app: file.instances_max_per_app.unwrap_or(d.instances_max_per_app),
+            instances_max_total: file.instances_max_total.unwrap_or(d.instances_max_total),
+            instances_expiry_days: file.instances_expiry_days.unwrap_or(d.instances_expiry_days),
             envs,
         };
         if !(1..=90).contains(&s.long_poll_timeout_secs) {
@@ -228,6 +243,11 @@ impl Settings {
             session_idle: std::time::Duration::from_secs(self.session_idle_secs),
             session_max: std::time::Duration::from_secs(self.session_max_secs),
             only_granted_create_apps: self.only_granted_create_apps,
+            instances: crate::service::instances::Limits {
+                per_app: self.instances_max_per_app,
+                total: self.instances_max_total,
+                expiry_ms: i64::try_from(self.instances_expiry_days.saturating_mul(86_400_000)).unwrap_or(i64::MAX),
+            },
         }
     }
 

@@ -323,11 +323,25 @@ pub struct Commit {
 pub struct AuditEntry {
     pub id: u64,
     pub time: i64,
+    /// Who was authenticated: a user name, or `consumer:<name>` for an Open API token.
     pub actor: String,
+    /// The operator an Open API consumer named for the change: a claim, not an identity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claimed_operator: Option<String>,
     pub action: String,
     pub env: Option<String>,
     pub target: String,
     pub detail: String,
+}
+
+impl AuditEntry {
+    /// The actor as shown to people: `consumer:ci (operator alice)` for consumer changes.
+    pub fn display_actor(&self) -> String {
+        match &self.claimed_operator {
+            Some(op) => format!("{} (operator {op})", self.actor),
+            None => self.actor.clone(),
+        }
+    }
 }
 
 /// What one client instance last fetched of one namespace.

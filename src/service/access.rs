@@ -93,7 +93,7 @@ impl Cairn {
     pub fn create_access_key(&self, caller: &Caller, env: &str, app: &str) -> Result<AccessKey> {
         let app = self.app(app)?.app_id;
         caller.require(Permission::AppMaster { app: &app })?;
-        let mut c = self.change(&caller.operator);
+        let mut c = self.change_for(caller);
         if self.store.raw_keys(T::AccessKeys, &keys::access_keys_of(env, &app))?.len() >= MAX_KEYS {
             return Err(ServiceError::conflict(format!(
                 "app '{app}' already has {MAX_KEYS} access keys in {env}; delete one first"
@@ -127,6 +127,7 @@ impl Cairn {
         let app = self.app(app)?.app_id;
         caller.require(Permission::AppMaster { app: &app })?;
         let k = keys::access_key(env, &app, id);
+        let mut c = self.change_for(caller);
         let mut key: AccessKey = self
             .store
             .get(T::AccessKeys, &k)?
@@ -138,8 +139,7 @@ impl Cairn {
             }
             None => key.enabled = false,
         }
-        key.stamp.touch(&caller.operator, now_ms());
-        let mut c = self.change(&caller.operator);
+        key.stamp.touch(&caller.operator, c.now);
         c.ws.put(T::AccessKeys, k, &key)?;
         let action = if key.enabled { "access_key.enable" } else { "access_key.disable" };
         c.audit(action, Some(env), &app, format!("key {id}"))?;
@@ -153,6 +153,7 @@ impl Cairn {
         let app = self.app(app)?.app_id;
         caller.require(Permission::AppMaster { app: &app })?;
         let k = keys::access_key(env, &app, id);
+        let mut c = self.change_for(caller);
         let key: AccessKey = self
             .store
             .get(T::AccessKeys, &k)?
@@ -160,7 +161,6 @@ impl Cairn {
         if key.enabled {
             return Err(ServiceError::conflict(format!("access key {id} is enabled; disable it before deleting it")));
         }
-        let mut c = self.change(&caller.operator);
         c.ws.delete(T::AccessKeys, k);
         c.audit("access_key.delete", Some(env), &app, format!("key {id}"))?;
         c.touch_access_keys(env, &app);

@@ -1,6 +1,6 @@
 //! Apps and clusters.
 
-use crate::domain::model::{App, AppNamespace, Cluster, Grant, Namespace, Stamp};
+use crate::domain::model::{App, AppNamespace, Cluster, Consumer, Grant, Namespace, Stamp};
 use crate::domain::names::{self, APPLICATION_NAMESPACE, DEFAULT_CLUSTER};
 use crate::domain::Format;
 use crate::store::{keys, T};
@@ -76,14 +76,15 @@ impl Cairn {
         names::check_app_id(&new.app_id)?;
         require_text("name", &new.name, 128)?;
         require_text("ownerName", &new.owner_name, 64)?;
-        if self.read_index().apps.contains_key(&new.app_id.to_ascii_lowercase()) {
-            return Err(ServiceError::AlreadyExists(format!("app '{}' already exists", new.app_id)));
-        }
         for admin in admins.iter().chain(std::iter::once(&new.owner_name)) {
             self.user(admin)?;
         }
-        let mut c = self.change(&caller.operator);
-        if self.store.contains(T::Apps, &keys::app(&new.app_id))? {
+        let mut c = self.change_for(caller);
+        // Checked under the write lock: the index is refreshed before the lock is released,
+        // so two creates of `Foo` and `foo` cannot both pass.
+        if self.read_index().apps.contains_key(&new.app_id.to_ascii_lowercase())
+            || self.store.contains(T::Apps, &keys::app(&new.app_id))?
+        {
             return Err(ServiceError::AlreadyExists(format!("app '{}' already exists", new.app_id)));
         }
         let stamp = Stamp::new(&caller.operator, c.now);
@@ -121,8 +122,15 @@ impl Cairn {
             }
         }
         if let (true, Actor::Consumer(consumer)) = (assign_to_self, &caller.actor) {
-            let mut consumer = consumer.clone();
-            consumer.grants.push(master);
+            // The consumer in `caller` was read before the lock; a concurrent create by the
+            // same consumer may have added a grant since, so the stored record is updated.
+            let mut consumer: Consumer =
+                self.store.get(T::Consumers, &keys::name(&consumer.name))?.ok_or_else(|| {
+                    ServiceError::Unauthenticated(format!("consumer '{}' no longer exists", consumer.name))
+                })?;
+            if !consumer.grants.contains(&master) {
+                consumer.grants.push(master);
+            }
             c.ws.put(T::Consumers, keys::name(&consumer.name), &consumer)?;
         }
         c.audit("app.create", None, &app.app_id, app.name.clone())?;
@@ -167,7 +175,7 @@ impl Cairn {
         let app = self.app(app)?.app_id;
         caller.require(Permission::AppMaster { app: &app })?;
         names::check_cluster(name).map_err(ServiceError::Invalid)?;
-        let mut c = self.change(&caller.operator);
+        let mut c = self.change_for(caller);
         if self.store.contains(T::Clusters, &keys::cluster(env, &app, name))? {
             return Err(ServiceError::AlreadyExists(format!(
                 "cluster '{name}' of app '{app}' already exists in {env}"

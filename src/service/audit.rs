@@ -21,7 +21,9 @@ pub struct AuditFilter {
 impl AuditFilter {
     fn matches(&self, e: &AuditEntry) -> bool {
         (self.target.is_empty() || e.target.to_ascii_lowercase().contains(&self.target.to_ascii_lowercase()))
-            && (self.user.is_empty() || e.actor.eq_ignore_ascii_case(&self.user))
+            && (self.user.is_empty()
+                || e.actor.eq_ignore_ascii_case(&self.user)
+                || e.claimed_operator.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(&self.user)))
             && (self.action.is_empty() || e.action.starts_with(&self.action))
             && self.since_ms.is_none_or(|t| e.time >= t)
     }

@@ -17,10 +17,16 @@ pub enum Actor {
 }
 
 /// A principal plus the operator name recorded as the author of changes.
+///
+/// For a consumer the operator is only a claim: the consumer is the actor of record, and the
+/// named operator must hold the permission too (`operator_user`), so a token cannot borrow
+/// another user's rights or identity.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub actor: Actor,
     pub operator: String,
+    /// The user a consumer names as operator, when it names one.
+    pub operator_user: Option<User>,
 }
 
 /// A right checked on an object.
@@ -58,10 +64,18 @@ fn covers(g: &Grant, p: Permission<'_>) -> bool {
     }
 }
 
+/// True when a consumer's own rights cover `p` (its named operator aside).
+fn consumer_allows(c: &Consumer, p: Permission<'_>) -> bool {
+    match p {
+        Permission::CreateApp => c.allow_create_app,
+        _ => c.grants.iter().any(|g| covers(g, p)),
+    }
+}
+
 impl Caller {
     /// The command line acting as `operator`.
     pub fn system(operator: &str) -> Caller {
-        Caller { actor: Actor::System, operator: operator.to_string() }
+        Caller { actor: Actor::System, operator: operator.to_string(), operator_user: None }
     }
 
     /// True when the caller holds `p`.
@@ -73,10 +87,25 @@ impl Caller {
                 Permission::CreateApp => u.can_create_apps,
                 _ => u.grants.iter().any(|g| covers(g, p)),
             },
-            Actor::Consumer(c) => match p {
-                Permission::CreateApp => c.allow_create_app,
-                _ => c.grants.iter().any(|g| covers(g, p)),
-            },
+            Actor::Consumer(c) => consumer_allows(c, p) && self.operator_allows(p),
+        }
+    }
+
+    /// The identity a change is attributed to: `consumer:<name>` for a consumer (user names
+    /// cannot contain ':'), None for users and the command line, whose operator is the actor.
+    pub fn principal(&self) -> Option<String> {
+        match &self.actor {
+            Actor::Consumer(c) => Some(format!("consumer:{}", c.name)),
+            _ => None,
+        }
+    }
+
+    /// True unless a consumer names an operator who lacks `p`. Creating apps is the
+    /// consumer's right alone, as in Apollo.
+    fn operator_allows(&self, p: Permission<'_>) -> bool {
+        match (&self.operator_user, p) {
+            (_, Permission::CreateApp) | (None, _) => true,
+            (Some(u), _) => u.is_admin || u.grants.iter().any(|g| covers(g, p)),
         }
     }
 
@@ -85,10 +114,13 @@ impl Caller {
         if self.can(p) {
             return Ok(());
         }
-        let who = match &self.actor {
-            Actor::Consumer(c) => format!("consumer '{}'", c.name),
-            Actor::User(u) => format!("user '{}'", u.name),
-            Actor::System => "system".to_string(),
+        let who = match (&self.actor, &self.operator_user) {
+            (Actor::Consumer(c), Some(u)) if consumer_allows(c, p) => {
+                format!("operator '{}' (named by consumer '{}')", u.name, c.name)
+            }
+            (Actor::Consumer(c), _) => format!("consumer '{}'", c.name),
+            (Actor::User(u), _) => format!("user '{}'", u.name),
+            (Actor::System, _) => "system".to_string(),
         };
         let what = match p {
             Permission::CreateApp => "may not create apps".to_string(),

@@ -20,7 +20,11 @@ pub(crate) struct Change<'a> {
     pub ws: WriteSet,
     counters: HashMap<&'static str, u64>,
     pub now: i64,
+    /// The operator name stamped on records (Apollo's `dataChange*By`, `releasedBy`).
     pub actor: String,
+    /// The authenticated identity behind an Open API change (`consumer:<name>`); the audit
+    /// log attributes the change to it and keeps `actor` as the operator it claimed.
+    pub principal: Option<String>,
     touched_ns: Vec<(String, String, String, String)>,
     touched_apps: bool,
     touched_keys: Vec<(String, String)>,
@@ -28,9 +32,17 @@ pub(crate) struct Change<'a> {
 }
 
 impl Cairn {
+    /// Starts a change by `caller`, taking the write lock until it is committed or dropped.
+    pub(crate) fn change_for(&self, caller: &super::Caller) -> Change<'_> {
+        let mut c = self.change(&caller.operator);
+        c.principal = caller.principal();
+        c
+    }
+
     /// Starts a change as `actor`, taking the write lock until it is committed or dropped.
     pub(crate) fn change(&self, actor: &str) -> Change<'_> {
         Change {
+            principal: None,
             _guard: self.lock_writes(),
             cairn: self,
             ws: WriteSet::new(),
@@ -64,7 +76,8 @@ impl Change<'_> {
         let entry = AuditEntry {
             id,
             time: self.now,
-            actor: self.actor.clone(),
+            actor: self.principal.clone().unwrap_or_else(|| self.actor.clone()),
+            claimed_operator: self.principal.as_ref().map(|_| self.actor.clone()),
             action: action.to_string(),
             env: env.map(str::to_string),
             target: target.to_string(),
@@ -72,6 +85,12 @@ impl Change<'_> {
         };
         self.ws.put(T::Audit, keys::audit(id), &entry)?;
         Ok(())
+    }
+
+    /// Every identity behind this change: the operator and, for Open API changes, the
+    /// consumer. Four-eyes compares all of them with the draft's editors.
+    pub fn identities(&self) -> Vec<String> {
+        std::iter::once(self.actor.clone()).chain(self.principal.clone()).collect()
     }
 
     /// Records a release message for `app+cluster+ns` in `env`: clients watching it re-fetch.

@@ -43,6 +43,16 @@ impl ServiceError {
         ServiceError::Conflict(msg.into())
     }
 
+    /// True when storage refused a write because the disk is full (HTTP 507).
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, ServiceError::Internal(e) if e.is_disk_full())
+    }
+
+    /// True when storage is failing since an I/O error other than a full disk (HTTP 503).
+    pub fn is_storage_unavailable(&self) -> bool {
+        matches!(self, ServiceError::Internal(StoreError::Unavailable { .. }))
+    }
+
     /// A field-level validation error.
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         ServiceError::Invalid(DomainError::field(field, reason))

@@ -79,7 +79,7 @@ impl Cairn {
         if self.cluster_record(env, &app, parent)?.parent.is_some() {
             return Err(ServiceError::invalid("cluster", "a gray branch cannot have a branch"));
         }
-        let mut c = self.change(&operator);
+        let mut c = self.change_for(caller);
         if self.active_branch(env, &app, parent, &rec.name)?.is_some() {
             return Err(ServiceError::AlreadyExists(format!(
                 "namespace '{}' already has a gray branch in cluster '{parent}'",
@@ -111,7 +111,7 @@ impl Cairn {
         let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Release { app: &app, ns: &rec.name, env })?;
         let operator = caller.require_operator()?.to_string();
-        let mut c = self.change(&operator);
+        let mut c = self.change_for(caller);
         let mut branch = self.require_branch(env, &app, parent, &rec.name, name)?;
         branch.status = BranchStatus::Deleted;
         branch.stamp.touch(&operator, c.now);
@@ -150,7 +150,7 @@ impl Cairn {
                 return Err(ServiceError::invalid("ruleItems", "at most 1000 ips and labels per rule"));
             }
         }
-        let mut c = self.change(&operator);
+        let mut c = self.change_for(caller);
         let mut branch = self.require_branch(env, &app, parent, &rec.name, name)?;
         branch.rules = rules;
         branch.stamp.touch(&operator, c.now);
@@ -176,12 +176,12 @@ impl Cairn {
         let NsRef { env, cluster: parent, .. } = at;
         let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Release { app: &app, ns: &rec.name, env })?;
-        let operator = caller.require_operator()?.to_string();
+        caller.require_operator()?;
         input.validate()?;
-        let mut c = self.change(&operator);
+        let mut c = self.change_for(caller);
         self.require_branch(env, &app, parent, &rec.name, name)?;
         let branch_ns = self.namespace_record(env, &app, name, &rec.name)?;
-        self.check_four_eyes(env, &branch_ns, &operator, input.emergency)?;
+        self.check_four_eyes(env, &branch_ns, &c.identities(), input.emergency)?;
         let base = self.parent_configurations(env, &app, parent, &rec.name)?;
         let mut configurations = overlay(&base, &configurations_of(&self.items_of(env, &app, name, &rec.name)?));
         configurations.retain(|(k, _)| !delete_keys.contains(k));
@@ -225,7 +225,7 @@ impl Cairn {
         caller.require(Permission::Release { app: &app, ns: &rec.name, env })?;
         let operator = caller.require_operator()?.to_string();
         input.validate()?;
-        let mut c = self.change(&operator);
+        let mut c = self.change_for(caller);
         let mut branch = self.require_branch(env, &app, parent, &rec.name, name)?;
         let parent_ns = self.namespace_record(env, &app, parent, &rec.name)?;
         let mut parent_items = self.items_of(env, &app, parent, &rec.name)?;

@@ -114,7 +114,7 @@ impl Cairn {
         let operator = caller.require_operator()?.to_string();
         let def = self.app_namespace(&app, &rec.name)?;
         self.validate_item(def.format, &input)?;
-        let mut c = self.change(&operator);
+        let mut c = self.change_for(caller);
         let rec = self.namespace_record(env, &app, cluster, &rec.name)?;
         self.check_edit_lock(env, &rec, &operator)?;
         let item_key = keys::item(env, &app, cluster, &rec.name, &input.key);
@@ -169,7 +169,7 @@ impl Cairn {
         let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Modify { app: &app, ns: &rec.name, env })?;
         let operator = caller.require_operator()?.to_string();
-        let mut c = self.change(&operator);
+        let mut c = self.change_for(caller);
         let rec = self.namespace_record(env, &app, cluster, &rec.name)?;
         self.check_edit_lock(env, &rec, &operator)?;
         let item_key = keys::item(env, &app, cluster, &rec.name, key);
@@ -190,8 +190,12 @@ pub(crate) fn record_edit(c: &mut Change<'_>, env: &str, rec: &Namespace, change
     let commit = Commit { id, operator: c.actor.clone(), time: c.now, changes };
     c.ws.put(T::Commits, keys::commit(env, &rec.app_id, &rec.cluster, &rec.name, id), &commit)?;
     let mut ns = rec.clone();
-    if !ns.draft_editors.contains(&c.actor) {
-        ns.draft_editors.push(c.actor.clone());
+    // The consumer is recorded beside the operator it named, so four-eyes can refuse the same
+    // token releasing under another operator name.
+    for editor in c.identities() {
+        if !ns.draft_editors.contains(&editor) {
+            ns.draft_editors.push(editor);
+        }
     }
     ns.stamp.touch(&c.actor, c.now);
     c.ws.put(T::Namespaces, keys::namespace(env, &rec.app_id, &rec.cluster, &rec.name), &ns)?;
@@ -223,35 +227,41 @@ impl Cairn {
         for (k, v) in &wanted {
             self.validate_item(def.format, &ItemInput { key: k.clone(), value: v.clone(), comment: None })?;
         }
-        self.replace_draft(caller, at, &app, wanted, "item.text")
+        self.replace_draft(caller, at, &app, |_| Ok(wanted), "item.text")
     }
 
     /// Throws the draft away: the items become the live release's values again.
     pub fn discard_draft(&self, caller: &Caller, at: NsRef<'_>) -> Result<usize> {
         let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Modify { app: &app, ns: &rec.name, env: at.env })?;
-        let live = match rec.head_release() {
-            Some(id) => self.store.get_release(at.env, id)?.map(|r| r.configurations).unwrap_or_default(),
-            None => Vec::new(),
+        // The live release is read under the write lock: a publish racing the discard must not
+        // make the draft fall back to an older release.
+        let live = |rec: &Namespace| -> Result<Vec<(String, String)>> {
+            Ok(match rec.head_release() {
+                Some(id) => self.store.get_release(at.env, id)?.map(|r| r.configurations).unwrap_or_default(),
+                None => Vec::new(),
+            })
         };
         self.replace_draft(caller, at, &app, live, "item.discard")
     }
 
-    /// Makes the draft exactly `wanted` (in order) in one commit; returns the changed keys.
+    /// Makes the draft exactly `wanted(namespace)` (in order) in one commit; returns the
+    /// changed keys. `wanted` runs under the write lock.
     fn replace_draft(
         &self,
         caller: &Caller,
         at: NsRef<'_>,
         app: &str,
-        wanted: Vec<(String, String)>,
+        wanted: impl FnOnce(&Namespace) -> Result<Vec<(String, String)>>,
         action: &str,
     ) -> Result<usize> {
         let operator = caller.require_operator()?.to_string();
         let env = at.env;
-        let mut c = self.change(&operator);
+        let mut c = self.change_for(caller);
         let ns = self.read_index().normalize_namespace(app, crate::domain::names::strip_properties_suffix(at.ns));
         let rec = self.namespace_record(env, app, at.cluster, &ns)?;
         self.check_edit_lock(env, &rec, &operator)?;
+        let wanted = wanted(&rec)?;
         let current = self.items_of(env, app, at.cluster, &rec.name)?;
         let mut changes = Vec::new();
         for (line, (k, v)) in wanted.iter().enumerate() {

@@ -69,6 +69,8 @@ pub struct ServiceSettings {
     pub session_max: Duration,
     /// Only admins and users granted it may create apps in the portal.
     pub only_granted_create_apps: bool,
+    /// Bounds of the client-instance records.
+    pub instances: instances::Limits,
 }
 
 impl Default for ServiceSettings {
@@ -84,6 +86,7 @@ impl Default for ServiceSettings {
             session_idle: sessions::IDLE,
             session_max: sessions::ABSOLUTE,
             only_granted_create_apps: false,
+            instances: instances::Limits::default(),
         }
     }
 }
@@ -106,8 +109,9 @@ impl Cairn {
     /// Builds the service over an open store and loads the read model.
     pub fn new(store: Store, settings: ServiceSettings) -> Result<Arc<Cairn>> {
         let store = Arc::new(store);
+        Store::start_blob_syncer(&store);
         let cairn = Cairn {
-            instances: instances::InstanceRecorder::start(store.clone()),
+            instances: instances::InstanceRecorder::start(store.clone(), settings.instances),
             store,
             settings,
             index: RwLock::new(index::Index::default()),

@@ -71,7 +71,7 @@ impl Cairn {
             name = format!("{name}.{}", new.format.as_str());
         }
         names::check_namespace(&name)?;
-        let mut c = self.change(&caller.operator);
+        let mut c = self.change_for(caller);
         {
             let index = self.read_index();
             let lower = name.to_ascii_lowercase();
@@ -113,7 +113,7 @@ impl Cairn {
                 format!("'{ns}' is a private namespace of app '{}'", def.app_id),
             ));
         }
-        let mut c = self.change(&caller.operator);
+        let mut c = self.change_for(caller);
         if self.store.contains(T::Namespaces, &keys::namespace(env, &app, cluster, &def.name))? {
             return Err(ServiceError::AlreadyExists(format!(
                 "namespace '{}' already exists in cluster '{cluster}' of app '{app}' in {env}",

@@ -105,17 +105,25 @@ pub(crate) fn push_history(
 }
 
 impl Cairn {
-    /// Enforces the four-eyes rule: in such envs the draft's editors may not release it,
-    /// unless this is an emergency publish where those are allowed.
-    pub(crate) fn check_four_eyes(&self, env: &str, ns: &Namespace, operator: &str, emergency: bool) -> Result<()> {
-        if !self.settings.four_eyes_envs.contains(env) || !ns.draft_editors.iter().any(|e| e == operator) {
+    /// Enforces the four-eyes rule: in such envs none of the releaser's identities (operator,
+    /// and the consumer for Open API calls) may be among the draft's editors, unless this is
+    /// an emergency publish where those are allowed.
+    pub(crate) fn check_four_eyes(
+        &self,
+        env: &str,
+        ns: &Namespace,
+        identities: &[String],
+        emergency: bool,
+    ) -> Result<()> {
+        let Some(editor) = identities.iter().find(|i| ns.draft_editors.contains(i)) else {
             return Ok(());
-        }
-        if emergency && self.emergency_publish_allowed(env) {
+        };
+        if !self.settings.four_eyes_envs.contains(env) || (emergency && self.emergency_publish_allowed(env)) {
             return Ok(());
         }
         Err(ServiceError::conflict(format!(
-            "'{operator}' edited this draft; in {env} another user must release it (four-eyes rule){}",
+            "'{editor}' edited this draft; in {env} another {} must release it (four-eyes rule){}",
+            if editor.contains(':') { "consumer and user" } else { "user" },
             if self.emergency_publish_allowed(env) { ", or use an emergency publish" } else { "" }
         )))
     }
@@ -125,7 +133,7 @@ impl Cairn {
         let NsRef { env, cluster, .. } = at;
         let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Release { app: &app, ns: &rec.name, env })?;
-        let operator = caller.require_operator()?.to_string();
+        caller.require_operator()?;
         input.validate()?;
         let cluster_rec = self.cluster_record(env, &app, cluster)?;
         if cluster_rec.parent.is_some() {
@@ -134,9 +142,9 @@ impl Cairn {
                 format!("'{cluster}' is a gray branch; use the branch release endpoint"),
             ));
         }
-        let mut c = self.change(&operator);
+        let mut c = self.change_for(caller);
         let rec = self.namespace_record(env, &app, cluster, &rec.name)?;
-        self.check_four_eyes(env, &rec, &operator, input.emergency)?;
+        self.check_four_eyes(env, &rec, &c.identities(), input.emergency)?;
         let configurations = configurations_of(&self.items_of(env, &app, cluster, &rec.name)?);
         let release = write_release(
             &mut c,
@@ -199,8 +207,8 @@ impl Cairn {
             .get_release(env, release_id)?
             .ok_or_else(|| ServiceError::not_found(format!("release {release_id} not found in {env}")))?;
         caller.require(Permission::Release { app: &target.app_id, ns: &target.namespace, env })?;
-        let operator = caller.require_operator()?.to_string();
-        let mut c = self.change(&operator);
+        caller.require_operator()?;
+        let mut c = self.change_for(caller);
         let mut ns = self.namespace_record(env, &target.app_id, &target.cluster, &target.namespace)?;
         if ns.head_release() != Some(release_id) {
             return Err(ServiceError::conflict(format!(

@@ -158,13 +158,15 @@ impl Cairn {
         Ok(consumer)
     }
 
-    /// A caller for a consumer acting for `operator`, who must be an existing user.
+    /// A caller for a consumer acting for `operator`, who must be an existing, enabled user
+    /// and (checked per use case) hold the permission the change needs.
     pub fn consumer_caller(&self, consumer: Consumer, operator: Option<&str>) -> Result<Caller> {
-        let operator = match operator.map(str::trim).filter(|o| !o.is_empty()) {
-            Some(op) => self.user(op)?.name,
-            None => String::new(),
+        let operator_user = match operator.map(str::trim).filter(|o| !o.is_empty()) {
+            Some(op) => Some(self.user(op)?),
+            None => None,
         };
-        Ok(Caller { actor: Actor::Consumer(consumer), operator })
+        let operator = operator_user.as_ref().map(|u| u.name.clone()).unwrap_or_default();
+        Ok(Caller { actor: Actor::Consumer(consumer), operator, operator_user })
     }
 }
 

@@ -92,7 +92,7 @@ impl Store {
         emit(json_line(&header)?, &mut out)?;
         let mut records = 0u64;
         for t in T::ALL {
-            for kv in self.tree(t).iter() {
+            for kv in self.tree(t)?.iter() {
                 let (k, v) = kv?;
                 let rec = Record {
                     tree: t.name().to_string(),
@@ -121,7 +121,8 @@ impl Store {
     /// before anything is written.
     pub fn restore(&self, path: &Path) -> Result<RestoreSummary, StoreError> {
         let records = read_backup(path)?;
-        let has_data = T::ALL.iter().filter(|t| **t != T::Meta).any(|t| !self.tree(*t).is_empty());
+        let has_data =
+            T::ALL.iter().filter(|t| **t != T::Meta).any(|t| self.tree(*t).is_ok_and(|tree| !tree.is_empty()));
         if has_data {
             return Err(StoreError::Backup(
                 "the target data directory already holds data; restore into a new, empty --data directory".into(),
@@ -129,7 +130,7 @@ impl Store {
         }
         let count = records.len() as u64;
         for (t, k, v) in records {
-            self.tree(t).insert(k, v)?;
+            self.tree(t)?.insert(k, v)?;
         }
         self.flush()?;
         Ok(RestoreSummary { records: count })

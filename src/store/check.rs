@@ -23,7 +23,7 @@ impl Store {
     pub fn check(&self) -> Result<CheckReport, StoreError> {
         let mut report = CheckReport::default();
         let mut groups: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        for kv in self.tree(T::Releases).iter() {
+        for kv in self.tree(T::Releases)?.iter() {
             let (k, v) = kv?;
             let split = k.len().saturating_sub(2);
             groups.entry(k[..split].to_vec()).or_default().extend_from_slice(&v);
@@ -44,7 +44,7 @@ impl Store {
                 Some(_) => {}
             }
         }
-        for kv in self.tree(T::Namespaces).iter() {
+        for kv in self.tree(T::Namespaces)?.iter() {
             let (k, v) = kv?;
             report.namespaces += 1;
             let env = k.split(|b| *b == 0).next().map(|e| String::from_utf8_lossy(e).to_string()).unwrap_or_default();

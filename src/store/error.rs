@@ -31,11 +31,67 @@ pub enum StoreError {
     /// sled itself failed.
     #[error("storage engine error: {0}")]
     Sled(#[from] sled::Error),
+    /// A write failed because the disk holding the data directory is full.
+    #[error(
+        "the disk holding {path} is full (No space left on device); free space there and \
+         Cairn resumes writing by itself, without a restart"
+    )]
+    DiskFull { path: PathBuf },
+    /// Writes fail since an I/O error and the disk still fails; reads may fail too.
+    #[error("storage at {path} is unavailable since an I/O error ({reason}); Cairn retries by itself")]
+    Unavailable { path: PathBuf, reason: String },
+}
+
+/// What "No space left on device" looks like once sled has copied the error (it keeps the
+/// kind and the text, not the OS error number).
+fn is_disk_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull
+        || e.raw_os_error() == Some(28)
+        || StoreError::reason_is_disk_full(&e.to_string())
 }
 
 impl StoreError {
     pub(crate) fn corrupt(t: T, key: &[u8]) -> StoreError {
         StoreError::Corrupt { tree: t.name(), key: String::from_utf8_lossy(key).replace('\0', "/") }
+    }
+
+    /// A file-system error at `path`: [`StoreError::DiskFull`] when the disk is full.
+    pub(crate) fn io_failure(path: &Path, source: std::io::Error) -> StoreError {
+        if is_disk_full(&source) {
+            StoreError::DiskFull { path: path.to_path_buf() }
+        } else {
+            StoreError::Io { path: path.to_path_buf(), source }
+        }
+    }
+
+    /// True for failures of the disk (as opposed to bad data or a refused operation).
+    pub(crate) fn is_io_failure(&self) -> bool {
+        matches!(self, StoreError::Sled(sled::Error::Io(_)) | StoreError::Io { .. } | StoreError::DiskFull { .. })
+    }
+
+    /// This failure as a client should hear of it: a full disk becomes [`StoreError::DiskFull`].
+    pub(crate) fn classified(self, path: &Path) -> StoreError {
+        match &self {
+            StoreError::Sled(sled::Error::Io(io)) if is_disk_full(io) => {
+                StoreError::DiskFull { path: path.to_path_buf() }
+            }
+            _ => self,
+        }
+    }
+
+    /// True when an error message says the disk is full.
+    pub(crate) fn reason_is_disk_full(reason: &str) -> bool {
+        reason.contains("No space left on device") || reason.contains("StorageFull") || reason.contains("is full")
+    }
+
+    /// True when the disk is full.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::DiskFull { .. } => true,
+            StoreError::Sled(sled::Error::Io(io)) => is_disk_full(io),
+            StoreError::Io { source, .. } => is_disk_full(source),
+            _ => false,
+        }
     }
 
     pub(crate) fn from_open(e: sled::Error, path: &Path) -> StoreError {

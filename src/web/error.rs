@@ -82,6 +82,22 @@ impl From<ServiceError> for ApiError {
             ServiceError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "UnauthorizedException"),
             ServiceError::Forbidden(_) => (StatusCode::FORBIDDEN, "AccessForbiddenException"),
             ServiceError::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException"),
+            ServiceError::Internal(source) if e.is_disk_full() => {
+                tracing::warn!(error = %source, "write refused: disk full");
+                return ApiError {
+                    status: StatusCode::INSUFFICIENT_STORAGE,
+                    message: format!("{source}; nothing was changed, retry once space is freed"),
+                    exception: "InsufficientStorageException",
+                };
+            }
+            ServiceError::Internal(source) if e.is_storage_unavailable() => {
+                tracing::warn!(error = %source, "write refused: storage unavailable");
+                return ApiError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    message: format!("{source}; nothing was changed, retry later"),
+                    exception: "ServiceUnavailableException",
+                };
+            }
             ServiceError::Internal(source) => {
                 let id = crate::security::token::random_hex(6);
                 tracing::error!(request_id = %id, error = %source, "internal error");

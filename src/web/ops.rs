@@ -44,19 +44,39 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }
 }
 
+/// Liveness plus storage. While writes fail (a full disk), `status` is `DEGRADED` with the
+/// reason, still with 200: the process is alive and serves clients from memory, and a
+/// restart would not free the disk. A store that cannot even be read is `DOWN` (503).
 async fn health(state: web::Data<AppState>) -> HttpResponse {
-    match state.cairn.store().counter("release") {
-        Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "UP"})),
+    let cairn = state.cairn.clone();
+    let probe = web::block(move || {
+        let writable = cairn.store().check_writable();
+        (cairn.store().counter("release").map(|_| ()), writable, cairn.store().degraded_reason())
+    })
+    .await;
+    match probe {
+        Ok((Ok(()), true, _)) => HttpResponse::Ok().json(serde_json::json!({"status": "UP"})),
+        Ok((Ok(()), false, reason)) => HttpResponse::Ok().json(serde_json::json!({
+            "status": "DEGRADED",
+            "writable": false,
+            "reason": reason.unwrap_or_default(),
+        })),
+        Ok((Err(e), _, _)) => {
+            HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "DOWN", "error": e.to_string()}))
+        }
         Err(e) => {
             HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "DOWN", "error": e.to_string()}))
         }
     }
 }
 
+/// Ready while clients can be served: they are served from memory, so a store that only
+/// refuses writes keeps the instance ready (`writable: false` says so).
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let envs: Vec<&str> = state.settings.envs.iter().map(|(n, _)| n.as_str()).collect();
+    let writable = state.cairn.store().degraded_reason().is_none();
     match state.cairn.store().counter("release") {
-        Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "READY", "envs": envs})),
+        Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "READY", "envs": envs, "writable": writable})),
         Err(e) => {
             HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "NOT_READY", "error": e.to_string()}))
         }
@@ -87,11 +107,15 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
          # HELP cairn_config_fetches_total Client config resolutions.\n# TYPE cairn_config_fetches_total counter\ncairn_config_fetches_total {}\n\
          # HELP cairn_notification_fanout_seconds Time from commit to a woken poll's answer.\n# TYPE cairn_notification_fanout_seconds summary\n\
          cairn_notification_fanout_seconds_sum {fanout_sum}\ncairn_notification_fanout_seconds_count {fanout_count}\n\
-         # HELP cairn_store_size_bytes Size of the data on disk.\n# TYPE cairn_store_size_bytes gauge\ncairn_store_size_bytes {}\n",
+         # HELP cairn_store_size_bytes Size of the data on disk.\n# TYPE cairn_store_size_bytes gauge\ncairn_store_size_bytes {}\n\
+         # HELP cairn_store_writable 1 while writes succeed, 0 while they fail (a full disk).\n# TYPE cairn_store_writable gauge\ncairn_store_writable {}\n\
+         # HELP cairn_instance_records Client-instance records stored.\n# TYPE cairn_instance_records gauge\ncairn_instance_records {}\n",
         m.long_polls_held.load(Ordering::Relaxed),
         m.releases_published.load(Ordering::Relaxed),
         m.config_fetches.load(Ordering::Relaxed),
         state.cairn.store().size_on_disk(),
+        u8::from(state.cairn.store().degraded_reason().is_none()),
+        state.cairn.instance_records(),
     );
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out)
 }

@@ -1,4 +1,4 @@
-//! An acknowledged release survives SIGKILL of the real binary, with the same key and content.
+//! An acknowledged release survives SIGKILL of the real binary, with the same id and content.
 
 use reqwest::Method;
 use serde_json::json;
@@ -48,7 +48,10 @@ async fn acknowledged_releases_survive_sigkill() {
             .json()
             .await
             .unwrap();
-        assert_eq!(served["releaseKey"], release["releaseKey"], "round {round}");
+        let (st, latest) =
+            open_api(&proc.base, &token, Method::GET, &format!("{ns}/releases/latest"), json!(null)).await;
+        assert_eq!(st, 200);
+        assert_eq!(latest["id"], release["id"], "round {round}");
         assert_eq!(served["configurations"]["k"], value, "round {round}");
     }
     let (status, took) = proc.terminate();

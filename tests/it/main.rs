@@ -19,4 +19,5 @@ mod operations;
 mod packaging;
 mod portal_http;
 mod security_auth;
+mod security_store;
 mod zero_downtime;

@@ -387,6 +387,9 @@ async fn four_eyes_envs_lock_the_draft_to_its_editor_and_forbid_self_release() {
     s.seed_app("demo").await;
     let sys = cairn::service::Caller::system("t");
     s.cairn.create_user(&sys, "bob", "bob-password", false).unwrap();
+    let master =
+        cairn::domain::model::Grant { app_id: "demo".into(), namespace: None, env: None, modify: true, release: true };
+    s.cairn.grant_user(&sys, "bob", master).unwrap();
     let pro = "/envs/PRO/apps/demo/clusters/default/namespaces/application";
     let unlocked = s.open(Method::GET, &format!("{pro}/lock"), None).await.json();
     assert_eq!(unlocked, json!({"namespaceName": "application", "isLocked": false, "isEmergencyPublishAllowed": true}));
@@ -404,8 +407,20 @@ async fn four_eyes_envs_lock_the_draft_to_its_editor_and_forbid_self_release() {
     s.open(Method::POST, &format!("{pro}/releases"), Some(json!({"releaseTitle": "t", "releasedBy": ADMIN})))
         .await
         .assert_error(400, "four-eyes");
-    let by_bob =
-        s.open(Method::POST, &format!("{pro}/releases"), Some(json!({"releaseTitle": "t", "releasedBy": "bob"}))).await;
+    // The same token naming another user is still the editor (the consumer is the actor).
+    s.open(Method::POST, &format!("{pro}/releases"), Some(json!({"releaseTitle": "t", "releasedBy": "bob"})))
+        .await
+        .assert_error(400, "four-eyes");
+    let (_, reviewer) = s.cairn.create_consumer(&sys, "reviewer", false).unwrap();
+    s.cairn.grant_consumer(&sys, "reviewer", "demo", None, None).unwrap();
+    let by_bob = s
+        .open_as(
+            &reviewer,
+            Method::POST,
+            &format!("{pro}/releases"),
+            Some(json!({"releaseTitle": "t", "releasedBy": "bob"})),
+        )
+        .await;
     assert_eq!(by_bob.status, 200, "{}", by_bob.text);
     // Released: unlocked again; an emergency publish by the editor is allowed here.
     s.set_items("PRO", "demo", "default", "application", &[("k", "w")]).await;

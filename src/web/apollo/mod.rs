@@ -84,15 +84,12 @@ pub fn client_env(req: &HttpRequest) -> Result<ClientEnv, ApiError> {
     }
 }
 
-/// The client's IP: the `ip` parameter, else the first `X-Forwarded-For` entry, else the peer.
+/// The client's IP: the `ip` parameter (what Apollo clients send), else the peer.
+/// `X-Forwarded-For` is not read: any peer could set it, and it would reach the instance
+/// records and gray rules unchecked.
 pub fn client_ip(req: &HttpRequest, param: Option<&str>) -> Option<String> {
     if let Some(ip) = param.map(str::trim).filter(|ip| !ip.is_empty()) {
         return Some(ip.to_string());
-    }
-    if let Some(xff) = req.headers().get("X-Forwarded-For").and_then(|v| v.to_str().ok()) {
-        if let Some(first) = xff.split(',').map(str::trim).find(|s| !s.is_empty()) {
-            return Some(first.to_string());
-        }
     }
     req.peer_addr().map(|a| a.ip().to_string())
 }

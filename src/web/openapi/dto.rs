@@ -206,11 +206,11 @@ pub struct OpenReleaseDto {
     name: String,
     configurations: serde_json::Map<String, serde_json::Value>,
     comment: String,
-    release_key: String,
     #[serde(flatten)]
     audit: Audit,
 }
 
+// Apollo's `OpenReleaseDTO` carries no release key: clients learn it from `/configs` only.
 impl From<&Release> for OpenReleaseDto {
     fn from(r: &Release) -> Self {
         OpenReleaseDto {
@@ -221,7 +221,6 @@ impl From<&Release> for OpenReleaseDto {
             name: r.title.clone(),
             configurations: r.configurations.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect(),
             comment: r.comment.clone(),
-            release_key: r.release_key.clone(),
             audit: (&Stamp::new(&r.author, r.created_at)).into(),
         }
     }

@@ -48,7 +48,7 @@ pub struct PortalSession {
 impl PortalSession {
     /// The caller for service calls.
     pub fn caller(&self) -> Caller {
-        Caller { actor: Actor::User(self.user.clone()), operator: self.user.name.clone() }
+        Caller { actor: Actor::User(self.user.clone()), operator: self.user.name.clone(), operator_user: None }
     }
 
     /// The page context in `env`.
@@ -148,6 +148,9 @@ impl actix_web::ResponseError for PageError {
             PageError::Service(ServiceError::Unauthenticated(m)) => (401, "Sign in again", m.clone()),
             PageError::Service(ServiceError::Throttled(s)) => {
                 (429, "Too many attempts", format!("Try again in {s} seconds."))
+            }
+            PageError::Service(ServiceError::Internal(e)) if e.is_disk_full() => {
+                (507, "Disk full", format!("{e}. Nothing was changed: go back and submit again once space is freed."))
             }
             PageError::Service(ServiceError::Internal(e)) => {
                 let id = crate::security::token::random_hex(6);

@@ -204,8 +204,8 @@ pub async fn audit_get(
         .search_audit(&s.caller(), &filter, 500)?
         .into_iter()
         .map(|e| AuditRow {
+            actor: e.display_actor(),
             time: apollo_time(e.time),
-            actor: e.actor,
             action: e.action,
             env: e.env.unwrap_or_default(),
             target: e.target,

@@ -42,10 +42,10 @@ pub async fn home(s: PortalSession, state: web::Data<AppState>) -> Result<HttpRe
         .recent_releases(&caller, 15)?
         .into_iter()
         .map(|e| RecentRow {
+            actor: e.display_actor(),
             action: e.action,
             env: e.env.unwrap_or_default(),
             target: e.target,
-            actor: e.actor,
             time: apollo_time(e.time),
         })
         .collect();

@@ -197,12 +197,17 @@ impl TestServer {
         }
     }
 
-    /// Publishes a namespace; returns the release JSON.
+    /// Publishes a namespace; returns the release JSON plus its `releaseKey`, which the Open
+    /// API does not send (Apollo's `OpenReleaseDTO` has none), read from the service.
     pub async fn release(&self, env: &str, app: &str, cluster: &str, ns: &str) -> Value {
         let path = format!("{}/releases", Self::ns_path(env, app, cluster, ns));
         let r = self.open(Method::POST, &path, Some(json!({"releaseTitle": "t", "releasedBy": ADMIN}))).await;
         assert_eq!(r.status, 200, "{}", r.text);
-        r.json()
+        let mut v = r.json();
+        let id = v["id"].as_u64().unwrap();
+        let stored = self.cairn.release(&Caller::system("test"), env, id).unwrap();
+        v["releaseKey"] = json!(stored.release_key);
+        v
     }
 
     /// Sets items and publishes in the default cluster.
