@@ -10,7 +10,7 @@ use cairn::web::routes::{Access, RouteSpec};
 use reqwest::{redirect::Policy, Method, StatusCode};
 use serde_json::json;
 
-use crate::common::{TestServer, ADMIN};
+use crate::common::{hidden_field, portal_sign_in, TestServer, ADMIN};
 
 const PASSWORD: &str = "Harbor-wolf-lantern-17";
 
@@ -166,34 +166,10 @@ struct Session {
     csrf: String,
 }
 
-fn cookies_of(r: &reqwest::Response) -> Vec<String> {
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .collect()
-}
-
-fn hidden(html: &str, name: &str) -> Option<String> {
-    let needle = format!("name=\"{name}\" value=\"");
-    let i = html.find(&needle)?;
-    Some(html[i + needle.len()..].split('"').next()?.to_string())
-}
-
 async fn sign_in(s: &TestServer, http: &reqwest::Client, user: &str) -> Session {
-    // The sign-in form may carry its own token and cookie (login CSRF): send them back.
-    let form_page = http.get(s.url("/login")).send().await.unwrap();
-    let pre_cookies = cookies_of(&form_page);
-    let html = form_page.text().await.unwrap();
-    let mut form = vec![("username", user.to_string()), ("password", PASSWORD.to_string())];
-    if let Some(token) = hidden(&html, "csrf") {
-        form.push(("csrf", token));
-    }
-    let r = http.post(s.url("/login")).header("Cookie", pre_cookies.join("; ")).form(&form).send().await.unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{user} could not sign in");
-    let cookie = cookies_of(&r).into_iter().find(|c| c.contains("cairn_session=")).unwrap();
+    let cookie = portal_sign_in(s, http, user, PASSWORD).await;
     let account = http.get(s.url("/account")).header("Cookie", &cookie).send().await.unwrap().text().await.unwrap();
-    Session { csrf: hidden(&account, "csrf").unwrap(), cookie }
+    Session { csrf: hidden_field(&account, "csrf").unwrap(), cookie }
 }
 
 fn is_refusal(status: StatusCode, location: &str, portal: bool) -> bool {

@@ -12,7 +12,7 @@ use cairn::service::{Caller, NsRef};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::{eventually, TestServer, ADMIN};
+use crate::common::{eventually, portal_sign_in, TestServer, ADMIN};
 
 const DEV_NS: &str = "/envs/DEV/apps/demo/clusters/default/namespaces/application";
 const PRO_NS: &str = "/envs/PRO/apps/demo/clusters/default/namespaces/application";
@@ -322,14 +322,7 @@ async fn a_full_disk_answers_507_reports_degraded_and_recovers_without_a_restart
     s.seed_app("demo").await;
     s.publish("DEV", "demo", "application", &[("before", "1")]).await;
     let portal = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let login = s
-        .send(portal.post(s.url("/login")).form(&[
-            ("username", ADMIN),
-            ("password", "apollo-password"),
-            ("next", "/apps"),
-        ]))
-        .await;
-    let cookie = login.headers["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let cookie = portal_sign_in(&s, &portal, ADMIN, "apollo-password").await;
     let page = "/apps/demo/envs/DEV/clusters/default/namespaces/application";
     let html = s.send(portal.get(s.url(page)).header("Cookie", &cookie)).await.text;
     let at = html.find("name=\"csrf\" value=\"").unwrap() + 19;

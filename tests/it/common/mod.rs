@@ -255,3 +255,28 @@ where
 pub fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// The `name=value` pairs a response sets as cookies.
+pub fn cookies_of(headers: &reqwest::header::HeaderMap) -> Vec<String> {
+    headers.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string()).collect()
+}
+
+/// The value of the hidden form field `name` in a page.
+pub fn hidden_field(html: &str, name: &str) -> Option<String> {
+    let needle = format!("name=\"{name}\" value=\"");
+    let i = html.find(&needle)?;
+    Some(html[i + needle.len()..].split('"').next()?.to_string())
+}
+
+/// Signs in through the portal's form (its own token and cookie included) and returns the
+/// session cookie pair. `http` must not follow redirects.
+pub async fn portal_sign_in(s: &TestServer, http: &reqwest::Client, user: &str, password: &str) -> String {
+    let page = http.get(s.url("/login")).send().await.unwrap();
+    let form_cookies = cookies_of(page.headers()).join("; ");
+    let html = page.text().await.unwrap();
+    let token = hidden_field(&html, "csrf").expect("the sign-in page has a form token");
+    let form = [("username", user), ("password", password), ("csrf", token.as_str())];
+    let r = http.post(s.url("/login")).header("Cookie", form_cookies).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "{user} could not sign in");
+    cookies_of(r.headers()).into_iter().find(|c| c.contains("cairn_session=")).expect("a session cookie")
+}
