@@ -57,6 +57,7 @@ pub struct FileSettings {
     session_idle_secs: Option<u64>,
     session_max_secs: Option<u64>,
     only_granted_create_apps: Option<bool>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 /// Values from flags or `CAIRN_*` variables; `None` means "not given".
@@ -74,6 +75,7 @@ pub struct Overrides {
     pub access_key_skew_secs: Option<u64>,
     pub four_eyes_envs: Option<Vec<String>>,
     pub log_format: Option<LogFormat>,
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// The resolved settings.
@@ -97,6 +99,8 @@ pub struct Settings {
     pub session_max_secs: u64,
     /// Only admins and users granted it may create apps in the portal.
     pub only_granted_create_apps: bool,
+    /// Peers whose `X-Forwarded-*` headers are believed (reverse proxies); empty: nobody's.
+    pub trusted_proxies: Vec<crate::domain::net::IpNet>,
 }
 
 const DEFAULT_ENVS: [&str; 4] = ["DEV", "FAT", "UAT", "PRO"];
@@ -118,6 +122,7 @@ impl Default for Settings {
             session_idle_secs: 30 * 60,
             session_max_secs: 12 * 60 * 60,
             only_granted_create_apps: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -174,7 +179,16 @@ impl Settings {
         if envs.is_empty() {
             return Err("at least one env must be configured".into());
         }
+        let trusted_proxies = o
+            .trusted_proxies
+            .or(file.trusted_proxies)
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| crate::domain::net::IpNet::parse(p).map_err(|e| format!("trusted_proxies: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
         let s = Settings {
+            trusted_proxies,
             listen: o.listen.or(file.listen).unwrap_or(d.listen),
             data: o.data.or(file.data).unwrap_or(d.data),
             default_env: o.default_env.or(file.default_env).map(|e| e.to_ascii_uppercase()).filter(|e| !e.is_empty()),

@@ -6,6 +6,7 @@ pub mod error;
 pub mod format;
 pub mod model;
 pub mod names;
+pub mod net;
 pub mod properties;
 pub mod release_key;
 pub mod time;

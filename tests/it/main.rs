@@ -17,4 +17,5 @@ mod open_api;
 mod operations;
 mod packaging;
 mod portal_http;
+mod security_surface;
 mod zero_downtime;

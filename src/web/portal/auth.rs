@@ -68,7 +68,10 @@ impl PortalSession {
             return Err(PageError::Csrf);
         }
         if let Some(origin) = req.headers().get("Origin").and_then(|v| v.to_str().ok()) {
-            let host = req.connection_info().host().to_string();
+            let host = match req.app_data::<web::Data<AppState>>() {
+                Some(state) => crate::web::proxy::host(req, &state.settings),
+                None => return Err(PageError::Csrf),
+            };
             let same = origin.split_once("://").is_some_and(|(_, rest)| rest == host);
             if !same && origin != "null" {
                 return Err(PageError::Csrf);
@@ -219,8 +222,9 @@ fn urlencode(s: &str) -> String {
     serde_urlencoded::to_string([("x", s)]).map(|e| e.trim_start_matches("x=").to_string()).unwrap_or_default()
 }
 
-fn is_https(req: &HttpRequest) -> bool {
-    req.connection_info().scheme() == "https"
+/// Whether the browser reached Cairn over TLS (a trusted proxy's `X-Forwarded-Proto`).
+fn is_https(req: &HttpRequest, state: &AppState) -> bool {
+    crate::web::proxy::scheme(req, &state.settings) == "https"
 }
 
 #[derive(Template)]
@@ -269,14 +273,14 @@ pub async fn login_post(
     state: web::Data<AppState>,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, PageError> {
-    let ip = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let ip = crate::web::client_ip(&req, &state.settings).map(|ip| ip.to_string()).unwrap_or_default();
     let f = form.into_inner();
     let cairn = state.cairn.clone();
     let (name, password) = (f.username.clone(), f.password);
     let result = blocking(move || cairn.login(&name, &password, &ip)).await?;
     match result {
         Ok((token, _)) => {
-            let secure = is_https(&req);
+            let secure = is_https(&req, &state);
             let cookie = Cookie::build(if secure { SECURE_COOKIE } else { SESSION_COOKIE }, token)
                 .path("/")
                 .http_only(true)
