@@ -312,7 +312,12 @@ impl Drop for ScratchCopy {
 /// cannot open) is copied to a temporary directory and the copy is checked, saying so.
 fn check_target(settings: &Settings) -> anyhow::Result<(Target<Store>, Option<ScratchCopy>)> {
     match store_target(settings) {
-        Err(e) if matches!(e.downcast_ref::<crate::store::StoreError>(), Some(crate::store::StoreError::ReadOnly { .. })) => {
+        Err(e)
+            if matches!(
+                e.downcast_ref::<crate::store::StoreError>(),
+                Some(crate::store::StoreError::ReadOnly { .. })
+            ) =>
+        {
             let copy = ScratchCopy(std::env::temp_dir().join(format!(
                 "cairn-check-{}-{}",
                 std::process::id(),

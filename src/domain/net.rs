@@ -14,7 +14,8 @@ impl IpNet {
     /// Parses `ADDR` (one host) or `ADDR/PREFIX`; the message says what a valid entry looks like.
     pub fn parse(text: &str) -> Result<IpNet, String> {
         let text = text.trim();
-        let bad = || format!("'{text}' is not an IP address or CIDR network (examples: 10.0.0.5, 10.0.0.0/8, fd00::/8)");
+        let bad =
+            || format!("'{text}' is not an IP address or CIDR network (examples: 10.0.0.5, 10.0.0.0/8, fd00::/8)");
         let (addr, prefix) = match text.split_once('/') {
             Some((a, p)) => (a, Some(p)),
             None => (text, None),

@@ -25,12 +25,10 @@ pub async fn security_headers(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    let http = req.request().clone();
-    // An error that escapes the handlers becomes its response here, so it gets headers too.
-    let mut res = match next.call(req).await {
-        Ok(res) => res.map_into_boxed_body(),
-        Err(e) => ServiceResponse::from_err(e, http),
-    };
+    // Handler and extractor errors are already responses here (actix converts them inside
+    // the route), so error pages and API errors get the headers too. The request cannot be
+    // kept aside for the rare error that escapes: routing needs it unshared.
+    let mut res = next.call(req).await?.map_into_boxed_body();
     let html = res
         .headers()
         .get(CONTENT_TYPE)

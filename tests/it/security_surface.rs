@@ -70,7 +70,8 @@ fn assert_security_headers(what: &str, r: &Resp, page: bool) {
     let csp = header(h, "content-security-policy");
     assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
     if page {
-        for directive in ["default-src 'self'", "script-src 'self'", "style-src 'self'", "base-uri 'none'", "form-action 'self'"]
+        for directive in
+            ["default-src 'self'", "script-src 'self'", "style-src 'self'", "base-uri 'none'", "form-action 'self'"]
         {
             assert!(csp.contains(directive), "{what}: {directive} missing from {csp}");
         }
@@ -91,13 +92,21 @@ async fn every_response_carries_the_security_headers() {
 
     let pages = [
         ("portal page", get_as(&s, &cookie, "/apps").await, 200),
-        ("namespace page", get_as(&s, &cookie, "/apps/demo/envs/DEV/clusters/default/namespaces/application").await, 200),
+        (
+            "namespace page",
+            get_as(&s, &cookie, "/apps/demo/envs/DEV/clusters/default/namespaces/application").await,
+            200,
+        ),
         ("sign-in page", s.get("/login").await, 200),
         ("portal 404 page", get_as(&s, &cookie, "/apps/nope").await, 404),
         (
             "portal error page",
-            s.send(client().post(s.url("/apps")).header("Cookie", &cookie).form(&[("csrf", "forged"), ("app_id", "x")]))
-                .await,
+            s.send(client().post(s.url("/apps")).header("Cookie", &cookie).form(&[
+                ("csrf", "forged"),
+                ("app_id", "x"),
+                ("name", "x"),
+            ]))
+            .await,
             403,
         ),
     ];
@@ -112,7 +121,12 @@ async fn every_response_carries_the_security_headers() {
     let i = html.find("name=\"csrf\" value=\"").unwrap();
     let csrf = html[i + 19..].split('"').next().unwrap().to_string();
     let token_page = s
-        .send(client().post(s.url("/consumers")).header("Cookie", &cookie).form(&[("csrf", csrf.as_str()), ("name", "ci")]))
+        .send(
+            client()
+                .post(s.url("/consumers"))
+                .header("Cookie", &cookie)
+                .form(&[("csrf", csrf.as_str()), ("name", "ci")]),
+        )
         .await;
     assert_eq!(token_page.status, 200, "{}", token_page.text);
     assert_security_headers("new consumer token page", &token_page, true);
@@ -212,7 +226,8 @@ async fn client_reads_keep_their_latency_while_operators_open_a_huge_namespace()
     let caller = Caller::system("test");
     let at = NsRef { env: "DEV", app: "big", cluster: "default", ns: "application" };
     for round in 0..3 {
-        let text: String = (0..5000).map(|i| format!("key.{i:05}=value {i} of round {round} {}\n", "x".repeat(40))).collect();
+        let text: String =
+            (0..5000).map(|i| format!("key.{i:05}=value {i} of round {round} {}\n", "x".repeat(40))).collect();
         s.cairn.save_draft_text(&caller, at, &text).unwrap();
         let input = ReleaseInput { title: format!("round {round}"), comment: String::new(), emergency: false };
         s.cairn.publish(&caller, at, input).unwrap();
@@ -229,7 +244,7 @@ async fn client_reads_keep_their_latency_while_operators_open_a_huge_namespace()
         let (url, cookie) = (s.url(page), cookie.clone());
         tokio::spawn(async move {
             let http = client();
-            for _ in 0..6 {
+            for _ in 0..4 {
                 let r = http.get(&url).header("Cookie", &cookie).send().await.unwrap();
                 assert_eq!(r.status(), 200);
                 r.bytes().await.unwrap();
@@ -254,7 +269,7 @@ async fn client_reads_keep_their_latency_while_operators_open_a_huge_namespace()
     samples.sort();
     let (p50, p99) = (percentile(&samples, 0.5), percentile(&samples, 0.99));
     eprintln!(
-        "{} /configs fetches in {:?} while 18 namespace pages rendered: p50 {p50:.1} ms, p99 {p99:.1} ms, max {:.1} ms",
+        "{} /configs fetches in {:?} while 12 namespace pages rendered: p50 {p50:.1} ms, p99 {p99:.1} ms, max {:.1} ms",
         samples.len(),
         started.elapsed(),
         percentile(&samples, 1.0)

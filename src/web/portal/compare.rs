@@ -6,9 +6,9 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::auth::{blocking, redirect, PageCtx, PageError, PortalSession};
+use super::render::{page, render, Rendered};
 use crate::domain::diff::State;
 use crate::service::{NsRef, ServiceError};
-use super::render::{page, render, Rendered};
 use crate::web::AppState;
 
 struct Row {

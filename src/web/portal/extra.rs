@@ -5,10 +5,10 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::auth::{html_bad_request, on_namespace, redirect, CsrfForm, PageCtx, PageError, PortalSession};
+use super::render::{page, render, Rendered};
 use crate::domain::time::apollo_time;
 use crate::service::audit::AuditFilter;
 use crate::service::{NsRef, ServiceError};
-use super::render::{page, render, Rendered};
 use crate::web::AppState;
 
 type NsPath = web::Path<(String, String, String, String)>;

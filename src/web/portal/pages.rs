@@ -331,12 +331,15 @@ fn namespace_page(
     let (live, _) = live_pairs(cairn, &caller, at)?;
     let draft: Vec<(String, String)> = view.items.iter().map(|i| (i.key.clone(), i.value.clone())).collect();
     let lines = diff::diff(&draft, &live);
+    // By key: a linear search per row made a 5,000-item page quadratic.
+    let comments: std::collections::HashMap<&str, &str> =
+        view.items.iter().map(|i| (i.key.as_str(), i.comment.as_str())).collect();
     let rows = lines
         .iter()
         .map(|l| Row {
             key: l.key.clone(),
             value: l.draft.clone().or_else(|| l.live.clone()).unwrap_or_default(),
-            comment: view.items.iter().find(|i| i.key == l.key).map(|i| i.comment.clone()).unwrap_or_default(),
+            comment: comments.get(l.key.as_str()).map(|c| c.to_string()).unwrap_or_default(),
             state: l.state.as_str(),
             live: if l.state == State::Changed { l.live.clone() } else { None },
         })
