@@ -285,4 +285,23 @@ mod tests {
         assert!(err.contains("QA"), "{err}");
         assert!(toml::from_str::<FileSettings>("lissten = 1").is_err());
     }
+
+    #[test]
+    fn trusted_proxies_parse_from_the_file_and_flags() {
+        let file: FileSettings = toml::from_str("trusted_proxies = [\"10.0.0.0/8\", \"::1\"]").unwrap();
+        let s = Settings::merge(file.clone(), Overrides::default()).unwrap();
+        assert_eq!(s.trusted_proxies.len(), 2);
+        assert!(s.trusted_proxies[0].contains("10.2.3.4".parse().unwrap()));
+        let s =
+            Settings::merge(file, Overrides { trusted_proxies: Some(vec!["192.0.2.1".into()]), ..Default::default() })
+                .unwrap();
+        assert_eq!(s.trusted_proxies.len(), 1, "a flag replaces the file's list");
+        assert!(Settings::default().trusted_proxies.is_empty(), "nobody is trusted by default");
+        let err = Settings::merge(
+            FileSettings::default(),
+            Overrides { trusted_proxies: Some(vec!["proxy.local".into()]), ..Default::default() },
+        )
+        .unwrap_err();
+        assert!(err.contains("trusted_proxies") && err.contains("proxy.local"), "{err}");
+    }
 }

@@ -100,6 +100,40 @@ pub fn prefix(req: &HttpRequest, settings: &Settings) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::net::IpNet;
+    use actix_web::test::TestRequest;
+
+    fn request(peer: &str, xff: &[&str]) -> HttpRequest {
+        let mut r = TestRequest::default().peer_addr(format!("{peer}:4000").parse().unwrap());
+        for v in xff {
+            r = r.append_header(("X-Forwarded-For", *v));
+        }
+        r.insert_header(("X-Forwarded-Host", "evil.example")).insert_header(("Host", "cairn:8080")).to_http_request()
+    }
+
+    fn trusting(nets: &[&str]) -> Settings {
+        Settings { trusted_proxies: nets.iter().map(|n| IpNet::parse(n).unwrap()).collect(), ..Settings::default() }
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
+        let (req, s) = (request("203.0.113.9", &["10.0.0.1"]), trusting(&[]));
+        assert_eq!(client_ip(&req, &s), "203.0.113.9".parse().ok());
+        assert_eq!(host(&req, &s), "cairn:8080");
+        let s = trusting(&["10.0.0.0/8"]);
+        assert_eq!(client_ip(&req, &s), "203.0.113.9".parse().ok(), "only the peer decides trust");
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_nearest_untrusted_hop_is_the_client() {
+        let s = trusting(&["10.0.0.0/8"]);
+        // The client forged the first entry; the proxies appended the rest.
+        let req = request("10.0.0.2", &["1.1.1.1, 198.51.100.7", "10.0.0.3"]);
+        assert_eq!(client_ip(&req, &s), "198.51.100.7".parse().ok());
+        assert_eq!(host(&req, &s), "evil.example");
+        assert_eq!(client_ip(&request("10.0.0.2", &[]), &s), "10.0.0.2".parse().ok());
+        assert_eq!(client_ip(&request("10.0.0.2", &["garbage"]), &s), "10.0.0.2".parse().ok());
+    }
 
     #[test]
     fn forwarded_hops_parse_with_or_without_ports() {
