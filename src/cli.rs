@@ -96,6 +96,10 @@ pub struct ServeArgs {
     /// Envs where the last editor of a draft may not release it, comma separated.
     #[arg(long, global = true, env = "CAIRN_FOUR_EYES_ENVS", value_delimiter = ',')]
     pub four_eyes_envs: Option<Vec<String>>,
+    /// Reverse proxies (IPs or CIDR networks, comma separated) whose X-Forwarded-* headers
+    /// are believed; from any other peer they are ignored.
+    #[arg(long, global = true, env = "CAIRN_TRUSTED_PROXIES", value_delimiter = ',', value_name = "NETS")]
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 #[derive(Args, Debug)]
@@ -195,6 +199,7 @@ impl Cli {
             access_key_skew_secs: serve.access_key_skew,
             four_eyes_envs: serve.four_eyes_envs.clone(),
             log_format: self.log_format,
+            trusted_proxies: serve.trusted_proxies.clone(),
         };
         Settings::load(self.config.as_deref(), o).map_err(anyhow::Error::msg)
     }
@@ -294,6 +299,42 @@ fn store_target(settings: &Settings) -> anyhow::Result<Target<Store>> {
     target_with(settings, |s| Ok(Store::open(&s.data)?))
 }
 
+/// A temporary copy of the data directory, removed when dropped.
+struct ScratchCopy(PathBuf);
+
+impl Drop for ScratchCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The store to check: as [`store_target`], but a read-only data directory (which sled
+/// cannot open) is copied to a temporary directory and the copy is checked, saying so.
+fn check_target(settings: &Settings) -> anyhow::Result<(Target<Store>, Option<ScratchCopy>)> {
+    match store_target(settings) {
+        Err(e)
+            if matches!(
+                e.downcast_ref::<crate::store::StoreError>(),
+                Some(crate::store::StoreError::ReadOnly { .. })
+            ) =>
+        {
+            let copy = ScratchCopy(std::env::temp_dir().join(format!(
+                "cairn-check-{}-{}",
+                std::process::id(),
+                crate::security::token::random_hex(4)
+            )));
+            crate::store::fs::copy_dir(&settings.data, &copy.0)?;
+            out(&format!(
+                "{} is read-only: checking a temporary copy at {} (removed afterwards)",
+                settings.data.display(),
+                copy.0.display()
+            ))?;
+            Ok((Target::Local(Store::open(&copy.0)?), Some(copy)))
+        }
+        other => Ok((other?, None)),
+    }
+}
+
 /// Sends one admin request to the running server.
 fn remote(
     endpoint: &crate::server::AdminEndpoint,
@@ -353,6 +394,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     init_logs(settings.log_format);
     warn_unknown_env_vars();
     let system = Caller::system("cli");
+    // Everything the server and the data commands create is owner-only; the agent writes
+    // files for the application to read and keeps the caller's umask.
+    if !matches!(cli.command, Some(Command::Agent(_))) {
+        crate::store::fs::restrict_umask();
+    }
     match cli.command {
         None | Some(Command::Serve) => actix_web::rt::System::new().block_on(crate::server::serve(settings)),
         Some(Command::User(UserCommand::Add { name, admin })) => {
@@ -445,7 +491,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             actix_web::rt::System::new().block_on(crate::agent::run(opts))
         }
         Some(Command::Check) => {
-            let (releases, namespaces, entries, problems) = match store_target(&settings)? {
+            let (target, _copy) = check_target(&settings)?;
+            let (releases, namespaces, entries, problems) = match target {
                 Target::Local(store) => {
                     let r = store.check()?;
                     (

@@ -60,6 +60,7 @@ pub struct FileSettings {
     instances_max_per_app: Option<usize>,
     instances_max_total: Option<usize>,
     instances_expiry_days: Option<u64>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 /// Values from flags or `CAIRN_*` variables; `None` means "not given".
@@ -77,6 +78,7 @@ pub struct Overrides {
     pub access_key_skew_secs: Option<u64>,
     pub four_eyes_envs: Option<Vec<String>>,
     pub log_format: Option<LogFormat>,
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// The resolved settings.
@@ -106,6 +108,8 @@ pub struct Settings {
     pub instances_max_total: usize,
     /// Instance records not refreshed for this many days are deleted.
     pub instances_expiry_days: u64,
+    /// Peers whose `X-Forwarded-*` headers are believed (reverse proxies); empty: nobody's.
+    pub trusted_proxies: Vec<crate::domain::net::IpNet>,
 }
 
 const DEFAULT_ENVS: [&str; 4] = ["DEV", "FAT", "UAT", "PRO"];
@@ -130,6 +134,7 @@ impl Default for Settings {
             instances_max_per_app: 20_000,
             instances_max_total: 200_000,
             instances_expiry_days: 7,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -186,7 +191,16 @@ impl Settings {
         if envs.is_empty() {
             return Err("at least one env must be configured".into());
         }
+        let trusted_proxies = o
+            .trusted_proxies
+            .or(file.trusted_proxies)
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| crate::domain::net::IpNet::parse(p).map_err(|e| format!("trusted_proxies: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
         let s = Settings {
+            trusted_proxies,
             listen: o.listen.or(file.listen).unwrap_or(d.listen),
             data: o.data.or(file.data).unwrap_or(d.data),
             default_env: o.default_env.or(file.default_env).map(|e| e.to_ascii_uppercase()).filter(|e| !e.is_empty()),
@@ -290,5 +304,24 @@ mod tests {
         .unwrap_err();
         assert!(err.contains("QA"), "{err}");
         assert!(toml::from_str::<FileSettings>("lissten = 1").is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_parse_from_the_file_and_flags() {
+        let file: FileSettings = toml::from_str("trusted_proxies = [\"10.0.0.0/8\", \"::1\"]").unwrap();
+        let s = Settings::merge(file.clone(), Overrides::default()).unwrap();
+        assert_eq!(s.trusted_proxies.len(), 2);
+        assert!(s.trusted_proxies[0].contains("10.2.3.4".parse().unwrap()));
+        let s =
+            Settings::merge(file, Overrides { trusted_proxies: Some(vec!["192.0.2.1".into()]), ..Default::default() })
+                .unwrap();
+        assert_eq!(s.trusted_proxies.len(), 1, "a flag replaces the file's list");
+        assert!(Settings::default().trusted_proxies.is_empty(), "nobody is trusted by default");
+        let err = Settings::merge(
+            FileSettings::default(),
+            Overrides { trusted_proxies: Some(vec!["proxy.local".into()]), ..Default::default() },
+        )
+        .unwrap_err();
+        assert!(err.contains("trusted_proxies") && err.contains("proxy.local"), "{err}");
     }
 }

@@ -1,5 +1,7 @@
 //! Draft-versus-release comparison, in draft order with deleted keys last.
 
+use std::collections::{HashMap, HashSet};
+
 /// How a key differs between the draft and the live release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -30,12 +32,19 @@ pub struct Line {
     pub live: Option<String>,
 }
 
-/// Compares draft pairs with live pairs.
+/// Compares draft pairs with live pairs (linear: namespaces hold thousands of keys and pages
+/// diff several releases).
 pub fn diff(draft: &[(String, String)], live: &[(String, String)]) -> Vec<Line> {
+    let mut live_by_key: HashMap<&str, &str> = HashMap::with_capacity(live.len());
+    for (k, v) in live {
+        // The first occurrence wins, as a search from the front would find.
+        live_by_key.entry(k.as_str()).or_insert(v.as_str());
+    }
+    let draft_keys: HashSet<&str> = draft.iter().map(|(k, _)| k.as_str()).collect();
     let mut out: Vec<Line> = draft
         .iter()
         .map(|(k, v)| {
-            let old = live.iter().find(|(lk, _)| lk == k).map(|(_, lv)| lv.clone());
+            let old = live_by_key.get(k.as_str()).map(|lv| lv.to_string());
             let state = match &old {
                 None => State::Added,
                 Some(o) if o == v => State::Unchanged,
@@ -45,7 +54,7 @@ pub fn diff(draft: &[(String, String)], live: &[(String, String)]) -> Vec<Line> 
         })
         .collect();
     for (k, v) in live {
-        if !draft.iter().any(|(dk, _)| dk == k) {
+        if !draft_keys.contains(k.as_str()) {
             out.push(Line { key: k.clone(), state: State::Deleted, draft: None, live: Some(v.clone()) });
         }
     }

@@ -7,6 +7,7 @@ pub mod format;
 pub mod model;
 pub mod names;
 pub mod passwords;
+pub mod net;
 pub mod properties;
 pub mod release_key;
 pub mod time;

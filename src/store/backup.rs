@@ -79,7 +79,7 @@ impl Store {
     /// concurrent writer (the CLI holds the data-dir lock; the server holds its write lock).
     pub fn backup(&self, path: &Path, now_ms: i64) -> Result<BackupSummary, StoreError> {
         let tmp = path.with_extension("partial");
-        let file = File::create(&tmp).map_err(io(&tmp))?;
+        let file = super::fs::create_private(&tmp).map_err(io(&tmp))?;
         let mut out = BufWriter::new(file);
         let mut whole = Sha256::new();
         let mut bytes = 0u64;

@@ -22,6 +22,12 @@ pub enum StoreError {
     /// A value exceeds what storage accepts.
     #[error("{what} is too large to store")]
     TooLarge { what: &'static str },
+    /// The data directory (or a file in it) may not be written.
+    #[error(
+        "the data directory {path} is read-only ({source}); Cairn writes there: remount it read-write \
+         or give the user running Cairn write access (owner rwx). `cairn check` can verify it as it is"
+    )]
+    ReadOnly { path: PathBuf, source: std::io::Error },
     /// A file-system error with the path involved.
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },

@@ -9,6 +9,7 @@ mod backup;
 mod check;
 mod codec;
 mod error;
+pub mod fs;
 pub mod keys;
 
 use std::path::{Path, PathBuf};
@@ -169,7 +170,7 @@ impl Engine {
             .cache_capacity(64 * 1024 * 1024)
             .flush_every_ms(Some(500))
             .open()
-            .map_err(|e| StoreError::from_open(e, path))?;
+            .map_err(|e| fs::open_error(e, path))?;
         Engine::from_db(db)
     }
 
@@ -222,6 +223,9 @@ impl Store {
     /// Opens (or creates) the data directory. A directory held by another process gives
     /// [`StoreError::Locked`].
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        for p in fs::prepare_data_dir(path)? {
+            tracing::warn!(path = %p.display(), "others could read this part of the data directory: made it owner-only");
+        }
         let engine = Engine::open(path)?;
         Store::with_engine(engine, path.to_path_buf(), false)
     }

@@ -4,10 +4,13 @@
 pub mod admin;
 pub mod apollo;
 pub mod error;
+pub mod headers;
+pub mod heavy;
 pub mod openapi;
 pub mod ops;
 pub mod portal;
 pub mod routes;
+pub mod proxy;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -19,6 +22,7 @@ use actix_web::{web, App, HttpMessage, HttpRequest, HttpServer};
 use crate::service::Cairn;
 use crate::settings::Settings;
 use error::ApiError;
+pub use proxy::client_ip;
 
 /// Shared by every handler.
 pub struct AppState {
@@ -28,12 +32,20 @@ pub struct AppState {
     pub requests: ops::RequestCounts,
     /// Token of the local admin API (`/admin/v1`), used by the CLI while the server runs.
     pub admin_token: Option<String>,
+    /// Where portal pages and Open API calls run, off the async workers.
+    pub heavy: heavy::HeavyWork,
 }
 
 impl AppState {
     /// State for a service and its settings.
     pub fn new(cairn: Arc<Cairn>, settings: Settings) -> AppState {
-        AppState { cairn, settings: Arc::new(settings), requests: ops::RequestCounts::default(), admin_token: None }
+        AppState {
+            cairn,
+            settings: Arc::new(settings),
+            requests: ops::RequestCounts::default(),
+            admin_token: None,
+            heavy: heavy::HeavyWork::default(),
+        }
     }
 }
 
@@ -176,6 +188,7 @@ fn build_app(
                 Ok(res.map_into_boxed_body())
             }
         })
+        .wrap(actix_web::middleware::from_fn(headers::security_headers))
         .configure(ops::configure)
         // The client API first: routes are tried in order, and client reads are the hot path.
         .configure(apollo::configure);

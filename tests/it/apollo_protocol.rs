@@ -7,7 +7,12 @@ use crate::common::{TestServer, ADMIN};
 
 #[tokio::test]
 async fn services_config_advertises_an_absolute_prefixed_homepage() {
-    let s = TestServer::start_with(|c| c.default_env = Some("DEV".into())).await;
+    let s = TestServer::start_with(|c| {
+        c.default_env = Some("DEV".into());
+        // The test client connects from loopback, standing in for the reverse proxy.
+        c.trusted_proxies = vec![cairn::domain::net::IpNet::parse("127.0.0.1").unwrap()];
+    })
+    .await;
     let root = s.get("/services/config?appId=demo&ip=10.0.0.1").await;
     assert_eq!(root.status, 200);
     let v = root.json();

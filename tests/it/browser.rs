@@ -361,3 +361,27 @@ fn did_not_happen(err: &fantoccini::error::CmdError) -> bool {
         || err.is_no_such_element()
         || matches!(err, CmdError::Standard(e) if e.error == ErrorStatus::ElementClickIntercepted)
 }
+
+/// A raw config file holding an XHTML page with a script, opened by a signed-in admin, runs
+/// nothing: before, such a script created a super admin through the portal's own forms.
+#[tokio::test]
+async fn a_raw_xhtml_config_file_runs_no_script_in_an_admins_browser() {
+    let s = TestServer::start().await;
+    s.seed_app("xmlapp").await;
+    s.seed_namespace("xmlapp", "evil", "xml", false).await;
+    let payload = "<html xmlns=\"http://www.w3.org/1999/xhtml\"><head><title>raw</title></head><body>\
+                   <script>document.title = 'XSSDONE';</script></body></html>";
+    s.publish("DEV", "xmlapp", "evil.xml", &[("content", payload)]).await;
+    let Some(mut b) = Browser::open(&s, "raw-file").await else { return };
+    b.login(ADMIN, "apollo-password").await;
+    let raw = format!("{}/envs/DEV/configfiles/raw/xmlapp/default/evil.xml", s.base);
+    // A download leaves the admin where they were; a rendered file would be a sandboxed
+    // page whose script may not run. Either way the title is not the script's.
+    let _ = b.client.goto(&raw).await;
+    b.shot("after-raw-link").await;
+    let title = b.client.title().await.unwrap();
+    assert_ne!(title, "XSSDONE", "the file's script ran on the portal origin");
+    let ran = b.client.execute("return document.title === 'XSSDONE';", vec![]).await.unwrap();
+    assert_eq!(ran, serde_json::json!(false));
+    b.close().await;
+}

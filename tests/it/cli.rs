@@ -34,8 +34,17 @@ fn settings_come_from_cairn_variables_without_a_subcommand() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // The listening line, after any notice about the data directory (a temp dir others may
+    // read is made owner-only first).
+    let mut reader = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stderr.take().unwrap()), &mut line).unwrap();
+    for _ in 0..5 {
+        line.clear();
+        std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+        if line.contains("listening") {
+            break;
+        }
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     let log: serde_json::Value =

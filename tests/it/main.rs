@@ -20,4 +20,5 @@ mod packaging;
 mod portal_http;
 mod security_auth;
 mod security_store;
+mod security_surface;
 mod zero_downtime;

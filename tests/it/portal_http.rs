@@ -727,7 +727,10 @@ async fn app_creation_is_open_by_default_and_can_be_restricted_to_granted_users(
 
 #[tokio::test]
 async fn behind_tls_the_session_cookie_is_host_prefixed_and_secure() {
-    let s = TestServer::start().await;
+    // The test client connects from loopback, standing in for the TLS-terminating proxy.
+    let s =
+        TestServer::start_with(|c| c.trusted_proxies = vec![cairn::domain::net::IpNet::parse("127.0.0.1").unwrap()])
+            .await;
     let b = Browser::new(&s);
     let (cookie, token) = form_token(&b.get("/login").await);
     let r = s

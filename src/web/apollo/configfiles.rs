@@ -52,9 +52,25 @@ pub async fn get_file(
             } else {
                 properties::write(&merged)
             };
-            HttpResponse::Ok().content_type(requested.content_type()).body(body)
+            // A raw file is whatever an editor typed (an XHTML page with a script, say) and
+            // it is served on the portal's origin: a browser must never render it as a page.
+            // Apollo clients read the body and ignore these headers.
+            HttpResponse::Ok()
+                .content_type(requested.content_type())
+                .insert_header(("X-Content-Type-Options", "nosniff"))
+                .insert_header(("Content-Security-Policy", crate::web::headers::DATA_CSP))
+                .insert_header(("Content-Disposition", attachment(&creq.namespace)))
+                .body(body)
         }
     })
+}
+
+/// `attachment` with the namespace as file name (names are letters, digits and `._-`, but
+/// anything else is dropped so the header cannot be broken out of).
+fn attachment(namespace: &str) -> String {
+    let name: String =
+        namespace.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')).collect();
+    format!("attachment; filename=\"{name}\"")
 }
 
 enum Kind {

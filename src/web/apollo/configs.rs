@@ -71,7 +71,7 @@ pub fn config_request(
         cluster,
         namespace,
         data_center: q.data_center.clone().filter(|d| !d.is_empty()),
-        ip: client_ip(req, q.ip.as_deref()),
+        ip: client_ip(req, &state.settings, q.ip.as_deref()),
         label: q.label.clone().filter(|l| !l.is_empty()),
     })
 }

@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use super::ClientEnv;
-use crate::web::AppState;
+use crate::web::{proxy, AppState};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -15,24 +15,19 @@ struct ServiceDto {
 }
 
 /// The absolute base URL of this env as the client reached it: configured advertised URL, or
-/// the request's scheme and host (honouring `X-Forwarded-*`), plus the path before
-/// `/services/`, ending in `/`.
+/// the request's scheme and host (a trusted proxy's `X-Forwarded-*` only), plus the path
+/// before `/services/`, ending in `/`.
 fn homepage_url(req: &HttpRequest, state: &AppState, env: &ClientEnv) -> String {
     let before = env.prefix.as_deref().unwrap_or("");
-    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::trim).filter(|s| !s.is_empty());
     if let Some(url) = state.settings.env(&env.env).and_then(|s| s.advertised_url.as_deref()) {
         return format!("{}/", url.trim_end_matches('/'));
     }
     let base = match &state.settings.advertised_url {
         Some(url) => url.trim_end_matches('/').to_string(),
         None => {
-            let info = req.connection_info();
-            let scheme = header("X-Forwarded-Proto")
-                .map(|s| s.split(',').next().unwrap_or(s).trim().to_string())
-                .unwrap_or_else(|| info.scheme().to_string());
-            let host = header("X-Forwarded-Host").map(str::to_string).unwrap_or_else(|| info.host().to_string());
-            let prefix = header("X-Forwarded-Prefix").unwrap_or("").trim_end_matches('/');
-            format!("{scheme}://{host}{prefix}")
+            let settings = &state.settings;
+            let prefix = proxy::prefix(req, settings).unwrap_or_default();
+            format!("{}://{}{prefix}", proxy::scheme(req, settings), proxy::host(req, settings))
         }
     };
     format!("{base}{before}/")

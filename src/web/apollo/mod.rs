@@ -84,14 +84,14 @@ pub fn client_env(req: &HttpRequest) -> Result<ClientEnv, ApiError> {
     }
 }
 
-/// The client's IP: the `ip` parameter (what Apollo clients send), else the peer.
-/// `X-Forwarded-For` is not read: any peer could set it, and it would reach the instance
-/// records and gray rules unchecked.
-pub fn client_ip(req: &HttpRequest, param: Option<&str>) -> Option<String> {
+/// The client's IP: the `ip` parameter, else the peer (or behind a trusted proxy, the
+/// client it forwards for). `X-Forwarded-For` from any other peer is ignored: it would
+/// reach the instance records and gray rules unchecked.
+pub fn client_ip(req: &HttpRequest, settings: &crate::settings::Settings, param: Option<&str>) -> Option<String> {
     if let Some(ip) = param.map(str::trim).filter(|ip| !ip.is_empty()) {
         return Some(ip.to_string());
     }
-    req.peer_addr().map(|a| a.ip().to_string())
+    super::proxy::client_ip(req, settings).map(|ip| ip.to_string())
 }
 
 /// Apollo's client filter: a valid appId (400 `InvalidAppId`), then the access-key
@@ -104,8 +104,8 @@ pub fn guard(req: &HttpRequest, state: &AppState, env: &ClientEnv, app_id: Optio
         if let Some(rest) = env.prefix.as_deref().and_then(|p| raw.strip_prefix(p)) {
             paths.push(rest.to_string());
         }
-        if let Some(fwd) = req.headers().get("X-Forwarded-Prefix").and_then(|v| v.to_str().ok()) {
-            paths.push(format!("{}{raw}", fwd.trim_end_matches('/')));
+        if let Some(fwd) = super::proxy::prefix(req, &state.settings) {
+            paths.push(format!("{fwd}{raw}"));
         }
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
         SignedRequest { timestamp: header("Timestamp"), authorization: header("Authorization"), paths }

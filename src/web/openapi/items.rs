@@ -5,7 +5,7 @@ use base64::Engine;
 use serde::Deserialize;
 
 use super::dto::{ItemBody, OpenItemDto, OpenItemPageDto};
-use super::{blocking, env_of, ok, ok_empty, NsPath, OpenConsumer, OperatorQuery};
+use super::{blocking, env_of, heavy_json, ok, ok_empty, NsPath, OpenConsumer, OperatorQuery};
 use crate::service::items::{ItemInput, Upsert};
 use crate::service::NsRef;
 use crate::web::error::{ApiError, ApiResult};
@@ -41,20 +41,24 @@ pub async fn list_items(
     q: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
     let (env, app, cluster, ns) = path.into_inner();
-    let env = env_of(&state, &env)?;
-    let caller = c.caller(&state, None)?;
-    let page = state.cairn.item_page(
-        &caller,
-        NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns },
-        q.page.unwrap_or(0),
-        q.size.unwrap_or(50),
-    )?;
-    Ok(ok(OpenItemPageDto {
-        content: page.items.iter().map(Into::into).collect(),
-        page: page.page,
-        size: page.size,
-        total: page.total,
-    }))
+    let q = q.into_inner();
+    heavy_json(&state, move |state| {
+        let env = env_of(state, &env)?;
+        let caller = c.caller(state, None)?;
+        let page = state.cairn.item_page(
+            &caller,
+            NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns },
+            q.page.unwrap_or(0),
+            q.size.unwrap_or(50),
+        )?;
+        Ok(OpenItemPageDto {
+            content: page.items.iter().map(Into::into).collect(),
+            page: page.page,
+            size: page.size,
+            total: page.total,
+        })
+    })
+    .await
 }
 
 async fn get(

@@ -57,6 +57,32 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ServiceResult<T> + 
     }
 }
 
+/// Builds a 200 JSON answer in the heavy-work pool: reads of big namespaces and releases
+/// (thousands of items, megabytes of JSON) must not run on the workers serving clients.
+pub async fn heavy_json<T: Serialize>(
+    state: &web::Data<AppState>,
+    build: impl FnOnce(&AppState) -> ApiResult<T> + Send + 'static,
+) -> ApiResult<HttpResponse> {
+    let st = state.clone();
+    let body = state
+        .heavy
+        .run(move || build(&st).and_then(|v| serde_json::to_string(&v).map_err(|e| internal(&e))))
+        .await
+        .map_err(|e| internal(&e))??;
+    Ok(HttpResponse::Ok().content_type("application/json;charset=UTF-8").body(body))
+}
+
+/// A 500 whose cause goes to the log, not to the caller.
+fn internal(cause: &dyn std::fmt::Display) -> ApiError {
+    let id = crate::security::token::random_hex(6);
+    tracing::error!(request_id = %id, error = %cause, "internal error");
+    ApiError {
+        status: actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+        message: format!("internal error, request id {id}"),
+        exception: "InternalServerError",
+    }
+}
+
 /// 200 with a JSON body.
 pub fn ok<T: Serialize>(body: T) -> HttpResponse {
     HttpResponse::Ok().content_type("application/json;charset=UTF-8").json(body)

@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::dto::{OpenAppNamespaceDto, OpenClusterDto, OpenNamespaceDto, OpenNamespaceLockDto};
-use super::{blocking, env_of, ok, ok_empty, NsPath, OpenConsumer, OperatorQuery};
+use super::{blocking, env_of, heavy_json, ok, ok_empty, NsPath, OpenConsumer, OperatorQuery};
 use crate::domain::Format;
 use crate::service::namespaces::NewAppNamespace;
 use crate::service::NsRef;
@@ -57,20 +57,26 @@ pub async fn list_namespaces(
     path: web::Path<(String, String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (env, app, cluster) = path.into_inner();
-    let env = env_of(&state, &env)?;
-    let caller = c.caller(&state, None)?;
-    let list = state.cairn.list_namespaces(&caller, &env, &app, &cluster)?;
-    Ok(ok(list.iter().map(OpenNamespaceDto::from).collect::<Vec<_>>()))
+    heavy_json(&state, move |state| {
+        let env = env_of(state, &env)?;
+        let caller = c.caller(state, None)?;
+        let list = state.cairn.list_namespaces(&caller, &env, &app, &cluster)?;
+        Ok(list.iter().map(OpenNamespaceDto::from).collect::<Vec<_>>())
+    })
+    .await
 }
 
 /// `GET .../namespaces/{namespace}`.
 pub async fn get_namespace(state: web::Data<AppState>, c: OpenConsumer, path: NsPath) -> ApiResult<HttpResponse> {
     let (env, app, cluster, ns) = path.into_inner();
-    let env = env_of(&state, &env)?;
-    let caller = c.caller(&state, None)?;
-    Ok(ok(OpenNamespaceDto::from(
-        &state.cairn.namespace(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns })?,
-    )))
+    heavy_json(&state, move |state| {
+        let env = env_of(state, &env)?;
+        let caller = c.caller(state, None)?;
+        Ok(OpenNamespaceDto::from(
+            &state.cairn.namespace(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns })?,
+        ))
+    })
+    .await
 }
 
 /// `GET .../namespaces/{namespace}/lock`.

@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::dto::{OpenGrayReleaseRuleDto, OpenNamespaceDto, OpenReleaseDto, ReleaseBody, RuleItemDto};
-use super::{blocking, env_of, ok, ok_empty, NsPath, OpenConsumer, OperatorQuery};
+use super::{blocking, env_of, heavy_json, ok, ok_empty, NsPath, OpenConsumer, OperatorQuery};
 use crate::service::releases::ReleaseInput;
 use crate::service::NsRef;
 use crate::web::error::{ApiError, ApiResult};
@@ -60,9 +60,12 @@ pub async fn get_release(
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (env, id) = path.into_inner();
-    let env = env_of(&state, &env)?;
-    let caller = c.caller(&state, None)?;
-    Ok(ok(OpenReleaseDto::from(&state.cairn.release(&caller, &env, release_id(&id)?)?)))
+    heavy_json(&state, move |state| {
+        let env = env_of(state, &env)?;
+        let caller = c.caller(state, None)?;
+        Ok(OpenReleaseDto::from(&state.cairn.release(&caller, &env, release_id(&id)?)?))
+    })
+    .await
 }
 
 #[derive(Deserialize, Default)]

@@ -74,9 +74,11 @@ impl PortalSession {
 /// True unless the request names an Origin other than this portal. `Origin: null` (sandboxed
 /// frames, `data:` pages, some redirects) is foreign too: a real portal form never sends it.
 /// Browsers that send no Origin are judged by the CSRF token alone.
+/// The host compared is this server's, or behind a trusted proxy the one it forwards.
 fn same_origin(req: &HttpRequest) -> bool {
     let Some(origin) = req.headers().get("Origin") else { return true };
-    let host = req.connection_info().host().to_string();
+    let Some(state) = req.app_data::<web::Data<AppState>>() else { return false };
+    let host = crate::web::proxy::host(req, &state.settings);
     origin.to_str().ok().and_then(|o| o.split_once("://")).is_some_and(|(_, rest)| rest == host)
 }
 
@@ -224,8 +226,9 @@ fn urlencode(s: &str) -> String {
     serde_urlencoded::to_string([("x", s)]).map(|e| e.trim_start_matches("x=").to_string()).unwrap_or_default()
 }
 
-fn is_https(req: &HttpRequest) -> bool {
-    req.connection_info().scheme() == "https"
+/// Whether the browser reached Cairn over TLS (a trusted proxy's `X-Forwarded-Proto`).
+fn is_https(req: &HttpRequest, state: &AppState) -> bool {
+    crate::web::proxy::scheme(req, &state.settings) == "https"
 }
 
 #[derive(Template)]
@@ -280,10 +283,11 @@ fn form_token(state: &AppState, req: &HttpRequest) -> String {
 
 /// The short-lived, strict cookie that pairs with the form's hidden token.
 fn form_cookie(req: &HttpRequest, token: &str) -> Cookie<'static> {
+    let https = req.app_data::<web::Data<AppState>>().is_some_and(|state| is_https(req, state));
     Cookie::build(FORM_COOKIE, token.to_string())
         .path("/")
         .http_only(true)
-        .secure(is_https(req))
+        .secure(https)
         .same_site(SameSite::Strict)
         .max_age(actix_web::cookie::time::Duration::seconds(crate::service::sessions::FORM_LIFETIME.as_secs() as i64))
         .finish()
@@ -346,7 +350,7 @@ pub async fn login_post(
     state: web::Data<AppState>,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, PageError> {
-    let ip = req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let ip = crate::web::client_ip(&req, &state.settings).map(|ip| ip.to_string()).unwrap_or_default();
     let f = form.into_inner();
     let cairn = state.cairn.clone();
     let (name, password) = (f.username.clone(), f.password);
@@ -356,7 +360,7 @@ pub async fn login_post(
     };
     match result {
         Ok((token, _)) => {
-            let secure = is_https(&req);
+            let secure = is_https(&req, &state);
             let cookie = Cookie::build(if secure { SECURE_COOKIE } else { SESSION_COOKIE }, token)
                 .path("/")
                 .http_only(true)

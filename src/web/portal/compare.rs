@@ -5,7 +5,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::auth::{blocking, html, redirect, PageCtx, PageError, PortalSession};
+use super::auth::{blocking, redirect, PageCtx, PageError, PortalSession};
+use super::render::{page, render, Rendered};
 use crate::domain::diff::State;
 use crate::service::{NsRef, ServiceError};
 use crate::web::AppState;
@@ -50,8 +51,12 @@ pub async fn compare_get(
     path: web::Path<String>,
     q: web::Query<CompareQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let app = state.cairn.app(&path)?.app_id;
-    let mut q = q.into_inner();
+    let (path, q) = (path.into_inner(), q.into_inner());
+    page(&state, move |state| compare_page(state, &s, &path, q)).await
+}
+
+fn compare_page(state: &AppState, s: &PortalSession, path: &str, mut q: CompareQuery) -> Result<Rendered, PageError> {
+    let app = state.cairn.app(path)?.app_id;
     if q.ns.is_empty() {
         q.ns = "application".into();
     }
@@ -62,7 +67,7 @@ pub async fn compare_get(
     if q.to.is_empty() {
         q.to = format!("{}/default", envs.last().cloned().unwrap_or_default());
     }
-    let ((fe, fc), (te, tc)) = (place(&state, &q.from)?, place(&state, &q.to)?);
+    let ((fe, fc), (te, tc)) = (place(state, &q.from)?, place(state, &q.to)?);
     let lines = state.cairn.compare_drafts(
         &s.caller(),
         NsRef { env: &fe, app: &app, cluster: &fc, ns: &q.ns },
@@ -82,7 +87,7 @@ pub async fn compare_get(
             to_value: l.live.unwrap_or_else(|| "(absent)".into()),
         })
         .collect();
-    html(&ComparePage { ctx: s.ctx(&state, &te), app_id: app, ns: q.ns, from: q.from, to: q.to, rows, error: None })
+    render(&ComparePage { ctx: s.ctx(state, &te), app_id: app, ns: q.ns, from: q.from, to: q.to, rows, error: None })
 }
 
 /// `POST /apps/{app}/compare`: copies the checked keys (repeated `key` fields).

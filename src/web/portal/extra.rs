@@ -4,7 +4,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::auth::{html, html_bad_request, on_namespace, redirect, CsrfForm, PageCtx, PageError, PortalSession};
+use super::auth::{html_bad_request, on_namespace, redirect, CsrfForm, PageCtx, PageError, PortalSession};
+use super::render::{page, render, Rendered};
 use crate::domain::time::apollo_time;
 use crate::service::audit::AuditFilter;
 use crate::service::{NsRef, ServiceError};
@@ -32,16 +33,20 @@ struct TextPage {
 /// `GET .../text`: the whole draft in one textarea.
 pub async fn text_get(s: PortalSession, state: web::Data<AppState>, path: NsPath) -> Result<HttpResponse, PageError> {
     let p = path.into_inner();
+    page(&state, move |state| text_page(state, &s, &p)).await
+}
+
+fn text_page(state: &AppState, s: &PortalSession, p: &(String, String, String, String)) -> Result<Rendered, PageError> {
     let env = state.cairn.env(&p.1)?;
     let (format, text) =
         state.cairn.draft_text(&s.caller(), NsRef { env: &env, app: &p.0, cluster: &p.2, ns: &p.3 })?;
-    html(&TextPage {
-        ctx: s.ctx(&state, &env),
+    render(&TextPage {
+        ctx: s.ctx(state, &env),
         app_id: p.0.clone(),
         cluster: p.2.clone(),
         ns: p.3.clone(),
         format: format.as_str(),
-        base: base(&p),
+        base: base(p),
         text,
         error: None,
     })
@@ -132,6 +137,14 @@ pub async fn instances_get(
     path: NsPath,
 ) -> Result<HttpResponse, PageError> {
     let p = path.into_inner();
+    page(&state, move |state| instances_page(state, &s, &p)).await
+}
+
+fn instances_page(
+    state: &AppState,
+    s: &PortalSession,
+    p: &(String, String, String, String),
+) -> Result<Rendered, PageError> {
     let env = state.cairn.env(&p.1)?;
     let caller = s.caller();
     let at = NsRef { env: &env, app: &p.0, cluster: &p.2, ns: &p.3 };
@@ -150,12 +163,12 @@ pub async fn instances_get(
         })
         .collect();
     let on_latest = rows.iter().filter(|r| r.latest).count();
-    html(&InstancesPage {
-        ctx: s.ctx(&state, &env),
+    render(&InstancesPage {
+        ctx: s.ctx(state, &env),
         app_id: p.0.clone(),
         cluster: p.2.clone(),
         ns: p.3.clone(),
-        base: base(&p),
+        base: base(p),
         rows,
         on_latest,
     })
@@ -197,6 +210,10 @@ pub async fn audit_get(
     q: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, PageError> {
     let q = q.into_inner();
+    page(&state, move |state| audit_page(state, &s, q)).await
+}
+
+fn audit_page(state: &AppState, s: &PortalSession, q: AuditQuery) -> Result<Rendered, PageError> {
     let since_ms = q.hours.parse::<i64>().ok().map(|h| crate::domain::time::now_ms() - h * 3_600_000);
     let filter = AuditFilter { target: q.target.clone(), user: q.user.clone(), action: q.action.clone(), since_ms };
     let entries = state
@@ -212,8 +229,8 @@ pub async fn audit_get(
             detail: e.detail,
         })
         .collect();
-    html(&AuditPage {
-        ctx: s.ctx(&state, ""),
+    render(&AuditPage {
+        ctx: s.ctx(state, ""),
         entries,
         target: q.target,
         user: q.user,

@@ -9,6 +9,7 @@ mod extra;
 mod gray;
 mod keys;
 mod pages;
+mod render;
 mod users;
 
 use actix_web::web;

@@ -5,7 +5,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::auth::{blocking, html, html_bad_request, on_namespace, redirect, PageCtx, PageError, PortalSession};
+use super::auth::{blocking, html_bad_request, on_namespace, redirect, PageCtx, PageError, PortalSession};
+use super::render::{page, render, render_bad_request, Rendered};
 use crate::domain::diff::{self, State};
 use crate::domain::model::App;
 use crate::domain::time::apollo_time;
@@ -36,21 +37,24 @@ struct HomePage {
 
 /// `GET /`: drafts waiting for a release and recent releases in the operator's apps.
 pub async fn home(s: PortalSession, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
-    let caller = s.caller();
-    let releases = state
-        .cairn
-        .recent_releases(&caller, 15)?
-        .into_iter()
-        .map(|e| RecentRow {
-            actor: e.display_actor(),
-            action: e.action,
-            env: e.env.unwrap_or_default(),
-            target: e.target,
-            time: apollo_time(e.time),
-        })
-        .collect();
-    let drafts = state.cairn.pending_drafts(&caller)?;
-    html(&HomePage { ctx: s.ctx(&state, ""), name: s.user.name.clone(), drafts, releases })
+    page(&state, move |state| {
+        let caller = s.caller();
+        let releases = state
+            .cairn
+            .recent_releases(&caller, 15)?
+            .into_iter()
+            .map(|e| RecentRow {
+                actor: e.display_actor(),
+                action: e.action,
+                env: e.env.unwrap_or_default(),
+                target: e.target,
+                time: apollo_time(e.time),
+            })
+            .collect();
+        let drafts = state.cairn.pending_drafts(&caller)?;
+        render(&HomePage { ctx: s.ctx(state, ""), name: s.user.name.clone(), drafts, releases })
+    })
+    .await
 }
 
 #[derive(Template)]
@@ -102,7 +106,8 @@ pub async fn apps_get(
     state: web::Data<AppState>,
     q: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, PageError> {
-    html(&apps_page(&state, &s, q.into_inner().q)?)
+    let q = q.into_inner().q;
+    page(&state, move |state| render(&apps_page(state, &s, q)?)).await
 }
 
 #[derive(Deserialize)]
@@ -190,9 +195,14 @@ pub async fn app_get(
     path: web::Path<String>,
     q: web::Query<EnvQuery>,
 ) -> Result<HttpResponse, PageError> {
+    let (path, q) = (path.into_inner(), q.into_inner());
+    page(&state, move |state| app_page(state, &s, &path, &q)).await
+}
+
+fn app_page(state: &AppState, s: &PortalSession, path: &str, q: &EnvQuery) -> Result<Rendered, PageError> {
     let cairn = &state.cairn;
     let caller = s.caller();
-    let app = cairn.app(&path)?;
+    let app = cairn.app(path)?;
     let env = match &q.env {
         Some(e) => cairn.env(e)?,
         None => cairn.settings().envs.first().cloned().unwrap_or_default(),
@@ -223,7 +233,7 @@ pub async fn app_get(
         });
     }
     let can_master = caller.can(Permission::AppMaster { app: &app.app_id });
-    html(&AppPage { ctx: s.ctx(&state, &env), can_master, app, clusters, cluster, namespaces })
+    render(&AppPage { ctx: s.ctx(state, &env), can_master, app, clusters, cluster, namespaces })
 }
 
 /// One row of the item table.
@@ -321,12 +331,15 @@ fn namespace_page(
     let (live, _) = live_pairs(cairn, &caller, at)?;
     let draft: Vec<(String, String)> = view.items.iter().map(|i| (i.key.clone(), i.value.clone())).collect();
     let lines = diff::diff(&draft, &live);
+    // By key: a linear search per row made a 5,000-item page quadratic.
+    let comments: std::collections::HashMap<&str, &str> =
+        view.items.iter().map(|i| (i.key.as_str(), i.comment.as_str())).collect();
     let rows = lines
         .iter()
         .map(|l| Row {
             key: l.key.clone(),
             value: l.draft.clone().or_else(|| l.live.clone()).unwrap_or_default(),
-            comment: view.items.iter().find(|i| i.key == l.key).map(|i| i.comment.clone()).unwrap_or_default(),
+            comment: comments.get(l.key.as_str()).map(|c| c.to_string()).unwrap_or_default(),
             state: l.state.as_str(),
             live: if l.state == State::Changed { l.live.clone() } else { None },
         })
@@ -408,9 +421,13 @@ pub async fn namespace_get(
     path: NsPath,
     q: web::Query<FlashQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let mut page = namespace_page(&state, &s, &path)?;
-    page.ctx.flash = q.into_inner().done;
-    html(&page)
+    let (path, flash) = (path.into_inner(), q.into_inner().done);
+    page(&state, move |state| {
+        let mut page = namespace_page(state, &s, &path)?;
+        page.ctx.flash = flash;
+        render(&page)
+    })
+    .await
 }
 
 #[derive(Deserialize, Default)]
@@ -425,19 +442,23 @@ fn back(path: &(String, String, String, String), done: &str) -> HttpResponse {
 }
 
 /// Re-renders the namespace page with an inline error and the operator's input (400).
-fn with_error(
-    state: &AppState,
-    s: &PortalSession,
+async fn with_error(
+    state: &web::Data<AppState>,
+    s: PortalSession,
     path: &(String, String, String, String),
     e: ServiceError,
     form: Option<(String, String, String)>,
 ) -> Result<HttpResponse, PageError> {
-    let mut page = namespace_page(state, s, path)?;
-    page.error = Some(e.to_string());
-    if let Some((k, v, c)) = form {
-        (page.form_key, page.form_value, page.form_comment) = (k, v, c);
-    }
-    html_bad_request(&page)
+    let path = path.clone();
+    page(state, move |state| {
+        let mut page = namespace_page(state, &s, &path)?;
+        page.error = Some(e.to_string());
+        if let Some((k, v, c)) = form {
+            (page.form_key, page.form_value, page.form_comment) = (k, v, c);
+        }
+        render_bad_request(&page)
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -473,7 +494,7 @@ pub async fn item_post(
     match result {
         Ok(item) => Ok(back(&path, &format!("Saved {}", item.key))),
         Err(e @ (ServiceError::Invalid(_) | ServiceError::Conflict(_))) => {
-            with_error(&state, &s, &path, e, Some((f.key, f.value, f.comment)))
+            with_error(&state, s, &path, e, Some((f.key, f.value, f.comment))).await
         }
         Err(e) => Err(e.into()),
     }
@@ -501,7 +522,7 @@ pub async fn item_delete_post(
     let result = on_namespace(&state, s.caller(), &path, move |c, caller, at| c.delete_item(caller, at, &k)).await?;
     match result {
         Ok(()) => Ok(back(&path, &format!("Deleted {key}"))),
-        Err(e @ ServiceError::Conflict(_)) => with_error(&state, &s, &path, e, None),
+        Err(e @ ServiceError::Conflict(_)) => with_error(&state, s, &path, e, None).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -532,7 +553,7 @@ pub async fn publish_post(
     let result = on_namespace(&state, s.caller(), &path, move |c, caller, at| c.publish(caller, at, input)).await?;
     match result {
         Ok(r) => Ok(back(&path, &format!("Published {}", r.title))),
-        Err(e @ (ServiceError::Invalid(_) | ServiceError::Conflict(_))) => with_error(&state, &s, &path, e, None),
+        Err(e @ (ServiceError::Invalid(_) | ServiceError::Conflict(_))) => with_error(&state, s, &path, e, None).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -559,7 +580,7 @@ pub async fn rollback_post(
         on_namespace(&state, s.caller(), &path, move |c, caller, at| c.rollback_namespace_to(caller, at, to)).await?;
     match result {
         Ok(r) => Ok(back(&path, &format!("Rolled back to {}", r.title))),
-        Err(e @ (ServiceError::Invalid(_) | ServiceError::Conflict(_))) => with_error(&state, &s, &path, e, None),
+        Err(e @ (ServiceError::Invalid(_) | ServiceError::Conflict(_))) => with_error(&state, s, &path, e, None).await,
         Err(e) => Err(e.into()),
     }
 }
