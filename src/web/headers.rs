@@ -41,7 +41,9 @@ pub async fn security_headers(
         }
     };
     set(X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(REFERRER_POLICY, "no-referrer");
+    // `same-origin`, not `no-referrer`: under `no-referrer` browsers send `Origin: null` on
+    // the portal's own form posts, which the CSRF check must refuse.
+    set(REFERRER_POLICY, "same-origin");
     set(X_FRAME_OPTIONS, "DENY");
     set(CONTENT_SECURITY_POLICY, if html { PORTAL_CSP } else { DATA_CSP });
     // Nothing Cairn answers may be kept by a shared cache: pages and Open API answers show

@@ -9,8 +9,8 @@ pub mod heavy;
 pub mod openapi;
 pub mod ops;
 pub mod portal;
-pub mod routes;
 pub mod proxy;
+pub mod routes;
 
 use std::net::TcpListener;
 use std::sync::Arc;

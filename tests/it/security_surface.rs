@@ -15,7 +15,7 @@ use reqwest::{redirect::Policy, Method, StatusCode};
 use serde_json::json;
 
 use crate::common::process::{cli, seed_data_dir, text, Proc, BIN};
-use crate::common::{Resp, TestServer, ADMIN};
+use crate::common::{portal_login, portal_sign_in, Resp, TestServer, ADMIN};
 
 /// A client that follows no redirects.
 fn client() -> reqwest::Client {
@@ -24,9 +24,7 @@ fn client() -> reqwest::Client {
 
 /// Signs in as the seeded admin; returns the `Cookie` header value.
 async fn admin_cookie(s: &TestServer) -> String {
-    let r = s.send(client().post(s.url("/login")).form(&[("username", ADMIN), ("password", "apollo-password")])).await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "sign-in failed: {}", r.text);
-    r.headers["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string()
+    portal_sign_in(s, &client(), ADMIN, "apollo-password").await
 }
 
 async fn get_as(s: &TestServer, cookie: &str, path: &str) -> Resp {
@@ -65,7 +63,7 @@ async fn raw_config_files_are_never_rendered_as_pages_on_the_portal_origin() {
 fn assert_security_headers(what: &str, r: &Resp, page: bool) {
     let h = &r.headers;
     assert_eq!(header(h, "x-content-type-options"), "nosniff", "{what}: {h:?}");
-    assert_eq!(header(h, "referrer-policy"), "no-referrer", "{what}: {h:?}");
+    assert_eq!(header(h, "referrer-policy"), "same-origin", "{what}: {h:?}");
     assert_eq!(header(h, "x-frame-options"), "DENY", "{what}: {h:?}");
     let csp = header(h, "content-security-policy");
     assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
@@ -173,14 +171,7 @@ async fn forwarding_headers_from_an_untrusted_peer_are_ignored() {
         .json();
     assert_eq!(meta[0]["homepageUrl"], format!("{}/envs/DEV/", s.base));
 
-    let login = s
-        .send(
-            client()
-                .post(s.url("/login"))
-                .header("X-Forwarded-Proto", "https")
-                .form(&[("username", ADMIN), ("password", "apollo-password")]),
-        )
-        .await;
+    let login = portal_login(&s, &client(), ADMIN, "apollo-password", &[("X-Forwarded-Proto", "https")]).await;
     assert_eq!(login.status, StatusCode::SEE_OTHER);
     let cookie = header(&login.headers, "set-cookie");
     assert!(cookie.starts_with("cairn_session=") && !cookie.contains("Secure"), "{cookie}");
@@ -199,14 +190,7 @@ async fn forwarding_headers_from_a_trusted_proxy_are_honoured() {
         .await
         .json();
     assert_eq!(meta[0]["homepageUrl"], "https://cfg.example/envs/DEV/");
-    let login = s
-        .send(
-            client()
-                .post(s.url("/login"))
-                .header("X-Forwarded-Proto", "https")
-                .form(&[("username", ADMIN), ("password", "apollo-password")]),
-        )
-        .await;
+    let login = portal_login(&s, &client(), ADMIN, "apollo-password", &[("X-Forwarded-Proto", "https")]).await;
     let cookie = header(&login.headers, "set-cookie");
     assert!(cookie.starts_with("__Host-cairn_session=") && cookie.contains("Secure"), "{cookie}");
 }
