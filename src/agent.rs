@@ -1,15 +1,18 @@
 //! `cairn agent`: a sidecar / init container for apps without an Apollo client. It fetches
 //! namespaces over the Apollo client protocol, writes each to a file atomically, long-polls
 //! for releases, rewrites the files and then runs a reload command or signals a process.
-//! When Cairn is unreachable it keeps the last good files and retries with backoff.
+//! When Cairn is unreachable it keeps the last good files and retries with a short, jittered
+//! backoff. With `--once` (init containers) it retries for a bounded time and can then start
+//! from a cache directory on a volume, like an Apollo client's local cache.
 //! Imports only `domain` (properties text) and `security` (signatures) from Cairn.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
+use rand::Rng;
 use serde::Deserialize;
 
 use crate::domain::format::CONTENT_KEY;
@@ -37,6 +40,43 @@ pub struct AgentOptions {
     pub templates: Vec<(String, PathBuf)>,
     /// Fetch once, write, exit.
     pub once: bool,
+    /// With `once`: how long to keep retrying while Cairn is unreachable or failing.
+    pub wait: Duration,
+    /// A directory that keeps a copy of every file written; with `once`, used when Cairn
+    /// stays unreachable for `wait`.
+    pub cache: Option<PathBuf>,
+}
+
+/// Longest pause between two attempts. Short, so an agent is back within a couple of seconds
+/// of Cairn's return however long the outage was; the jitter spreads the reconnects of many
+/// agents that lost Cairn at the same moment.
+pub const RETRY_CAP: Duration = Duration::from_secs(2);
+/// First pause after a failure.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+
+/// The pause before attempt `failures + 1`: doubling from 0.5 s up to [`RETRY_CAP`], then a
+/// random point in the upper half of that step.
+pub fn retry_delay(failures: u32) -> Duration {
+    let step = RETRY_FIRST.saturating_mul(1u32 << failures.min(16)).min(RETRY_CAP);
+    let half = step / 2;
+    half + half.mul_f64(rand::thread_rng().gen_range(0.0..=1.0))
+}
+
+/// A failure worth retrying: Cairn unreachable, timing out, or answering 5xx. Wrong settings
+/// (no release, refused key) are not: retrying would only delay the message.
+#[derive(Debug)]
+struct Transient(String);
+
+impl std::fmt::Display for Transient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Transient {}
+
+fn is_transient(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<Transient>())
 }
 
 #[derive(Deserialize)]
@@ -70,7 +110,8 @@ struct Namespace {
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| anyhow!("bad file name {}", path.display()))?;
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    // Unique even when several pods, each with the same pid, share a cache volume.
+    let tmp = dir.join(format!(".{name}.tmp-{}-{:016x}", std::process::id(), rand::thread_rng().gen::<u64>()));
     let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot write {}", tmp.display()))?;
     f.write_all(bytes)?;
     f.sync_all()?;
@@ -87,6 +128,24 @@ pub fn file_name(ns: &str) -> String {
     } else {
         format!("{}.properties", crate::domain::names::strip_properties_suffix(ns))
     }
+}
+
+/// Writes `bytes` to `path` atomically unless the file already holds exactly them (so an
+/// agent restarted over the files it wrote does not make the app reload). True when written.
+fn write_if_different(path: &Path, bytes: &[u8]) -> anyhow::Result<bool> {
+    if std::fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(false);
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    write_atomically(path, bytes)?;
+    Ok(true)
+}
+
+/// The file a template renders to: its name minus `.tmpl`.
+fn template_output(template: &Path) -> String {
+    template.file_name().and_then(|n| n.to_str()).unwrap_or("rendered").trim_end_matches(".tmpl").to_string()
 }
 
 /// Replaces `{{ key }}` placeholders with values; an unknown key is an error.
@@ -137,16 +196,20 @@ impl Agent {
             let sig = signature::sign(&ts, &signed, secret);
             req = req.header("Authorization", format!("Apollo {}:{sig}", self.opts.app_id)).header("Timestamp", ts);
         }
-        let mut res = req.send().await.map_err(|e| anyhow!("cannot reach Cairn at {url}: {e}"))?;
+        let mut res = req.send().await.map_err(|e| Transient(format!("cannot reach Cairn at {url}: {e}")))?;
         let status = res.status().as_u16();
         let mut body = Vec::new();
-        while let Some(chunk) = res.chunk().await.map_err(|e| anyhow!("reading {url}: {e}"))? {
+        while let Some(chunk) = res.chunk().await.map_err(|e| Transient(format!("reading {url}: {e}")))? {
             if body.len() + chunk.len() > MAX_BODY {
                 bail!("{url} answered more than {} MiB", MAX_BODY >> 20);
             }
             body.extend_from_slice(&chunk);
         }
-        Ok((status, String::from_utf8_lossy(&body).to_string()))
+        let body = String::from_utf8_lossy(&body).to_string();
+        if status >= 500 {
+            return Err(Transient(format!("Cairn answered {status}: {body}")).into());
+        }
+        Ok((status, body))
     }
 
     fn query(&self, extra: &[(&str, &str)]) -> String {
@@ -183,10 +246,14 @@ impl Agent {
                     .map(|(k, v)| (k, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
                     .collect();
                 let name = self.namespaces[i].name.clone();
-                self.write(&name, &pairs, &dto.configurations)?;
-                tracing::info!(namespace = %name, release_key = %dto.release_key, "wrote configuration");
+                let changed = self.write(&name, &pairs, &dto.configurations)?;
+                if changed {
+                    tracing::info!(namespace = %name, release_key = %dto.release_key, "wrote configuration");
+                } else {
+                    tracing::info!(namespace = %name, release_key = %dto.release_key, "configuration unchanged");
+                }
                 self.namespaces[i].release_key = Some(dto.release_key);
-                Ok(true)
+                Ok(changed)
             }
             404 => bail!(
                 "namespace '{}' of app '{}' (cluster '{}') has no release at {}; publish it first",
@@ -200,27 +267,60 @@ impl Agent {
         }
     }
 
-    fn write(&self, ns: &str, pairs: &[(String, String)], map: &BTreeMap<String, String>) -> anyhow::Result<()> {
+    /// Name of `file` in the cache: the app and cluster prefix it, so apps may share a volume.
+    fn cached(&self, cache: &Path, file: &str) -> PathBuf {
+        cache.join(format!("{}+{}+{file}", self.opts.app_id, self.opts.cluster))
+    }
+
+    /// Writes `file` into the directory (and the cache) unless it already holds `bytes`.
+    /// True when the directory's copy changed.
+    fn put(&self, file: &str, bytes: &[u8]) -> anyhow::Result<bool> {
+        let changed = write_if_different(&self.opts.dir.join(file), bytes)?;
+        if let Some(cache) = &self.opts.cache {
+            // A cache that cannot be written must not stop the app from getting its files.
+            if let Err(e) = write_if_different(&self.cached(cache, file), bytes) {
+                tracing::warn!(error = %format!("{e:#}"), "cannot update the cache");
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Every file the agent writes: one per namespace plus rendered templates.
+    fn files(&self) -> Vec<String> {
+        let mut files: Vec<String> = self.namespaces.iter().map(|n| file_name(&n.name)).collect();
+        files.extend(self.opts.templates.iter().map(|(_, t)| template_output(t)));
+        files
+    }
+
+    /// Copies the cached files into the directory; fails naming the first one missing.
+    fn restore_from_cache(&self, cache: &Path) -> anyhow::Result<()> {
+        let mut copies = Vec::new();
+        for file in self.files() {
+            let from = self.cached(cache, &file);
+            let bytes = std::fs::read(&from).with_context(|| format!("the cache has no {}", from.display()))?;
+            copies.push((file, bytes));
+        }
+        for (file, bytes) in copies {
+            write_if_different(&self.opts.dir.join(&file), &bytes)?;
+        }
+        Ok(())
+    }
+
+    fn write(&self, ns: &str, pairs: &[(String, String)], map: &BTreeMap<String, String>) -> anyhow::Result<bool> {
         let bytes = if Format::of_namespace(ns).is_file() {
             map.get(CONTENT_KEY).cloned().unwrap_or_default()
         } else {
             properties::write(pairs)
         };
-        write_atomically(&self.opts.dir.join(file_name(ns)), bytes.as_bytes())?;
+        let mut changed = self.put(&file_name(ns), bytes.as_bytes())?;
         for (tns, template) in self.opts.templates.iter().filter(|(t, _)| t == ns) {
             let text = std::fs::read_to_string(template)
                 .with_context(|| format!("cannot read template {}", template.display()))?;
             let rendered =
                 render(&text, pairs).with_context(|| format!("rendering {} for {tns}", template.display()))?;
-            let out = template
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("rendered")
-                .trim_end_matches(".tmpl")
-                .to_string();
-            write_atomically(&self.opts.dir.join(out), rendered.as_bytes())?;
+            changed |= self.put(&template_output(template), rendered.as_bytes())?;
         }
-        Ok(())
+        Ok(changed)
     }
 
     async fn sync_all(&mut self) -> anyhow::Result<bool> {
@@ -312,11 +412,9 @@ pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
         .context("cannot set up the HTTP client")?;
     let mut agent = Agent { opts, http, namespaces };
     if agent.opts.once {
-        agent.sync_all().await?;
-        tracing::info!(dir = %agent.opts.dir.display(), "configuration written");
-        return Ok(());
+        return once(&mut agent).await;
     }
-    let mut backoff = Duration::from_secs(1);
+    let mut failures = 0u32;
     let mut synced = false;
     loop {
         let round = async {
@@ -337,14 +435,56 @@ pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
             anyhow::Ok(())
         };
         match round.await {
-            Ok(()) => backoff = Duration::from_secs(1),
+            Ok(()) => failures = 0,
             Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), retry_in = ?backoff, "keeping the last good files");
+                let pause = retry_delay(failures);
+                tracing::warn!(error = %format!("{e:#}"), retry_in = ?pause, "keeping the last good files");
                 synced = false;
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(60));
+                tokio::time::sleep(pause).await;
+                failures = failures.saturating_add(1);
             }
         }
+    }
+}
+
+/// `--once`: fetch and write every file, retrying transient failures until `wait` is spent;
+/// then fall back to the cache when there is one.
+async fn once(agent: &mut Agent) -> anyhow::Result<()> {
+    let deadline = Instant::now() + agent.opts.wait;
+    let mut failures = 0u32;
+    loop {
+        let e = match agent.sync_all().await {
+            Ok(_) => {
+                tracing::info!(dir = %agent.opts.dir.display(), "configuration written");
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if !is_transient(&e) {
+            return Err(e);
+        }
+        if left.is_zero() {
+            let Some(cache) = agent.opts.cache.clone() else {
+                return Err(e.context(format!(
+                    "gave up after {:?}; raise --wait, or give --cache a volume to start from the last copy",
+                    agent.opts.wait
+                )));
+            };
+            agent.restore_from_cache(&cache).map_err(|c| {
+                anyhow!("{e:#}; and the cache cannot stand in: {c:#}. Start once while Cairn is up to fill it")
+            })?;
+            tracing::warn!(
+                error = %format!("{e:#}"),
+                cache = %cache.display(),
+                "Cairn is unreachable: started from the cached files; the sidecar will fetch the current ones"
+            );
+            return Ok(());
+        }
+        let pause = retry_delay(failures).min(left);
+        tracing::warn!(error = %format!("{e:#}"), retry_in = ?pause, left = ?left, "retrying");
+        tokio::time::sleep(pause).await;
+        failures = failures.saturating_add(1);
     }
 }
 
@@ -358,6 +498,15 @@ mod tests {
         assert_eq!(render("url={{ db.url }};", &values).unwrap(), "url=jdbc:x;");
         assert!(render("{{ nope }}", &values).is_err());
         assert!(render("{{ db.url ", &values).is_err());
+    }
+
+    #[test]
+    fn retries_are_capped_and_jittered() {
+        assert!(retry_delay(0) <= Duration::from_millis(500));
+        assert!(retry_delay(0) >= Duration::from_millis(250));
+        let late: Vec<Duration> = (0..50).map(|_| retry_delay(40)).collect();
+        assert!(late.iter().all(|d| *d <= RETRY_CAP && *d >= RETRY_CAP / 2), "{late:?}");
+        assert!(late.iter().any(|d| *d != late[0]), "no jitter: {late:?}");
     }
 
     #[test]

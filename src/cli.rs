@@ -146,6 +146,13 @@ pub struct AgentArgs {
     /// Fetch once, write the files and exit (init containers); non-zero exit on failure.
     #[arg(long)]
     pub once: bool,
+    /// With --once: seconds to keep retrying while Cairn is unreachable or answers 5xx.
+    #[arg(long, env = "CAIRN_AGENT_WAIT", value_name = "SECS", default_value_t = 60)]
+    pub wait: u64,
+    /// Directory keeping a copy of every file written (a volume that outlives the pod); with
+    /// --once, the files are taken from it when Cairn stays unreachable for --wait.
+    #[arg(long, env = "CAIRN_AGENT_CACHE", value_name = "DIR")]
+    pub cache: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -184,6 +191,28 @@ pub enum ConsumerCommand {
     },
 }
 
+/// Parses the process arguments. `cairn agent --help` lists only what the agent reads: the
+/// server's global flags stay accepted there but hidden.
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut cmd = Cli::command();
+    cmd.build();
+    if let Some(agent) = cmd.find_subcommand_mut("agent") {
+        let own: Vec<String> = <AgentArgs as clap::Args>::augment_args(clap::Command::new("agent"))
+            .get_arguments()
+            .map(|a| a.get_id().to_string())
+            .collect();
+        let foreign: Vec<String> = agent
+            .get_arguments()
+            .map(|a| a.get_id().to_string())
+            .filter(|id| !own.contains(id) && id != "log_format" && id != "help")
+            .collect();
+        let taken = std::mem::take(agent);
+        *agent = taken.mut_args(|a| if foreign.iter().any(|id| a.get_id() == id.as_str()) { a.hide(true) } else { a });
+    }
+    Cli::from_arg_matches(&cmd.get_matches()).unwrap_or_else(|e| e.exit())
+}
+
 impl Cli {
     fn settings(&self, serve: &ServeArgs) -> anyhow::Result<Settings> {
         let o = Overrides {
@@ -219,8 +248,10 @@ fn init_logs(format: LogFormat) {
 }
 
 fn warn_unknown_env_vars() {
-    const KNOWN: [&str; 31] = [
+    const KNOWN: [&str; 33] = [
         "CAIRN_AGENT_SERVER",
+        "CAIRN_AGENT_WAIT",
+        "CAIRN_AGENT_CACHE",
         "CAIRN_AGENT_APP",
         "CAIRN_AGENT_CLUSTER",
         "CAIRN_AGENT_NAMESPACES",
@@ -487,6 +518,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 signal: a.signal.zip(a.pid_file),
                 templates,
                 once: a.once,
+                wait: std::time::Duration::from_secs(a.wait),
+                cache: a.cache,
             };
             actix_web::rt::System::new().block_on(crate::agent::run(opts))
         }

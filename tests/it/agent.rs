@@ -60,12 +60,14 @@ async fn once_fails_clearly_without_a_release_or_a_server() {
     assert!(!out.status.success());
     assert!(text(&out).contains("has no release"), "{}", text(&out));
     let d = dir.path().to_path_buf();
-    let out =
-        tokio::task::spawn_blocking(move || agent("http://127.0.0.1:9/envs/DEV", &d, &["--once"]).output().unwrap())
-            .await
-            .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        agent("http://127.0.0.1:9/envs/DEV", &d, &["--once", "--wait", "0"]).output().unwrap()
+    })
+    .await
+    .unwrap();
     assert!(!out.status.success());
     assert!(text(&out).contains("cannot reach Cairn"), "{}", text(&out));
+    assert!(text(&out).contains("raise --wait, or give --cache"), "{}", text(&out));
     let d = dir.path().to_path_buf();
     let out =
         tokio::task::spawn_blocking(move || agent("https://cairn.example/envs/PRO", &d, &["--once"]).output().unwrap())
@@ -174,4 +176,140 @@ async fn the_agent_survives_cairn_being_down_at_start_and_later() {
     child.kill().unwrap();
     child.wait().unwrap();
     drop(proc);
+}
+
+/// Starts Cairn with the app `demo` released as `k=v1`; returns the dir, data, token, process.
+async fn cairn_with_release() -> (tempfile::TempDir, std::path::PathBuf, String, Proc) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = seed_data_dir(&data);
+    let proc = Proc::start(&data, &[]);
+    let app = json!({"assignAppRoleToSelf": true, "app": {"appId": "demo", "name": "demo", "ownerName": ADMIN}});
+    call(&proc.base, &token, Method::POST, "/apps", app).await;
+    release(&proc.base, &token, "v1").await;
+    (dir, data, token, proc)
+}
+
+#[tokio::test]
+async fn once_waits_for_cairn_to_come_up_within_its_wait() {
+    let (dir, data, _token, proc) = cairn_with_release().await;
+    assert!(proc.terminate().0.success());
+    let front = FrontDoor::start().await;
+    let out = dir.path().join("out");
+    let mut init = agent(&format!("{}/envs/DEV", front.base), &out, &["--once", "--wait", "30"]);
+    let init = tokio::task::spawn_blocking(move || init.output().unwrap());
+    // The agent is retrying against a Cairn that is down; it comes up 2 s later.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let proc = Proc::start(&data, &[]);
+    front.point_to(&proc.base);
+    let out_put = init.await.unwrap();
+    assert!(out_put.status.success(), "{}", text(&out_put));
+    assert!(text(&out_put).contains("retrying"), "{}", text(&out_put));
+    assert_eq!(read(&out.join("application.properties")), "k=v1\n");
+    drop(proc);
+}
+
+#[tokio::test]
+async fn once_starts_from_the_cache_when_cairn_stays_down() {
+    let (dir, _data, _token, proc) = cairn_with_release().await;
+    let cache = dir.path().join("cache");
+    let cache_arg = cache.to_str().unwrap().to_string();
+    // A first pod fills the cache while Cairn is up.
+    let front = FrontDoor::start().await;
+    front.point_to(&proc.base);
+    let (server, first) = (format!("{}/envs/DEV", front.base), dir.path().join("first"));
+    let c = cache_arg.clone();
+    let out = tokio::task::spawn_blocking(move || agent(&server, &first, &["--once", "--cache", &c]).output().unwrap())
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let server = format!("{}/envs/DEV", front.base);
+    assert!(proc.terminate().0.success());
+    front.point_nowhere();
+
+    // Without a cache, a short wait ends in a clear failure; with it, the pod starts.
+    let second = dir.path().join("second");
+    let (s2, d2) = (server.clone(), second.clone());
+    let out = tokio::task::spawn_blocking(move || agent(&s2, &d2, &["--once", "--wait", "1"]).output().unwrap())
+        .await
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    let started = std::time::Instant::now();
+    let (s2, d2) = (server.clone(), second.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        agent(&s2, &d2, &["--once", "--wait", "1", "--cache", &cache_arg]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("started from the cached files"), "{}", text(&out));
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert_eq!(read(&second.join("application.properties")), "k=v1\n");
+
+    // An empty cache cannot stand in: the failure says so.
+    let (d3, empty) = (dir.path().join("third"), dir.path().join("empty-cache"));
+    let out = tokio::task::spawn_blocking(move || {
+        agent(&server, &d3, &["--once", "--wait", "0", "--cache", empty.to_str().unwrap()]).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("the cache cannot stand in"), "{}", text(&out));
+}
+
+#[tokio::test]
+async fn the_sidecar_does_not_reload_at_start_when_nothing_changed() {
+    let (dir, _data, token, proc) = cairn_with_release().await;
+    let out = dir.path().join("out");
+    let server = format!("{}/envs/DEV", proc.base);
+    let (s, o) = (server.clone(), out.clone());
+    let init = tokio::task::spawn_blocking(move || agent(&s, &o, &["--once"]).output().unwrap()).await.unwrap();
+    assert!(init.status.success(), "{}", text(&init));
+    let counter = dir.path().join("reloads");
+    let on_change = format!("echo reload >> {}", counter.display());
+    let mut sidecar = agent(&server, &out, &["--on-change", &on_change]).stderr(Stdio::piped()).spawn().unwrap();
+    let log = sidecar.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(log).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // The sidecar has compared the release with the file the init container wrote.
+    let saw_unchanged = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            if line.contains("configuration unchanged") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap();
+    assert!(saw_unchanged, "the sidecar never checked the release");
+    assert_eq!(read(&counter), "", "reloaded although nothing changed");
+    release(&proc.base, &token, "v2").await;
+    let file = out.join("application.properties");
+    eventually(Duration::from_secs(10), "the next release", || async { read(&file) == "k=v2\n" }).await;
+    eventually(Duration::from_secs(5), "its reload", || async { read(&counter).lines().count() == 1 }).await;
+    sidecar.kill().unwrap();
+    sidecar.wait().unwrap();
+}
+
+#[test]
+fn agent_help_lists_only_agent_flags() {
+    let help = Command::new(BIN).args(["agent", "--help"]).output().unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8_lossy(&help.stdout);
+    for own in ["--server", "--once", "--wait", "--cache", "--secret-file", "--log-format"] {
+        assert!(help.contains(own), "agent --help lacks {own}:\n{help}");
+    }
+    for server_only in ["--listen", "--key-max", "--body-max", "--four-eyes-envs", "--advertised-url", "--data"] {
+        assert!(!help.contains(&format!("{server_only} <")), "agent --help lists {server_only}:\n{help}");
+    }
+    // The server's own help is unchanged.
+    let serve = Command::new(BIN).args(["serve", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&serve.stdout).contains("--listen"));
 }

@@ -10,6 +10,7 @@ mod authz_matrix;
 mod browser;
 mod cli;
 mod common;
+mod delivery;
 mod durability;
 mod gray;
 mod layering;

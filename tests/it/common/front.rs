@@ -51,4 +51,10 @@ impl FrontDoor {
         let addr: SocketAddr = base.trim_start_matches("http://").parse().unwrap();
         *self.backend.lock().unwrap() = Some(addr);
     }
+
+    /// Closes new connections at once, as while the server is down (its old port may
+    /// already belong to another process).
+    pub fn point_nowhere(&self) {
+        *self.backend.lock().unwrap() = None;
+    }
 }
