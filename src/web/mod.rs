@@ -53,6 +53,11 @@ impl AppState {
 #[derive(Clone, Debug)]
 pub struct RootEnv(pub Option<String>);
 
+/// Marks a dedicated env listener (`[envs.X] listen`): it serves that env only, also under
+/// `/envs/{env}` paths.
+#[derive(Clone, Debug)]
+pub struct EnvListener(pub String);
+
 /// The request target as received, stored only when normalisation changed it (signatures
 /// cover the target as sent).
 #[derive(Clone, Debug)]
@@ -169,6 +174,10 @@ fn build_app(
     >,
 > {
     let (json, query, path, payload) = json_error_config(state.settings.body_max);
+    let own_env = match (&root.0, kind) {
+        (Some(env), Listener::Env) => Some(EnvListener(env.clone())),
+        _ => None,
+    };
     let mut app = App::new()
         .app_data(state)
         .app_data(json)
@@ -192,6 +201,9 @@ fn build_app(
         .configure(ops::configure)
         // The client API first: routes are tried in order, and client reads are the hot path.
         .configure(apollo::configure);
+    if let Some(own) = own_env {
+        app = app.app_data(web::Data::new(own));
+    }
     if kind == Listener::Main {
         app = app
             .service(web::scope("/openapi/v1").configure(openapi::configure))

@@ -246,6 +246,15 @@ async fn dedicated_env_listener_serves_that_env_at_the_root() {
     // The env listener does not expose the Open API.
     let open = s.http.get(format!("http://{pro_addr}/openapi/v1/apps")).send().await.unwrap();
     assert_eq!(open.status(), 404);
+    // ...nor any other env: a network policy on PRO's port must not let DEV read PRO or back.
+    s.publish("DEV", "demo", "application", &[("k", "dev")]).await;
+    for path in ["/envs/DEV/configs/demo/default/application", "/envs/dev/configfiles/json/demo/default/application"] {
+        let r = s.http.get(format!("http://{pro_addr}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+        assert!(!r.text().await.unwrap().contains("dev\""), "{path}");
+    }
+    let own = s.http.get(format!("http://{pro_addr}/envs/PRO/configs/demo/default/application")).send().await.unwrap();
+    assert_eq!(own.status(), 200);
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use crate::domain::names::is_valid_name;
 use crate::service::access::{ClientAuth, SignedRequest};
 
 use super::error::ApiError;
-use super::{raw_target, AppState, PathEnv, RootEnv};
+use super::{raw_target, AppState, EnvListener, PathEnv, RootEnv};
 
 /// Registers the client routes. `/configs` and `/configfiles` are routed by hand (a static
 /// prefix plus segment splitting) because they are the hottest paths and regex routing was
@@ -72,6 +72,13 @@ pub fn client_env(req: &HttpRequest) -> Result<ClientEnv, ApiError> {
     let state = req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::not_found("no state"))?;
     if let Some(PathEnv(env)) = req.extensions().get::<PathEnv>() {
         let canonical = state.cairn.env(env)?;
+        // A dedicated env listener serves its own env only, so a network policy on its port
+        // separates envs.
+        if let Some(own) = req.app_data::<web::Data<EnvListener>>() {
+            if own.0 != canonical {
+                return Err(ApiError::not_found(format!("this listener serves env {} only", own.0)));
+            }
+        }
         return Ok(ClientEnv { env: canonical, prefix: Some(format!("/envs/{env}")) });
     }
     match req.app_data::<web::Data<RootEnv>>().and_then(|r| r.0.clone()) {
