@@ -96,6 +96,12 @@ pub struct ServeArgs {
     /// Envs where the last editor of a draft may not release it, comma separated.
     #[arg(long, global = true, env = "CAIRN_FOUR_EYES_ENVS", value_delimiter = ',')]
     pub four_eyes_envs: Option<Vec<String>>,
+    /// Seconds a request body may take to arrive after its headers (else 408).
+    #[arg(long, global = true, env = "CAIRN_BODY_TIMEOUT", value_name = "SECS")]
+    pub body_timeout: Option<u64>,
+    /// Open connections one client address may hold at once.
+    #[arg(long, global = true, env = "CAIRN_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -195,6 +201,8 @@ impl Cli {
             access_key_skew_secs: serve.access_key_skew,
             four_eyes_envs: serve.four_eyes_envs.clone(),
             log_format: self.log_format,
+            body_timeout_secs: serve.body_timeout,
+            max_connections_per_ip: serve.max_connections_per_ip,
         };
         Settings::load(self.config.as_deref(), o).map_err(anyhow::Error::msg)
     }
@@ -214,7 +222,7 @@ fn init_logs(format: LogFormat) {
 }
 
 fn warn_unknown_env_vars() {
-    const KNOWN: [&str; 31] = [
+    const KNOWN: [&str; 33] = [
         "CAIRN_AGENT_SERVER",
         "CAIRN_AGENT_APP",
         "CAIRN_AGENT_CLUSTER",
@@ -245,6 +253,8 @@ fn warn_unknown_env_vars() {
         "CAIRN_BODY_MAX",
         "CAIRN_ACCESS_KEY_SKEW",
         "CAIRN_FOUR_EYES_ENVS",
+        "CAIRN_BODY_TIMEOUT",
+        "CAIRN_MAX_CONNECTIONS_PER_IP",
         "CAIRN_BROWSER_TESTS",
     ];
     for (k, _) in std::env::vars() {

@@ -57,6 +57,8 @@ pub struct FileSettings {
     session_idle_secs: Option<u64>,
     session_max_secs: Option<u64>,
     only_granted_create_apps: Option<bool>,
+    body_timeout_secs: Option<u64>,
+    max_connections_per_ip: Option<usize>,
 }
 
 /// Values from flags or `CAIRN_*` variables; `None` means "not given".
@@ -74,6 +76,8 @@ pub struct Overrides {
     pub access_key_skew_secs: Option<u64>,
     pub four_eyes_envs: Option<Vec<String>>,
     pub log_format: Option<LogFormat>,
+    pub body_timeout_secs: Option<u64>,
+    pub max_connections_per_ip: Option<usize>,
 }
 
 /// The resolved settings.
@@ -97,6 +101,10 @@ pub struct Settings {
     pub session_max_secs: u64,
     /// Only admins and users granted it may create apps in the portal.
     pub only_granted_create_apps: bool,
+    /// A request body must arrive in full within this many seconds of its headers (else 408).
+    pub body_timeout_secs: u64,
+    /// Open connections one peer address may hold; more are refused (429) and closed.
+    pub max_connections_per_ip: usize,
 }
 
 const DEFAULT_ENVS: [&str; 4] = ["DEV", "FAT", "UAT", "PRO"];
@@ -118,6 +126,10 @@ impl Default for Settings {
             session_idle_secs: 30 * 60,
             session_max_secs: 12 * 60 * 60,
             only_granted_create_apps: false,
+            body_timeout_secs: 10,
+            // Far above what a NATed office or a node of pods opens (one long poll and a few
+            // fetches per client), far below the process's file-descriptor limit.
+            max_connections_per_ip: 2048,
         }
     }
 }
@@ -194,6 +206,11 @@ impl Settings {
             session_idle_secs: file.session_idle_secs.unwrap_or(d.session_idle_secs),
             session_max_secs: file.session_max_secs.unwrap_or(d.session_max_secs),
             only_granted_create_apps: file.only_granted_create_apps.unwrap_or(d.only_granted_create_apps),
+            body_timeout_secs: o.body_timeout_secs.or(file.body_timeout_secs).unwrap_or(d.body_timeout_secs),
+            max_connections_per_ip: o
+                .max_connections_per_ip
+                .or(file.max_connections_per_ip)
+                .unwrap_or(d.max_connections_per_ip),
             envs,
         };
         if !(1..=90).contains(&s.long_poll_timeout_secs) {
@@ -201,6 +218,12 @@ impl Settings {
                 "long_poll_timeout_secs is {}; it must be 1..=90 (clients time out after 90 s)",
                 s.long_poll_timeout_secs
             ));
+        }
+        if s.body_timeout_secs == 0 {
+            return Err("body_timeout_secs is 0; it must be at least 1 second".into());
+        }
+        if s.max_connections_per_ip == 0 {
+            return Err("max_connections_per_ip is 0; it must be at least 1".into());
         }
         if let Some(def) = &s.default_env {
             if !s.envs.iter().any(|(n, _)| n == def) {

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod apollo;
 pub mod error;
+pub mod limits;
 pub mod openapi;
 pub mod ops;
 pub mod portal;
@@ -156,6 +157,7 @@ fn build_app(
     >,
 > {
     let (json, query, path, payload) = json_error_config(state.settings.body_max);
+    let body_timeout = std::time::Duration::from_secs(state.settings.body_timeout_secs);
     let mut app = App::new()
         .app_data(state)
         .app_data(json)
@@ -163,6 +165,7 @@ fn build_app(
         .app_data(path)
         .app_data(payload)
         .app_data(web::Data::new(root))
+        .wrap_fn(move |req, srv| limits::enforce(req, srv, body_timeout))
         .wrap_fn(|mut req, srv| {
             rewrite_target(&mut req);
             let metrics_state = req.app_data::<web::Data<AppState>>().cloned();
@@ -201,9 +204,13 @@ pub fn start(
     let data = web::Data::new(state);
     let mut servers = Vec::new();
     let root = RootEnv(data.settings.default_env.clone());
+    // One table for every listener: the cap is per client address, whichever port it uses.
+    let counts = limits::ConnectionCounts::new(data.settings.max_connections_per_ip);
     let d = data.clone();
+    let c = counts.clone();
     servers.push(
         HttpServer::new(move || build_app(d.clone(), root.clone(), Listener::Main))
+            .on_connect(move |conn, ext| c.on_connect(conn, ext))
             .workers(2)
             .backlog(4096)
             .max_connections(50_000)
@@ -215,8 +222,10 @@ pub fn start(
     for (env, listener) in env_listeners {
         let d = data.clone();
         let root = RootEnv(Some(env));
+        let c = counts.clone();
         servers.push(
             HttpServer::new(move || build_app(d.clone(), root.clone(), Listener::Env))
+                .on_connect(move |conn, ext| c.on_connect(conn, ext))
                 .workers(1)
                 .backlog(4096)
                 .max_connections(50_000)
