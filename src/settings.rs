@@ -279,6 +279,19 @@ mod tests {
     }
 
     #[test]
+    fn connection_limits_come_from_the_file_and_flags_and_zero_is_refused() {
+        let d = Settings::default();
+        assert_eq!((d.body_timeout_secs, d.max_connections_per_ip), (10, 2048));
+        let file: FileSettings = toml::from_str("body_timeout_secs = 3\nmax_connections_per_ip = 50\n").unwrap();
+        let s = Settings::merge(file.clone(), Overrides::default()).unwrap();
+        assert_eq!((s.body_timeout_secs, s.max_connections_per_ip), (3, 50));
+        let o = Overrides { max_connections_per_ip: Some(20_000), ..Default::default() };
+        assert_eq!(Settings::merge(file, o).unwrap().max_connections_per_ip, 20_000);
+        let zero = Overrides { body_timeout_secs: Some(0), ..Default::default() };
+        assert!(Settings::merge(FileSettings::default(), zero).unwrap_err().contains("body_timeout_secs"));
+    }
+
+    #[test]
     fn bad_values_are_explained() {
         let err = Settings::merge(
             FileSettings::default(),

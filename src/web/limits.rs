@@ -39,8 +39,14 @@ pub struct ConnectionCounts {
 /// What a connection carries in its data: admitted (counted until the connection is dropped)
 /// or refused (every request on it is answered 429 and the connection closed).
 enum ConnectionSlot {
-    Admitted(#[allow(dead_code)] Admitted),
-    Refused { ip: IpAddr, max: usize },
+    /// Held only to be dropped with the connection.
+    Admitted {
+        _slot: Admitted,
+    },
+    Refused {
+        ip: IpAddr,
+        max: usize,
+    },
 }
 
 /// One counted connection; dropping it (when actix drops the connection) gives the slot back.
@@ -67,11 +73,6 @@ impl ConnectionCounts {
         ConnectionCounts { table: Arc::default(), max }
     }
 
-    /// Connections currently open from `ip`.
-    pub fn open_from(&self, ip: IpAddr) -> usize {
-        lock(&self.table).get(&ip).copied().unwrap_or(0)
-    }
-
     /// `HttpServer::on_connect` callback: counts the new connection against its address.
     /// Loopback is not exempt: a local proxy or sidecar is a client like any other.
     pub fn on_connect(&self, conn: &dyn Any, data: &mut Extensions) {
@@ -87,7 +88,7 @@ impl ConnectionCounts {
         }
         *open += 1;
         drop(table);
-        data.insert(ConnectionSlot::Admitted(Admitted { ip, table: self.table.clone() }));
+        data.insert(ConnectionSlot::Admitted { _slot: Admitted { ip, table: self.table.clone() } });
     }
 }
 
