@@ -5,6 +5,8 @@
 //! 2. 10,000 concurrent long polls: server resident memory, and how long after the
 //!    publish's reply the last poll is answered.
 //! 3. Publish latency through the Open API (item update + release), p50 and p95.
+//! 4. Reconnect storm: 10,000 clients connecting at the same instant (as after a restart), each
+//!    with a long poll; how long until all are held. Alone: `CAIRN_BENCH_ONLY=storm`.
 //!
 //! Everything runs on loopback against the real release binary; the report is printed and
 //! written to `target/bench-report.txt`.
@@ -73,6 +75,8 @@ fn start_cairn(data: &std::path::Path) -> Server {
     let mut child = Command::new(BIN)
         .args(["--data", data.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0", "--default-env", "DEV"])
         .env("CAIRN_LOG", "warn,cairn=info")
+        // Every bench client comes from 127.0.0.1: lift the per-address connection cap.
+        .env("CAIRN_MAX_CONNECTIONS_PER_IP", "100000")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -362,6 +366,75 @@ async fn portal_render(http: &reqwest::Client, base: &str, token: &str, say: &mu
     }
 }
 
+/// The kernel's count of connections dropped because a listen queue was full.
+fn listen_overflows() -> u64 {
+    let text = std::fs::read_to_string("/proc/net/netstat").unwrap_or_default();
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else { return 0 };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "ListenOverflows")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Long polls the server holds now, from `/metrics`.
+async fn polls_held(http: &reqwest::Client, base: &str) -> usize {
+    let m = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    m.lines().find_map(|l| l.strip_prefix("cairn_long_polls_held ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
+/// `POLLS` clients connect at the same instant, each sending a long poll (clients reconnecting
+/// after a restart); reports how long until the server holds them all, then wakes them.
+async fn storm(http: &reqwest::Client, addr: &str, base: &str, token: &str, ns: &str, say: &mut impl FnMut(String)) {
+    let state: serde_json::Value = http
+        .get(format!("{base}/notifications/v2?appId=bench&cluster=default&notifications=%5B%7B%22namespaceName%22%3A%22application%22%2C%22notificationId%22%3A-1%7D%5D"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = state[0]["notificationId"].as_i64().unwrap();
+    let req = Arc::new(format!(
+        "GET /notifications/v2?appId=bench&cluster=default&notifications=%5B%7B%22namespaceName%22%3A%22application%22%2C%22notificationId%22%3A{id}%7D%5D HTTP/1.1\r\n{JAVA_CLIENT_HEADERS}\r\n"
+    ));
+    let overflows_before = listen_overflows();
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..POLLS)
+        .map(|_| {
+            let (addr, req) = (addr.to_string(), req.clone());
+            tokio::spawn(async move {
+                let mut s = TcpStream::connect(&addr).await.ok()?;
+                s.write_all(req.as_bytes()).await.ok()?;
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                Some(())
+            })
+        })
+        .collect();
+    let deadline = started + Duration::from_secs(60);
+    let mut held = 0;
+    while held < POLLS && Instant::now() < deadline {
+        held = polls_held(http, base).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let took = started.elapsed();
+    say(format!(
+        "reconnect storm: {held}/{POLLS} simultaneous connects held as long polls after {:.2} s ({} listen-queue overflows)",
+        took.as_secs_f64(),
+        listen_overflows().saturating_sub(overflows_before)
+    ));
+    update_and_release(http, base, token, ns, "bench.key.02", "storm").await;
+    for t in tasks {
+        let _ = tokio::time::timeout(Duration::from_secs(30), t).await;
+    }
+    while polls_held(http, base).await > 0 && Instant::now() < deadline + Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -489,6 +562,9 @@ async fn run() {
     }
     if wants("portal") {
         portal_render(&http, &base, &token, &mut say).await;
+    }
+    if wants("storm") {
+        storm(&http, &cairn.addr, &base, &token, ns, &mut say).await;
     }
     if !wants("polls") {
         return;

@@ -100,6 +100,12 @@ pub struct ServeArgs {
     /// are believed; from any other peer they are ignored.
     #[arg(long, global = true, env = "CAIRN_TRUSTED_PROXIES", value_delimiter = ',', value_name = "NETS")]
     pub trusted_proxies: Option<Vec<String>>,
+    /// Seconds a request body may take to arrive after its headers (else 408).
+    #[arg(long, global = true, env = "CAIRN_BODY_TIMEOUT", value_name = "SECS")]
+    pub body_timeout: Option<u64>,
+    /// Open connections one client address may hold at once.
+    #[arg(long, global = true, env = "CAIRN_MAX_CONNECTIONS_PER_IP", value_name = "N")]
+    pub max_connections_per_ip: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -229,6 +235,8 @@ impl Cli {
             four_eyes_envs: serve.four_eyes_envs.clone(),
             log_format: self.log_format,
             trusted_proxies: serve.trusted_proxies.clone(),
+            body_timeout_secs: serve.body_timeout,
+            max_connections_per_ip: serve.max_connections_per_ip,
         };
         Settings::load(self.config.as_deref(), o).map_err(anyhow::Error::msg)
     }
@@ -248,7 +256,7 @@ fn init_logs(format: LogFormat) {
 }
 
 fn warn_unknown_env_vars() {
-    const KNOWN: [&str; 33] = [
+    const KNOWN: &[&str] = &[
         "CAIRN_AGENT_SERVER",
         "CAIRN_AGENT_WAIT",
         "CAIRN_AGENT_CACHE",
@@ -281,6 +289,9 @@ fn warn_unknown_env_vars() {
         "CAIRN_BODY_MAX",
         "CAIRN_ACCESS_KEY_SKEW",
         "CAIRN_FOUR_EYES_ENVS",
+        "CAIRN_BODY_TIMEOUT",
+        "CAIRN_MAX_CONNECTIONS_PER_IP",
+        "CAIRN_TRUSTED_PROXIES",
         "CAIRN_BROWSER_TESTS",
     ];
     for (k, _) in std::env::vars() {

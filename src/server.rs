@@ -49,9 +49,37 @@ pub fn open(settings: &Settings) -> anyhow::Result<Arc<Cairn>> {
     Ok(cairn)
 }
 
+/// Connections the kernel may queue on a listener before Cairn accepts them. The standard
+/// library's `TcpListener::bind` asks for 128, and actix's `.backlog()` applies only to addresses
+/// actix binds itself, so every client reconnecting after a restart overflowed the queue and
+/// waited out SYN retries. Linux caps it at `net.core.somaxconn` (4096 by default).
+pub const LISTEN_BACKLOG: i32 = 4096;
+
 fn bind(addr: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .with_context(|| format!("cannot listen on {addr}; is another process using it? (set --listen / CAIRN_LISTEN)"))
+    use std::net::ToSocketAddrs;
+    let hint = || format!("cannot listen on {addr}; is another process using it? (set --listen / CAIRN_LISTEN)");
+    let mut last = None;
+    for candidate in addr.to_socket_addrs().with_context(|| format!("cannot resolve listen address {addr}"))? {
+        match bind_one(candidate) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(e) => anyhow::Error::new(e).context(hint()),
+        None => anyhow::anyhow!("listen address {addr} resolves to no address"),
+    })
+}
+
+/// Binds like `TcpListener::bind` (with `SO_REUSEADDR`, as the standard library sets on Unix)
+/// but with [`LISTEN_BACKLOG`].
+fn bind_one(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
 }
 
 /// Binds every listener: the main one, then one per env with a dedicated `listen`.

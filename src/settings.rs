@@ -61,6 +61,8 @@ pub struct FileSettings {
     instances_max_total: Option<usize>,
     instances_expiry_days: Option<u64>,
     trusted_proxies: Option<Vec<String>>,
+    body_timeout_secs: Option<u64>,
+    max_connections_per_ip: Option<usize>,
 }
 
 /// Values from flags or `CAIRN_*` variables; `None` means "not given".
@@ -79,6 +81,8 @@ pub struct Overrides {
     pub four_eyes_envs: Option<Vec<String>>,
     pub log_format: Option<LogFormat>,
     pub trusted_proxies: Option<Vec<String>>,
+    pub body_timeout_secs: Option<u64>,
+    pub max_connections_per_ip: Option<usize>,
 }
 
 /// The resolved settings.
@@ -110,6 +114,10 @@ pub struct Settings {
     pub instances_expiry_days: u64,
     /// Peers whose `X-Forwarded-*` headers are believed (reverse proxies); empty: nobody's.
     pub trusted_proxies: Vec<crate::domain::net::IpNet>,
+    /// A request body must arrive in full within this many seconds of its headers (else 408).
+    pub body_timeout_secs: u64,
+    /// Open connections one peer address may hold; more are refused (429) and closed.
+    pub max_connections_per_ip: usize,
 }
 
 const DEFAULT_ENVS: [&str; 4] = ["DEV", "FAT", "UAT", "PRO"];
@@ -135,6 +143,10 @@ impl Default for Settings {
             instances_max_total: 200_000,
             instances_expiry_days: 7,
             trusted_proxies: Vec::new(),
+            body_timeout_secs: 10,
+            // Far above what a NATed office or a node of pods opens (one long poll and a few
+            // fetches per client), far below the process's file-descriptor limit.
+            max_connections_per_ip: 2048,
         }
     }
 }
@@ -223,6 +235,11 @@ impl Settings {
             instances_max_per_app: file.instances_max_per_app.unwrap_or(d.instances_max_per_app),
             instances_max_total: file.instances_max_total.unwrap_or(d.instances_max_total),
             instances_expiry_days: file.instances_expiry_days.unwrap_or(d.instances_expiry_days),
+            body_timeout_secs: o.body_timeout_secs.or(file.body_timeout_secs).unwrap_or(d.body_timeout_secs),
+            max_connections_per_ip: o
+                .max_connections_per_ip
+                .or(file.max_connections_per_ip)
+                .unwrap_or(d.max_connections_per_ip),
             envs,
         };
         if !(1..=90).contains(&s.long_poll_timeout_secs) {
@@ -230,6 +247,12 @@ impl Settings {
                 "long_poll_timeout_secs is {}; it must be 1..=90 (clients time out after 90 s)",
                 s.long_poll_timeout_secs
             ));
+        }
+        if s.body_timeout_secs == 0 {
+            return Err("body_timeout_secs is 0; it must be at least 1 second".into());
+        }
+        if s.max_connections_per_ip == 0 {
+            return Err("max_connections_per_ip is 0; it must be at least 1".into());
         }
         if let Some(def) = &s.default_env {
             if !s.envs.iter().any(|(n, _)| n == def) {
@@ -287,6 +310,19 @@ mod tests {
         assert_eq!(s.envs.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), vec!["DEV", "PRO"]);
         assert!(s.env("PRO").unwrap().four_eyes);
         assert_eq!(s.env("PRO").unwrap().listen.as_deref(), Some("0.0.0.0:8084"));
+    }
+
+    #[test]
+    fn connection_limits_come_from_the_file_and_flags_and_zero_is_refused() {
+        let d = Settings::default();
+        assert_eq!((d.body_timeout_secs, d.max_connections_per_ip), (10, 2048));
+        let file: FileSettings = toml::from_str("body_timeout_secs = 3\nmax_connections_per_ip = 50\n").unwrap();
+        let s = Settings::merge(file.clone(), Overrides::default()).unwrap();
+        assert_eq!((s.body_timeout_secs, s.max_connections_per_ip), (3, 50));
+        let o = Overrides { max_connections_per_ip: Some(20_000), ..Default::default() };
+        assert_eq!(Settings::merge(file, o).unwrap().max_connections_per_ip, 20_000);
+        let zero = Overrides { body_timeout_secs: Some(0), ..Default::default() };
+        assert!(Settings::merge(FileSettings::default(), zero).unwrap_err().contains("body_timeout_secs"));
     }
 
     #[test]

@@ -69,10 +69,11 @@ pub const NO_APP_ID_PLACEHOLDER: &str = "ApolloNoAppIdPlaceHolder";
 /// Strips a trailing `.properties` (case-insensitive) from a client-supplied namespace name.
 pub fn strip_properties_suffix(ns: &str) -> &str {
     let suffix = ".properties";
-    if ns.len() > suffix.len() && ns[ns.len() - suffix.len()..].eq_ignore_ascii_case(suffix) {
-        &ns[..ns.len() - suffix.len()]
-    } else {
-        ns
+    // `get` rather than indexing: the cut may fall inside a multi-byte character of a hostile name.
+    let cut = ns.len().saturating_sub(suffix.len());
+    match (ns.get(..cut), ns.get(cut..)) {
+        (Some(base), Some(tail)) if !base.is_empty() && tail.eq_ignore_ascii_case(suffix) => base,
+        _ => ns,
     }
 }
 
@@ -98,6 +99,7 @@ mod tests {
         assert_eq!(strip_properties_suffix("application.properties"), "application");
         assert_eq!(strip_properties_suffix("application.PROPERTIES"), "application");
         assert_eq!(strip_properties_suffix("app.yaml"), "app.yaml");
+        assert_eq!(strip_properties_suffix("\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}"), "\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}");
         assert_eq!(strip_properties_suffix(".properties"), ".properties");
     }
 

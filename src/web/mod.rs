@@ -6,6 +6,7 @@ pub mod apollo;
 pub mod error;
 pub mod headers;
 pub mod heavy;
+pub mod limits;
 pub mod openapi;
 pub mod ops;
 pub mod portal;
@@ -178,6 +179,7 @@ fn build_app(
         (Some(env), Listener::Env) => Some(EnvListener(env.clone())),
         _ => None,
     };
+    let body_timeout = std::time::Duration::from_secs(state.settings.body_timeout_secs);
     let mut app = App::new()
         .app_data(state)
         .app_data(json)
@@ -185,6 +187,7 @@ fn build_app(
         .app_data(path)
         .app_data(payload)
         .app_data(web::Data::new(root))
+        .wrap_fn(move |req, srv| limits::enforce(req, srv, body_timeout))
         .wrap_fn(|mut req, srv| {
             rewrite_target(&mut req);
             let metrics_state = req.app_data::<web::Data<AppState>>().cloned();
@@ -217,7 +220,9 @@ async fn not_found(req: HttpRequest) -> ApiError {
     ApiError::not_found(format!("no such endpoint: {}", req.path()))
 }
 
-/// Starts the main listener and every dedicated env listener. Returns the servers; each
+/// Starts the main listener and every dedicated env listener. The listeners come bound
+/// (`server::bind_all`, with a 4096 backlog: actix's own `backlog` applies only to addresses
+/// it binds itself). Returns the servers; each
 /// must be awaited (or stopped).
 pub fn start(
     state: AppState,
@@ -227,11 +232,14 @@ pub fn start(
     let data = web::Data::new(state);
     let mut servers = Vec::new();
     let root = RootEnv(data.settings.default_env.clone());
+    // One table for every listener: the cap is per client address, whichever port it uses.
+    let counts = limits::ConnectionCounts::new(data.settings.max_connections_per_ip);
     let d = data.clone();
+    let c = counts.clone();
     servers.push(
         HttpServer::new(move || build_app(d.clone(), root.clone(), Listener::Main))
+            .on_connect(move |conn, ext| c.on_connect(conn, ext))
             .workers(2)
-            .backlog(4096)
             .max_connections(50_000)
             .shutdown_timeout(4)
             .disable_signals()
@@ -241,10 +249,11 @@ pub fn start(
     for (env, listener) in env_listeners {
         let d = data.clone();
         let root = RootEnv(Some(env));
+        let c = counts.clone();
         servers.push(
             HttpServer::new(move || build_app(d.clone(), root.clone(), Listener::Env))
+                .on_connect(move |conn, ext| c.on_connect(conn, ext))
                 .workers(1)
-                .backlog(4096)
                 .max_connections(50_000)
                 .shutdown_timeout(4)
                 .disable_signals()
