@@ -22,7 +22,7 @@ mod operations;
 mod packaging;
 mod portal_http;
 mod security_auth;
+mod security_input;
 mod security_store;
 mod security_surface;
-mod security_input;
 mod zero_downtime;

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::common::process::{open_api, seed_data_dir, Proc};
-use crate::common::ADMIN;
+use crate::common::{portal_sign_in_at, ADMIN};
 
 /// One raw request and whether the server may close the connection without an answer
 /// (unparseable framing, or a body cut off once it is refused).
@@ -335,14 +335,7 @@ async fn five_hundred_malformed_requests_get_no_5xx_and_leave_the_process_well()
     assert_eq!(open_api(&base, &token, reqwest::Method::POST, &format!("{ns}/releases"), release).await.0, 200);
 
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let login = http
-        .post(format!("{base}/login"))
-        .form(&[("username", ADMIN), ("password", "a-good-password"), ("next", "/apps")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), 303);
-    let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let cookie = portal_sign_in_at(&base, &http, ADMIN, "a-good-password").await;
     let page =
         http.get(format!("{base}/apps/demo")).header("Cookie", &cookie).send().await.unwrap().text().await.unwrap();
     let i = page.find("name=\"csrf\" value=\"").expect("page has a CSRF field");

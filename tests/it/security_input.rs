@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{eventually, Resp, TestServer, ADMIN};
+use crate::common::{eventually, portal_login, portal_sign_in, Resp, TestServer, ADMIN};
 
 /// A block sequence nested 5,000 deep (10 KB): overflowed the validator's stack and aborted.
 fn deep_yaml() -> String {
@@ -59,14 +59,7 @@ async fn hostile_yaml_through_the_open_api_is_refused_and_the_server_keeps_servi
 /// Signs in as the seeded admin; returns the client (cookies kept by hand) and its cookie.
 async fn portal_admin(s: &TestServer) -> (reqwest::Client, String) {
     let http = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
-    let r = http
-        .post(s.url("/login"))
-        .form(&[("username", ADMIN), ("password", "apollo-password"), ("next", "/apps")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let cookie = portal_sign_in(s, &http, ADMIN, "apollo-password").await;
     (http, cookie)
 }
 
@@ -152,7 +145,7 @@ async fn a_body_that_never_arrives_is_answered_408_and_the_connection_closed() {
         assert!(text.contains("did not arrive within 1 s") && text.contains("RequestTimeoutException"), "{text}");
     }
     assert!(started.elapsed() < Duration::from_secs(10), "answered after {:?}", started.elapsed());
-    let form = s.send(s.http.post(s.url("/login")).form(&[("username", ADMIN), ("password", "wrong")])).await;
+    let form = portal_login(&s, &s.http, ADMIN, "wrong", &[]).await;
     assert_eq!(form.status, StatusCode::UNAUTHORIZED, "whole bodies are read as before: {}", form.text);
 }
 

@@ -268,8 +268,30 @@ pub fn hidden_field(html: &str, name: &str) -> Option<String> {
     Some(html[i + needle.len()..].split('"').next()?.to_string())
 }
 
-/// Posts the portal's sign-in form (its own token and cookie included) with extra request
-/// headers; returns the answer. `http` must not follow redirects.
+/// Posts the portal's sign-in form of the server at `base` (its own token and cookie
+/// included) with extra request headers; returns the answer. `http` must not follow redirects.
+pub async fn portal_login_at(
+    base: &str,
+    http: &reqwest::Client,
+    user: &str,
+    password: &str,
+    headers: &[(&str, &str)],
+) -> Resp {
+    let page = http.get(format!("{base}/login")).send().await.unwrap();
+    let form_cookies = cookies_of(page.headers()).join("; ");
+    let html = page.text().await.unwrap();
+    let token = hidden_field(&html, "csrf").expect("the sign-in page has a form token");
+    let form = [("username", user), ("password", password), ("csrf", token.as_str())];
+    let mut rb = http.post(format!("{base}/login")).header("Cookie", form_cookies).form(&form);
+    for (name, value) in headers {
+        rb = rb.header(*name, *value);
+    }
+    let r = rb.send().await.unwrap();
+    let (status, headers) = (r.status(), r.headers().clone());
+    Resp { status, headers, text: r.text().await.unwrap() }
+}
+
+/// [`portal_login_at`] on a test server.
 pub async fn portal_login(
     s: &TestServer,
     http: &reqwest::Client,
@@ -277,21 +299,17 @@ pub async fn portal_login(
     password: &str,
     headers: &[(&str, &str)],
 ) -> Resp {
-    let page = http.get(s.url("/login")).send().await.unwrap();
-    let form_cookies = cookies_of(page.headers()).join("; ");
-    let html = page.text().await.unwrap();
-    let token = hidden_field(&html, "csrf").expect("the sign-in page has a form token");
-    let form = [("username", user), ("password", password), ("csrf", token.as_str())];
-    let mut rb = http.post(s.url("/login")).header("Cookie", form_cookies).form(&form);
-    for (name, value) in headers {
-        rb = rb.header(*name, *value);
-    }
-    s.send(rb).await
+    portal_login_at(&s.base, http, user, password, headers).await
 }
 
-/// Signs in through the portal's form and returns the session cookie pair.
-pub async fn portal_sign_in(s: &TestServer, http: &reqwest::Client, user: &str, password: &str) -> String {
-    let r = portal_login(s, http, user, password, &[]).await;
+/// Signs in through the portal's form at `base` and returns the session cookie pair.
+pub async fn portal_sign_in_at(base: &str, http: &reqwest::Client, user: &str, password: &str) -> String {
+    let r = portal_login_at(base, http, user, password, &[]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{user} could not sign in: {}", r.text);
     cookies_of(&r.headers).into_iter().find(|c| c.contains("session=")).expect("a session cookie")
+}
+
+/// [`portal_sign_in_at`] on a test server.
+pub async fn portal_sign_in(s: &TestServer, http: &reqwest::Client, user: &str, password: &str) -> String {
+    portal_sign_in_at(&s.base, http, user, password).await
 }
