@@ -385,9 +385,8 @@ async fn polls_held(http: &reqwest::Client, base: &str) -> usize {
     m.lines().find_map(|l| l.strip_prefix("cairn_long_polls_held ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
-/// `POLLS` clients connect at the same instant, each sending a long poll (clients reconnecting
-/// after a restart); reports how long until the server holds them all, then wakes them.
-async fn storm(http: &reqwest::Client, addr: &str, base: &str, token: &str, ns: &str, say: &mut impl FnMut(String)) {
+/// The bench app's current notification id of `application` (what a client polls with).
+async fn current_notification_id(http: &reqwest::Client, base: &str) -> i64 {
     let state: serde_json::Value = http
         .get(format!("{base}/notifications/v2?appId=bench&cluster=default&notifications=%5B%7B%22namespaceName%22%3A%22application%22%2C%22notificationId%22%3A-1%7D%5D"))
         .send()
@@ -396,7 +395,13 @@ async fn storm(http: &reqwest::Client, addr: &str, base: &str, token: &str, ns: 
         .json()
         .await
         .unwrap();
-    let id = state[0]["notificationId"].as_i64().unwrap();
+    state[0]["notificationId"].as_i64().unwrap()
+}
+
+/// `POLLS` clients connect at the same instant, each sending a long poll (clients reconnecting
+/// after a restart); reports how long until the server holds them all, then wakes them.
+async fn storm(http: &reqwest::Client, addr: &str, base: &str, token: &str, ns: &str, say: &mut impl FnMut(String)) {
+    let id = current_notification_id(http, base).await;
     let req = Arc::new(format!(
         "GET /notifications/v2?appId=bench&cluster=default&notifications=%5B%7B%22namespaceName%22%3A%22application%22%2C%22notificationId%22%3A{id}%7D%5D HTTP/1.1\r\n{JAVA_CLIENT_HEADERS}\r\n"
     ));
@@ -571,15 +576,7 @@ async fn run() {
     }
 
     // 10,000 held long polls.
-    let poll_state: serde_json::Value = http
-        .get(format!("{base}/notifications/v2?appId=bench&cluster=default&notifications=%5B%7B%22namespaceName%22%3A%22application%22%2C%22notificationId%22%3A-1%7D%5D"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = poll_state[0]["notificationId"].as_i64().unwrap();
+    let id = current_notification_id(&http, &base).await;
     let rss_before = rss_kib(cairn.child.id());
     let req = format!(
         "GET /notifications/v2?appId=bench&cluster=default&notifications=%5B%7B%22namespaceName%22%3A%22application%22%2C%22notificationId%22%3A{id}%7D%5D HTTP/1.1\r\n{JAVA_CLIENT_HEADERS}\r\n"

@@ -2,90 +2,10 @@
 
 use std::time::Duration;
 
-use reqwest::{redirect::Policy, StatusCode};
+use reqwest::StatusCode;
 
-use crate::common::{Resp, TestServer, ADMIN};
-
-/// A browser-like client: no automatic redirects, one session cookie.
-struct Browser<'a> {
-    s: &'a TestServer,
-    http: reqwest::Client,
-    cookie: Option<String>,
-}
-
-impl<'a> Browser<'a> {
-    fn new(s: &'a TestServer) -> Self {
-        Browser { s, http: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(), cookie: None }
-    }
-
-    async fn get(&self, path: &str) -> Resp {
-        let mut rb = self.http.get(self.s.url(path));
-        if let Some(c) = &self.cookie {
-            rb = rb.header("Cookie", c);
-        }
-        self.s.send(rb).await
-    }
-
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Resp {
-        let mut rb = self.http.post(self.s.url(path)).form(form);
-        if let Some(c) = &self.cookie {
-            rb = rb.header("Cookie", c);
-        }
-        self.s.send(rb).await
-    }
-
-    /// Posts a sign-in or setup form the way a browser does: loads `page` first for its
-    /// form token (hidden field plus cookie), then sends both with `form`.
-    async fn post_form_of(&self, page: &str, path: &str, form: &[(&str, &str)]) -> Resp {
-        let (cookie, token) = form_token(&self.s.send(self.http.get(self.s.url(page))).await);
-        let mut fields = vec![("csrf", token.as_str())];
-        fields.extend_from_slice(form);
-        self.s.send(self.http.post(self.s.url(path)).header("Cookie", cookie).form(&fields)).await
-    }
-
-    async fn login(&mut self, user: &str, password: &str) -> Resp {
-        let r = self
-            .post_form_of("/login", "/login", &[("username", user), ("password", password), ("next", "/apps")])
-            .await;
-        if let Some(set) =
-            r.headers.get_all("set-cookie").iter().find(|c| c.to_str().unwrap().contains("cairn_session="))
-        {
-            self.cookie = Some(set.to_str().unwrap().split(';').next().unwrap().to_string());
-        }
-        r
-    }
-
-    /// A browser signed in as the seeded admin.
-    async fn admin(s: &'a TestServer) -> Self {
-        let mut b = Browser::new(s);
-        let r = b.login(ADMIN, "apollo-password").await;
-        assert_eq!(r.status, StatusCode::SEE_OTHER, "admin sign-in failed: {}", r.text);
-        b
-    }
-
-    async fn csrf(&self, page: &str) -> String {
-        let html = self.get(page).await.text;
-        let i = html.find("name=\"csrf\" value=\"").expect("page has a CSRF field");
-        html[i + 19..].split('"').next().unwrap().to_string()
-    }
-}
-
-/// The sign-in form token of a served sign-in or setup page: (cookie pair, hidden field).
-fn form_token(page: &Resp) -> (String, String) {
-    let cookie = page
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_string())
-        .find(|c| c.starts_with("cairn_form="))
-        .expect("the page sets its form cookie");
-    let i = page.text.find("name=\"csrf\" value=\"").expect("the page has a form token");
-    (cookie, page.text[i + 19..].split('"').next().unwrap().to_string())
-}
-
-fn location(r: &Resp) -> String {
-    r.headers.get("location").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
-}
+use crate::common::portal::{form_token, location, Browser};
+use crate::common::{TestServer, ADMIN};
 
 #[tokio::test]
 async fn anonymous_visitors_are_sent_to_sign_in() {

@@ -2,109 +2,16 @@
 //! owner out, parallel guessing, open redirects, sessions cut on password and state changes,
 //! the first-run race, weak passwords, app-wide grants and login CSRF.
 
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use cairn::service::{Caller, ServiceError};
-use reqwest::{redirect::Policy, StatusCode};
+use reqwest::StatusCode;
 
+use crate::common::portal::{form_token, location, session_cookie, Browser as Client};
 use crate::common::process::{cli, text, BIN};
-use crate::common::{Resp, TestServer, ADMIN};
+use crate::common::{TestServer, ADMIN};
 
 const ADMIN_PASSWORD: &str = "apollo-password";
-
-/// A browser-like client: no automatic redirects; keeps the session cookie.
-struct Client<'a> {
-    s: &'a TestServer,
-    http: reqwest::Client,
-    session: Option<String>,
-}
-
-/// The form cookie pair and hidden token a sign-in or setup page was served with.
-fn form_token(page: &Resp) -> (String, String) {
-    let cookie = page
-        .headers
-        .get_all("set-cookie")
-        .iter()
-        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_string())
-        .find(|c| c.starts_with("cairn_form="))
-        .unwrap_or_else(|| panic!("no form cookie: {:?}", page.headers));
-    let i = page.text.find("name=\"csrf\" value=\"").expect("the page has a form token");
-    (cookie, page.text[i + 19..].split('"').next().unwrap().to_string())
-}
-
-fn location(r: &Resp) -> String {
-    r.headers.get("location").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
-}
-
-fn session_cookie(r: &Resp) -> Option<String> {
-    r.headers
-        .get_all("set-cookie")
-        .iter()
-        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_string())
-        .find(|c| c.starts_with("cairn_session=") && c.len() > "cairn_session=".len())
-}
-
-impl<'a> Client<'a> {
-    fn new(s: &'a TestServer) -> Self {
-        Self::from_ip(s, None)
-    }
-
-    /// A client whose connections come from `ip` (any 127.0.0.0/8 address on loopback).
-    fn from_ip(s: &'a TestServer, ip: Option<IpAddr>) -> Self {
-        let http = reqwest::Client::builder().redirect(Policy::none()).local_address(ip).build().unwrap();
-        Client { s, http, session: None }
-    }
-
-    async fn get(&self, path: &str) -> Resp {
-        let mut rb = self.http.get(self.s.url(path));
-        if let Some(c) = &self.session {
-            rb = rb.header("Cookie", c);
-        }
-        self.s.send(rb).await
-    }
-
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Resp {
-        let mut rb = self.http.post(self.s.url(path)).form(form);
-        if let Some(c) = &self.session {
-            rb = rb.header("Cookie", c);
-        }
-        self.s.send(rb).await
-    }
-
-    /// Loads `page` for its form token, then posts `form` to `path` with it.
-    async fn post_form_of(&self, page: &str, path: &str, form: &[(&str, &str)]) -> Resp {
-        let (cookie, token) = form_token(&self.get(page).await);
-        let mut fields = vec![("csrf", token.as_str())];
-        fields.extend_from_slice(form);
-        self.s.send(self.http.post(self.s.url(path)).header("Cookie", cookie).form(&fields)).await
-    }
-
-    async fn login(&mut self, user: &str, password: &str) -> Resp {
-        let r = self.post_form_of("/login", "/login", &[("username", user), ("password", password)]).await;
-        if let Some(c) = session_cookie(&r) {
-            self.session = Some(c);
-        }
-        r
-    }
-
-    async fn signed_in(s: &'a TestServer, user: &str, password: &str) -> Self {
-        let mut c = Client::new(s);
-        let r = c.login(user, password).await;
-        assert_eq!(r.status, StatusCode::SEE_OTHER, "sign-in of {user} failed: {}", r.text);
-        c
-    }
-
-    async fn csrf(&self, page: &str) -> String {
-        let html = self.get(page).await.text;
-        let i = html.find("name=\"csrf\" value=\"").expect("page has a CSRF field");
-        html[i + 19..].split('"').next().unwrap().to_string()
-    }
-
-    async fn signed_in_now(&self) -> bool {
-        self.get("/apps").await.status == StatusCode::OK
-    }
-}
 
 fn add_user(s: &TestServer, name: &str, password: &str) {
     s.cairn.create_user(&Caller::system("t"), name, password, false).unwrap();
@@ -467,7 +374,7 @@ async fn sign_in_and_setup_forms_need_their_own_token_and_origin() {
             admin
                 .http
                 .post(s.url("/apps"))
-                .header("Cookie", admin.session.clone().unwrap())
+                .header("Cookie", admin.cookie.clone().unwrap())
                 .header("Origin", "null")
                 .form(&[("csrf", csrf.as_str()), ("app_id", "nullapp"), ("name", "x")]),
         )
