@@ -6,8 +6,10 @@
 //! layer serialises writers, so reads taken before a commit stay consistent with it.
 
 mod backup;
+mod blobs;
 mod check;
 mod codec;
+mod degraded;
 mod error;
 pub mod fs;
 pub mod keys;
@@ -24,6 +26,7 @@ pub use check::{CheckReport, Problem};
 pub use error::StoreError;
 
 use crate::domain::model::Release;
+use degraded::{Degraded, PROBE_EVERY};
 
 /// The schema version this build reads and writes.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -185,20 +188,6 @@ impl Engine {
     }
 }
 
-/// Why writes are failing, while they are.
-#[derive(Debug, Clone)]
-struct Degraded {
-    reason: String,
-    last_probe: Option<std::time::Instant>,
-}
-
-/// Bytes written by the free-space probe: two sled segments, what a commit may need.
-const PROBE_BYTES: usize = 1024 * 1024;
-/// How often blob files written by sled in the background are synced.
-const BLOB_SYNC_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
-/// Least time between two free-space probes while writes fail.
-const PROBE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-
 /// The embedded database.
 ///
 /// sled 0.34 latches the first I/O error of a database (a full disk, say): every later
@@ -272,111 +261,6 @@ impl Store {
             Some(engine) => f(engine),
             None => Err(self.unavailable()),
         }
-    }
-
-    fn unavailable(&self) -> StoreError {
-        let reason = self.degraded_reason().unwrap_or_else(|| "the database is closed".into());
-        StoreError::Unavailable { path: self.path.clone(), reason }
-    }
-
-    /// Drops the database and opens it again from disk. A temporary store cannot be
-    /// reopened (its files go with it) and is left as it is.
-    fn reopen(&self) -> Result<(), StoreError> {
-        if self.temporary {
-            return Ok(());
-        }
-        let mut guard = self.engine.write().unwrap_or_else(|p| p.into_inner());
-        // The old handle must be gone (its file lock released) before the new open.
-        drop(guard.take());
-        self.synced_blobs.lock().unwrap_or_else(|p| p.into_inner()).clear();
-        match Engine::open(&self.path) {
-            Ok(engine) => {
-                *guard = Some(engine);
-                tracing::info!(path = %self.path.display(), "database reopened after a write failure");
-                Ok(())
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not reopen the database; retrying on the next request");
-                Err(e)
-            }
-        }
-    }
-
-    /// Why writes fail now, or None when the store is healthy.
-    pub fn degraded_reason(&self) -> Option<String> {
-        self.degraded.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|d| d.reason.clone())
-    }
-
-    fn set_degraded(&self, e: &StoreError) {
-        let mut d = self.degraded.lock().unwrap_or_else(|p| p.into_inner());
-        if d.is_none() {
-            tracing::error!(error = %e, "writes are failing; Cairn keeps serving clients and retries once the disk recovers");
-        }
-        *d = Some(Degraded { reason: e.to_string(), last_probe: Some(std::time::Instant::now()) });
-    }
-
-    fn set_healthy(&self) {
-        let mut d = self.degraded.lock().unwrap_or_else(|p| p.into_inner());
-        if d.take().is_some() {
-            tracing::info!("writes succeed again");
-        }
-    }
-
-    /// Writes and syncs a probe file of [`PROBE_BYTES`] in the data directory, then removes it.
-    fn probe_space(&self) -> Result<(), StoreError> {
-        use std::io::Write;
-        let path = self.path.join(".cairn-space-probe");
-        let result = std::fs::File::create(&path).and_then(|mut f| {
-            f.write_all(&vec![0u8; PROBE_BYTES])?;
-            f.sync_all()
-        });
-        let _ = std::fs::remove_file(&path);
-        result.map_err(|e| StoreError::io_failure(&self.path, e))
-    }
-
-    /// While degraded: false when the disk still fails the probe (or was probed less than a
-    /// second ago). True when healthy or when the probe passes again.
-    fn may_write(&self) -> bool {
-        if self.temporary {
-            return true;
-        }
-        {
-            let mut d = self.degraded.lock().unwrap_or_else(|p| p.into_inner());
-            let Some(state) = d.as_mut() else { return true };
-            if state.last_probe.is_some_and(|t| t.elapsed() < PROBE_EVERY) {
-                return false;
-            }
-            state.last_probe = Some(std::time::Instant::now());
-        }
-        match self.probe_space() {
-            // The handle latched the failure: only a fresh one can write.
-            Ok(()) => self.reopen().is_ok(),
-            Err(e) => {
-                tracing::debug!(error = %e, "disk still failing");
-                false
-            }
-        }
-    }
-
-    /// The error a write gets while the store is degraded and the disk still fails.
-    fn degraded_error(&self) -> StoreError {
-        let reason = self.degraded_reason().unwrap_or_default();
-        if StoreError::reason_is_disk_full(&reason) {
-            StoreError::DiskFull { path: self.path.clone() }
-        } else {
-            self.unavailable()
-        }
-    }
-
-    /// True when writes work: healthy, or degraded but a probe and a real durable write now
-    /// succeed (which ends the degraded state). For `/health`.
-    pub fn check_writable(&self) -> bool {
-        if self.degraded_reason().is_none() {
-            return true;
-        }
-        let mut ws = WriteSet::new();
-        ws.set_counter("health_probe", u64::try_from(crate::domain::time::now_ms()).unwrap_or(0));
-        self.commit(ws, true).is_ok()
     }
 
     fn check_schema(&self) -> Result<(), StoreError> {
@@ -549,83 +433,6 @@ impl Store {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.with(|e| Ok(e.db.flush().map(|_| ())?))?;
         self.sync_blobs()
-    }
-
-    /// fsyncs every blob file sled wrote since the last call, then the blobs directory.
-    ///
-    /// sled 0.34 writes a page (a tree node, up to 16 entries of up to one 60 KiB release
-    /// chunk each) to its own file under `db/blobs/` when the page is larger than a quarter
-    /// of a segment (128 KiB), and never fsyncs these files: `flush` only syncs the log,
-    /// which points at them. Without this an acknowledged release could rest on a blob file
-    /// still in the page cache when the power fails. Blob files are written once and never
-    /// change, so a file synced at a given length stays synced.
-    fn sync_blobs(&self) -> Result<(), StoreError> {
-        if self.temporary {
-            return Ok(());
-        }
-        let dir = self.path.join("db").join("blobs");
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(StoreError::io_failure(&dir, e)),
-        };
-        let mut synced = self.synced_blobs.lock().unwrap_or_else(|p| p.into_inner());
-        let mut present = std::collections::HashSet::new();
-        let mut new_files = false;
-        for entry in entries {
-            let entry = entry.map_err(|e| StoreError::io_failure(&dir, e))?;
-            let name = entry.file_name();
-            let path = entry.path();
-            // A blob removed by sled's GC between listing and opening needs no sync.
-            let file = match std::fs::File::open(&path) {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(StoreError::io_failure(&path, e)),
-            };
-            let len = file.metadata().map_err(|e| StoreError::io_failure(&path, e))?.len();
-            present.insert(name.clone());
-            if synced.get(&name) != Some(&len) {
-                file.sync_all().map_err(|e| StoreError::io_failure(&path, e))?;
-                synced.insert(name, len);
-                new_files = true;
-            }
-        }
-        synced.retain(|name, _| present.contains(name));
-        if new_files {
-            std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io_failure(&dir, e))?;
-        }
-        Ok(())
-    }
-
-    /// Starts a thread that syncs new blob files every [`BLOB_SYNC_EVERY`] until the store is
-    /// dropped. Durable commits sync blobs themselves; this covers the blobs sled writes in
-    /// the background (segment cleaning relocates pages, which may land in new blob files),
-    /// so an acknowledged page moved by sled is synced within that interval too.
-    pub fn start_blob_syncer(store: &std::sync::Arc<Store>) {
-        if store.temporary {
-            return;
-        }
-        let weak = std::sync::Arc::downgrade(store);
-        let spawned = std::thread::Builder::new().name("cairn-blob-sync".into()).spawn(move || loop {
-            std::thread::sleep(BLOB_SYNC_EVERY);
-            let Some(store) = weak.upgrade() else { return };
-            if store.degraded_reason().is_none() {
-                if let Err(e) = store.sync_blobs() {
-                    tracing::warn!(error = %e, "could not sync sled blob files");
-                }
-            }
-        });
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "could not start the blob-file sync thread");
-        }
-    }
-
-    /// Blob files under `db/blobs` that were fsynced, with the length synced. For tests of
-    /// the power-loss window.
-    #[doc(hidden)]
-    pub fn synced_blob_files(&self) -> Vec<(String, u64)> {
-        let synced = self.synced_blobs.lock().unwrap_or_else(|p| p.into_inner());
-        synced.iter().map(|(n, l)| (n.to_string_lossy().into_owned(), *l)).collect()
     }
 
     /// Approximate size of the data on disk, in bytes.
