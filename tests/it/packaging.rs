@@ -473,3 +473,14 @@ fn the_backup_job_may_exec_into_cairn_with_any_kubectl() {
         assert!(mounts.iter().any(|m| m["mountPath"].as_str() == Some(home)), "HOME {home} is not a volume");
     }
 }
+
+/// Behind the Ingress (TLS ends there), Cairn must believe the controller's forwarded
+/// headers: otherwise every sign-in comes from one pod IP and the cookie is not `Secure`.
+#[test]
+fn cairn_in_kubernetes_believes_its_ingress_controller() {
+    let k8s = root().join("packaging/kubernetes/cairn/cairn.toml");
+    let s = cairn::settings::Settings::load(Some(&k8s), Default::default()).unwrap();
+    assert!(!s.trusted_proxies.is_empty(), "trusted_proxies must name the pod network of the ingress controller");
+    let doc = std::fs::read_to_string(root().join("docs/zero-downtime.md")).unwrap();
+    assert!(doc.contains("trusted_proxies"), "the walkthrough must say to set trusted_proxies");
+}
