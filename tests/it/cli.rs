@@ -309,3 +309,18 @@ fn every_cairn_variable_the_flags_read_is_known_and_others_are_reported() {
         }
     }
 }
+
+#[test]
+fn a_placeholder_admin_password_is_refused_at_bootstrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("password");
+    std::fs::write(&secret, "CHANGE-ME-before-applying\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["--data", dir.path().join("data").to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .env("CAIRN_ADMIN_USER", "admin")
+        .env("CAIRN_ADMIN_PASSWORD_FILE", &secret)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "Cairn started with a placeholder admin password");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("placeholder"), "{}", String::from_utf8_lossy(&out.stderr));
+}
