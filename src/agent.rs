@@ -176,6 +176,9 @@ struct Agent {
     opts: AgentOptions,
     http: reqwest::Client,
     namespaces: Vec<Namespace>,
+    /// Files changed since the last reload: the sidecar reloads after every round, also one
+    /// that failed on a later namespace, so a written file is never left unannounced.
+    unreloaded: bool,
 }
 
 impl Agent {
@@ -247,6 +250,7 @@ impl Agent {
                     .collect();
                 let name = self.namespaces[i].name.clone();
                 let changed = self.write(&name, &pairs, &dto.configurations)?;
+                self.unreloaded |= changed;
                 if changed {
                     tracing::info!(namespace = %name, release_key = %dto.release_key, "wrote configuration");
                 } else {
@@ -410,7 +414,7 @@ pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
         .connect_timeout(Duration::from_secs(10))
         .build()
         .context("cannot set up the HTTP client")?;
-    let mut agent = Agent { opts, http, namespaces };
+    let mut agent = Agent { opts, http, namespaces, unreloaded: false };
     if agent.opts.once {
         return once(&mut agent).await;
     }
@@ -419,22 +423,20 @@ pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
     loop {
         let round = async {
             if !synced {
-                if agent.sync_all().await? {
-                    agent.reload();
-                }
+                agent.sync_all().await?;
                 synced = true;
             }
-            let changed = agent.poll().await?;
-            let mut wrote = false;
-            for i in changed {
-                wrote |= agent.sync(i).await?;
-            }
-            if wrote {
-                agent.reload();
+            for i in agent.poll().await? {
+                agent.sync(i).await?;
             }
             anyhow::Ok(())
         };
-        match round.await {
+        let result = round.await;
+        if agent.unreloaded {
+            agent.reload();
+            agent.unreloaded = false;
+        }
+        match result {
             Ok(()) => failures = 0,
             Err(e) => {
                 let pause = retry_delay(failures);

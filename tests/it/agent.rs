@@ -313,3 +313,36 @@ fn agent_help_lists_only_agent_flags() {
     let serve = Command::new(BIN).args(["serve", "--help"]).output().unwrap();
     assert!(String::from_utf8_lossy(&serve.stdout).contains("--listen"));
 }
+
+/// One namespace failing (no release yet, say) must not hold back the reload for another
+/// one the sidecar has just rewritten.
+#[tokio::test]
+async fn a_failing_namespace_does_not_hold_back_the_reload_of_another() {
+    let s = TestServer::start().await;
+    s.seed_app("demo").await;
+    s.publish("DEV", "demo", "application", &[("k", "v1")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("reloads");
+    let out = dir.path().join("out");
+    let on_change = format!("echo reload >> {}", counter.display());
+    let child =
+        agent(&s.url("/envs/DEV"), &out, &["--namespaces", "application,unreleased", "--on-change", &on_change])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+    // Stopped however the test ends.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Stop(child);
+    let file = out.join("application.properties");
+    eventually(Duration::from_secs(10), "the first write", || async { read(&file) == "k=v1\n" }).await;
+    eventually(Duration::from_secs(5), "its reload", || async { read(&counter).lines().count() == 1 }).await;
+    s.publish("DEV", "demo", "application", &[("k", "v2")]).await;
+    eventually(Duration::from_secs(10), "the next release", || async { read(&file) == "k=v2\n" }).await;
+    eventually(Duration::from_secs(5), "its reload", || async { read(&counter).lines().count() == 2 }).await;
+}
