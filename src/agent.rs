@@ -45,6 +45,10 @@ pub struct AgentOptions {
     /// A directory that keeps a copy of every file written; with `once`, used when Cairn
     /// stays unreachable for `wait`.
     pub cache: Option<PathBuf>,
+    /// The sidecar fetches every namespace again and starts its long polls over at least this
+    /// often (Apollo clients refresh every 5 minutes). After a restore Cairn's notification
+    /// ids are older than the ones the agent holds; without this it would miss releases.
+    pub refresh: Duration,
 }
 
 /// Longest pause between two attempts. Short, so an agent is back within a couple of seconds
@@ -420,14 +424,29 @@ pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
     }
     let mut failures = 0u32;
     let mut synced = false;
+    let mut refreshed = Instant::now();
     loop {
+        if refreshed.elapsed() >= agent.opts.refresh {
+            synced = false;
+        }
         let round = async {
             if !synced {
+                // Start over: Cairn may have been restored (older notification ids) or
+                // replaced while the agent could not see it; the first poll answers at once
+                // with the current ids, and fetches that find nothing new answer 304.
+                for ns in agent.namespaces.iter_mut() {
+                    ns.notification_id = -1;
+                }
                 agent.sync_all().await?;
                 synced = true;
+                refreshed = Instant::now();
             }
-            for i in agent.poll().await? {
-                agent.sync(i).await?;
+            let due = agent.opts.refresh.saturating_sub(refreshed.elapsed());
+            // A long poll cut short when the next refresh is due.
+            if let Ok(changed) = tokio::time::timeout(due, agent.poll()).await {
+                for i in changed? {
+                    agent.sync(i).await?;
+                }
             }
             anyhow::Ok(())
         };

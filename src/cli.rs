@@ -149,6 +149,10 @@ pub struct AgentArgs {
     /// With --once: seconds to keep retrying while Cairn is unreachable or answers 5xx.
     #[arg(long, env = "CAIRN_AGENT_WAIT", value_name = "SECS", default_value_t = 60)]
     pub wait: u64,
+    /// Seconds between full refreshes of the sidecar (every namespace fetched again, long polls
+    /// started over), so it catches up with a Cairn restored from a backup.
+    #[arg(long, env = "CAIRN_AGENT_REFRESH", value_name = "SECS", default_value_t = 300)]
+    pub refresh: u64,
     /// Directory keeping a copy of every file written (a volume that outlives the pod); with
     /// --once, the files are taken from it when Cairn stays unreachable for --wait.
     #[arg(long, env = "CAIRN_AGENT_CACHE", value_name = "DIR")]
@@ -518,6 +522,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 once: a.once,
                 wait: std::time::Duration::from_secs(a.wait),
                 cache: a.cache,
+                refresh: std::time::Duration::from_secs(a.refresh.max(1)),
             };
             actix_web::rt::System::new().block_on(crate::agent::run(opts))
         }
