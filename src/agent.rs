@@ -45,6 +45,10 @@ pub struct AgentOptions {
     /// A directory that keeps a copy of every file written; with `once`, used when Cairn
     /// stays unreachable for `wait`.
     pub cache: Option<PathBuf>,
+    /// The sidecar fetches every namespace again and starts its long polls over at least this
+    /// often (Apollo clients refresh every 5 minutes). After a restore Cairn's notification
+    /// ids are older than the ones the agent holds; without this it would miss releases.
+    pub refresh: Duration,
 }
 
 /// Longest pause between two attempts. Short, so an agent is back within a couple of seconds
@@ -176,6 +180,9 @@ struct Agent {
     opts: AgentOptions,
     http: reqwest::Client,
     namespaces: Vec<Namespace>,
+    /// Files changed since the last reload: the sidecar reloads after every round, also one
+    /// that failed on a later namespace, so a written file is never left unannounced.
+    unreloaded: bool,
 }
 
 impl Agent {
@@ -247,6 +254,7 @@ impl Agent {
                     .collect();
                 let name = self.namespaces[i].name.clone();
                 let changed = self.write(&name, &pairs, &dto.configurations)?;
+                self.unreloaded |= changed;
                 if changed {
                     tracing::info!(namespace = %name, release_key = %dto.release_key, "wrote configuration");
                 } else {
@@ -410,31 +418,44 @@ pub async fn run(opts: AgentOptions) -> anyhow::Result<()> {
         .connect_timeout(Duration::from_secs(10))
         .build()
         .context("cannot set up the HTTP client")?;
-    let mut agent = Agent { opts, http, namespaces };
+    let mut agent = Agent { opts, http, namespaces, unreloaded: false };
     if agent.opts.once {
         return once(&mut agent).await;
     }
     let mut failures = 0u32;
     let mut synced = false;
+    let mut refreshed = Instant::now();
     loop {
+        if refreshed.elapsed() >= agent.opts.refresh {
+            synced = false;
+        }
         let round = async {
             if !synced {
-                if agent.sync_all().await? {
-                    agent.reload();
+                // Start over: Cairn may have been restored (older notification ids) or
+                // replaced while the agent could not see it; the first poll answers at once
+                // with the current ids, and fetches that find nothing new answer 304.
+                for ns in agent.namespaces.iter_mut() {
+                    ns.notification_id = -1;
                 }
+                agent.sync_all().await?;
                 synced = true;
+                refreshed = Instant::now();
             }
-            let changed = agent.poll().await?;
-            let mut wrote = false;
-            for i in changed {
-                wrote |= agent.sync(i).await?;
-            }
-            if wrote {
-                agent.reload();
+            let due = agent.opts.refresh.saturating_sub(refreshed.elapsed());
+            // A long poll cut short when the next refresh is due.
+            if let Ok(changed) = tokio::time::timeout(due, agent.poll()).await {
+                for i in changed? {
+                    agent.sync(i).await?;
+                }
             }
             anyhow::Ok(())
         };
-        match round.await {
+        let result = round.await;
+        if agent.unreloaded {
+            agent.reload();
+            agent.unreloaded = false;
+        }
+        match result {
             Ok(()) => failures = 0,
             Err(e) => {
                 let pause = retry_delay(failures);

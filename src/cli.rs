@@ -155,6 +155,10 @@ pub struct AgentArgs {
     /// With --once: seconds to keep retrying while Cairn is unreachable or answers 5xx.
     #[arg(long, env = "CAIRN_AGENT_WAIT", value_name = "SECS", default_value_t = 60)]
     pub wait: u64,
+    /// Seconds between full refreshes of the sidecar (every namespace fetched again, long polls
+    /// started over), so it catches up with a Cairn restored from a backup.
+    #[arg(long, env = "CAIRN_AGENT_REFRESH", value_name = "SECS", default_value_t = 300)]
+    pub refresh: u64,
     /// Directory keeping a copy of every file written (a volume that outlives the pod); with
     /// --once, the files are taken from it when Cairn stays unreachable for --wait.
     #[arg(long, env = "CAIRN_AGENT_CACHE", value_name = "DIR")]
@@ -255,47 +259,42 @@ fn init_logs(format: LogFormat) {
     }
 }
 
-fn warn_unknown_env_vars() {
-    const KNOWN: &[&str] = &[
-        "CAIRN_AGENT_SERVER",
-        "CAIRN_AGENT_WAIT",
-        "CAIRN_AGENT_CACHE",
-        "CAIRN_AGENT_APP",
-        "CAIRN_AGENT_CLUSTER",
-        "CAIRN_AGENT_NAMESPACES",
-        "CAIRN_AGENT_DIR",
-        "CAIRN_AGENT_SECRET_FILE",
-        "CAIRN_AGENT_IP",
-        "CAIRN_AGENT_LABEL",
-        "CAIRN_AGENT_DATA_CENTER",
-        "CAIRN_AGENT_ON_CHANGE",
-        "CAIRN_AGENT_SIGNAL",
-        "CAIRN_AGENT_PID_FILE",
-        "CAIRN_TEST_CHROMIUM",
+/// Every `CAIRN_*` variable Cairn reads: those clap declares for a flag (any command), and
+/// the few read directly.
+pub fn known_env_vars() -> Vec<String> {
+    use clap::CommandFactory;
+    fn collect(cmd: &clap::Command, out: &mut Vec<String>) {
+        for a in cmd.get_arguments() {
+            if let Some(e) = a.get_env().and_then(|e| e.to_str()) {
+                out.push(e.to_string());
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            collect(sub, out);
+        }
+    }
+    let mut known: Vec<String> = [
         "CAIRN_ADMIN_USER",
         "CAIRN_ADMIN_PASSWORD",
         "CAIRN_ADMIN_PASSWORD_FILE",
-        "CAIRN_DATA",
-        "CAIRN_CONFIG",
-        "CAIRN_LOG_FORMAT",
         "CAIRN_LOG",
-        "CAIRN_LISTEN",
-        "CAIRN_ENVS",
-        "CAIRN_DEFAULT_ENV",
-        "CAIRN_ADVERTISED_URL",
-        "CAIRN_LONG_POLL_TIMEOUT",
-        "CAIRN_KEY_MAX",
-        "CAIRN_VALUE_MAX",
-        "CAIRN_BODY_MAX",
-        "CAIRN_ACCESS_KEY_SKEW",
-        "CAIRN_FOUR_EYES_ENVS",
-        "CAIRN_BODY_TIMEOUT",
-        "CAIRN_MAX_CONNECTIONS_PER_IP",
-        "CAIRN_TRUSTED_PROXIES",
+        "CAIRN_TEST_CHROMIUM",
         "CAIRN_BROWSER_TESTS",
-    ];
+        "CAIRN_E2E_OUTAGE_SECS",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    collect(&Cli::command(), &mut known);
+    known.sort();
+    known.dedup();
+    known
+}
+
+fn warn_unknown_env_vars() {
+    let known = known_env_vars();
     for (k, _) in std::env::vars() {
-        if k.starts_with("CAIRN_") && !KNOWN.contains(&k.as_str()) {
+        if k.starts_with("CAIRN_") && !known.contains(&k) {
             tracing::warn!("unknown environment variable {k} is ignored");
         }
     }
@@ -531,6 +530,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 once: a.once,
                 wait: std::time::Duration::from_secs(a.wait),
                 cache: a.cache,
+                refresh: std::time::Duration::from_secs(a.refresh.max(1)),
             };
             actix_web::rt::System::new().block_on(crate::agent::run(opts))
         }

@@ -26,6 +26,16 @@ fn is_sequence(chars: &[char]) -> bool {
     steps.first().is_some_and(|&s| (s == 1 || s == -1) && steps.iter().all(|&x| x == s))
 }
 
+/// Words that mark a value as a placeholder someone meant to replace ("CHANGE-ME-before-applying",
+/// "<your-password>"), compared on letters and digits only.
+const PLACEHOLDERS: [&str; 5] = ["changeme", "replaceme", "placeholder", "yourpassword", "passwordhere"];
+
+/// True when the password is, or contains, a placeholder word.
+fn is_placeholder(lower: &str) -> bool {
+    let letters: String = lower.chars().filter(|c| c.is_alphanumeric()).collect();
+    PLACEHOLDERS.iter().any(|p| letters.contains(p))
+}
+
 /// Checks a new password for `user`; the error names the rule that is broken.
 pub fn check(user: &str, password: &str) -> Result<(), DomainError> {
     let reject = |reason: &str| Err(DomainError::field("password", reason));
@@ -44,6 +54,9 @@ pub fn check(user: &str, password: &str) -> Result<(), DomainError> {
                  characters of something else"
             ));
         }
+    }
+    if is_placeholder(&lower) {
+        return reject("is a placeholder, meant to be replaced; choose a real password");
     }
     if is_repetition(&chars) {
         return reject("must not be one character or a short pattern repeated; choose something less regular");
@@ -81,6 +94,10 @@ mod tests {
             ("carolcarol", "user name"),
             ("Carol2024", "user name"),
             ("carol-123", "user name"),
+            ("CHANGE-ME-before-applying", "placeholder"),
+            ("changeme123", "placeholder"),
+            ("<your-password>", "placeholder"),
+            ("replace_me_now", "placeholder"),
         ];
         for (pw, rule) in table {
             let err = check("carol", pw).map(|_| ()).err().map(|e| e.to_string()).unwrap_or_default();

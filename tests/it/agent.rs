@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::common::front::FrontDoor;
-use crate::common::process::{open_api, seed_data_dir, text, Proc, BIN};
+use crate::common::process::{cli, open_api, seed_data_dir, text, Proc, BIN};
 use crate::common::{eventually, TestServer, ADMIN};
 
 fn agent(server: &str, dir: &Path, extra: &[&str]) -> Command {
@@ -312,4 +312,78 @@ fn agent_help_lists_only_agent_flags() {
     // The server's own help is unchanged.
     let serve = Command::new(BIN).args(["serve", "--help"]).output().unwrap();
     assert!(String::from_utf8_lossy(&serve.stdout).contains("--listen"));
+}
+
+/// One namespace failing (no release yet, say) must not hold back the reload for another
+/// one the sidecar has just rewritten.
+#[tokio::test]
+async fn a_failing_namespace_does_not_hold_back_the_reload_of_another() {
+    let s = TestServer::start().await;
+    s.seed_app("demo").await;
+    s.publish("DEV", "demo", "application", &[("k", "v1")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("reloads");
+    let out = dir.path().join("out");
+    let on_change = format!("echo reload >> {}", counter.display());
+    let child =
+        agent(&s.url("/envs/DEV"), &out, &["--namespaces", "application,unreleased", "--on-change", &on_change])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+    // Stopped however the test ends.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Stop(child);
+    let file = out.join("application.properties");
+    eventually(Duration::from_secs(10), "the first write", || async { read(&file) == "k=v1\n" }).await;
+    eventually(Duration::from_secs(5), "its reload", || async { read(&counter).lines().count() == 1 }).await;
+    s.publish("DEV", "demo", "application", &[("k", "v2")]).await;
+    eventually(Duration::from_secs(10), "the next release", || async { read(&file) == "k=v2\n" }).await;
+    eventually(Duration::from_secs(5), "its reload", || async { read(&counter).lines().count() == 2 }).await;
+}
+
+/// Restoring a backup turns Cairn's notification ids back. An agent that kept the newer ids
+/// across the outage would wait for ids the restored Cairn reaches only releases later; it
+/// starts over instead, so the first release after the restore arrives as usual.
+#[tokio::test]
+async fn after_a_restore_the_next_release_still_arrives() {
+    let (dir, data, token, proc) = cairn_with_release().await;
+    let front = FrontDoor::start().await;
+    front.point_to(&proc.base);
+    let backup = dir.path().join("v1.backup");
+    let b = cli(&data, &["backup", backup.to_str().unwrap()], "");
+    assert!(b.status.success(), "{}", text(&b));
+    for v in ["v2", "v3", "v4"] {
+        release(&proc.base, &token, v).await;
+    }
+    let out = dir.path().join("out");
+    let child =
+        agent(&format!("{}/envs/DEV", front.base), &out, &["--refresh", "2"]).stderr(Stdio::null()).spawn().unwrap();
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Stop(child);
+    let file = out.join("application.properties");
+    eventually(Duration::from_secs(10), "the latest release", || async { read(&file) == "k=v4\n" }).await;
+
+    assert!(proc.terminate().0.success());
+    let restored = dir.path().join("restored");
+    let r = cli(&restored, &["restore", backup.to_str().unwrap()], "");
+    assert!(r.status.success(), "{}", text(&r));
+    let proc = Proc::start(&restored, &[]);
+    front.point_to(&proc.base);
+    eventually(Duration::from_secs(10), "the restored release", || async { read(&file) == "k=v1\n" }).await;
+    release(&proc.base, &token, "v5").await;
+    eventually(Duration::from_secs(10), "the first release after the restore", || async { read(&file) == "k=v5\n" })
+        .await;
+    drop(proc);
 }

@@ -268,3 +268,59 @@ async fn check_reports_a_corrupted_release() {
     let t = text(&bad);
     assert!(t.contains("release 5") && t.contains("checksum"), "{t}");
 }
+
+#[test]
+fn every_cairn_variable_the_flags_read_is_known_and_others_are_reported() {
+    // A variable a flag reads is never reported as ignored (CAIRN_TRUSTED_PROXIES was).
+    let out = Command::new(BIN)
+        .args(["healthcheck", "--url", "http://127.0.0.1:1"])
+        .env("CAIRN_TRUSTED_PROXIES", "10.0.0.0/8")
+        .env("CAIRN_AGENT_WAIT", "5")
+        .env("CAIRN_NOT_A_SETTING", "1")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!log.contains("CAIRN_TRUSTED_PROXIES is ignored"), "{log}");
+    assert!(!log.contains("CAIRN_AGENT_WAIT is ignored"), "{log}");
+    assert!(log.contains("unknown environment variable CAIRN_NOT_A_SETTING is ignored"), "{log}");
+    // Every CAIRN_* variable the packaging and the docs set is one Cairn reads.
+    let known = cairn::cli::known_env_vars();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    let mut dirs = vec![root.join("packaging"), root.join("docs")];
+    while let Some(dir) = dirs.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p)
+            } else {
+                files.push(p)
+            }
+        }
+    }
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for (i, _) in text.match_indices("CAIRN_") {
+            let name: String =
+                text[i..].chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_').collect();
+            if name.len() > "CAIRN_".len() && !name.ends_with('_') {
+                assert!(known.contains(&name), "{} names {name}, which Cairn does not read", file.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_placeholder_admin_password_is_refused_at_bootstrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("password");
+    std::fs::write(&secret, "CHANGE-ME-before-applying\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["--data", dir.path().join("data").to_str().unwrap(), "--listen", "127.0.0.1:0"])
+        .env("CAIRN_ADMIN_USER", "admin")
+        .env("CAIRN_ADMIN_PASSWORD_FILE", &secret)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "Cairn started with a placeholder admin password");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("placeholder"), "{}", String::from_utf8_lossy(&out.stderr));
+}

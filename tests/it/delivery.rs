@@ -25,7 +25,7 @@ use crate::common::{eventually, ADMIN};
 
 /// How long Cairn stays down after the kill -9. The agent's retry pause reaches its 2 s cap
 /// after about 3.5 s of failures, so any outage longer than that leaves the agent in the same
-/// state as the 45 s outage of the review; 5 s keeps the test short.
+/// state as a 45 s outage; 5 s keeps the test short.
 /// `CAIRN_E2E_OUTAGE_SECS=45` runs the long one.
 fn outage() -> Duration {
     let secs = std::env::var("CAIRN_E2E_OUTAGE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);

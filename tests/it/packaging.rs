@@ -435,3 +435,52 @@ fi"#,
         assert!(secrets.contains(&(format!("greeter-{env}"), "greeter-access-key".into())), "no access key for {env}");
     }
 }
+
+/// The nightly backup runs `kubectl exec` as its service account: kubectl 1.30+ uses
+/// WebSockets (an HTTP GET, authorised as `get` before Kubernetes 1.35), older kubectl and
+/// 1.35+ check `create`; a Role with one verb fails every night on some cluster.
+#[test]
+fn the_backup_job_may_exec_into_cairn_with_any_kubectl() {
+    let Some(all) = built_manifests() else { return };
+    let docs = &all.iter().find(|(d, _)| d.ends_with("cairn")).unwrap().1;
+    let cron = docs.iter().find(|d| kind(d) == "CronJob").expect("the backup CronJob");
+    let pod = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"];
+    let account = pod["serviceAccountName"].as_str().unwrap();
+    let binding = docs
+        .iter()
+        .find(|d| {
+            kind(d) == "RoleBinding"
+                && d["subjects"].as_vec().unwrap().iter().any(|s| s["name"].as_str() == Some(account))
+        })
+        .expect("a RoleBinding for the backup's service account");
+    let role_name = binding["roleRef"]["name"].as_str().unwrap();
+    let role = docs.iter().find(|d| kind(d) == "Role" && d["metadata"]["name"].as_str() == Some(role_name)).unwrap();
+    let verbs: Vec<&str> = role["rules"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter(|r| r["resources"].as_vec().unwrap().iter().any(|x| x.as_str() == Some("pods/exec")))
+        .flat_map(|r| r["verbs"].as_vec().unwrap().iter().filter_map(|v| v.as_str()))
+        .collect();
+    for verb in ["get", "create"] {
+        assert!(verbs.contains(&verb), "pods/exec lacks `{verb}`: {verbs:?}");
+    }
+    let c = &pod["containers"][0];
+    if c["securityContext"]["readOnlyRootFilesystem"].as_bool() == Some(true) {
+        let home = c["env"].as_vec().into_iter().flatten().find(|e| e["name"].as_str() == Some("HOME"));
+        let home = home.and_then(|h| h["value"].as_str()).expect("kubectl needs a writable HOME");
+        let mounts = c["volumeMounts"].as_vec().unwrap();
+        assert!(mounts.iter().any(|m| m["mountPath"].as_str() == Some(home)), "HOME {home} is not a volume");
+    }
+}
+
+/// Behind the Ingress (TLS ends there), Cairn must believe the controller's forwarded
+/// headers: otherwise every sign-in comes from one pod IP and the cookie is not `Secure`.
+#[test]
+fn cairn_in_kubernetes_believes_its_ingress_controller() {
+    let k8s = root().join("packaging/kubernetes/cairn/cairn.toml");
+    let s = cairn::settings::Settings::load(Some(&k8s), Default::default()).unwrap();
+    assert!(!s.trusted_proxies.is_empty(), "trusted_proxies must name the pod network of the ingress controller");
+    let doc = std::fs::read_to_string(root().join("docs/zero-downtime.md")).unwrap();
+    assert!(doc.contains("trusted_proxies"), "the walkthrough must say to set trusted_proxies");
+}

@@ -177,7 +177,7 @@ async fn an_instance_flood_stays_within_the_caps_and_real_clients_are_still_reco
     s.publish("DEV", "gapp", "application", &[("k", "v")]).await;
     s.publish("DEV", "other", "application", &[("k", "v")]).await;
 
-    // The review's flood, scaled down: random addresses, and garbage in every field.
+    // A flood of client fetches, scaled down: random addresses, and garbage in every field.
     let mut tasks = Vec::new();
     for t in 0..8u32 {
         let s = s.clone();
