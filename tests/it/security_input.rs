@@ -199,3 +199,55 @@ async fn listeners_queue_a_reconnect_storm_before_accepting_it() {
         assert_eq!(queued, 600, "{addr}: only {queued} of 600 connections were queued");
     }
 }
+
+/// Free text a client chooses and Cairn stores (cluster comments, an app's org and owner
+/// e-mail, gray rule entries) has a length bound; before, each took up to the body limit.
+#[tokio::test]
+async fn stored_free_text_of_clusters_apps_and_gray_rules_is_bounded() {
+    let s = TestServer::start().await;
+    s.seed_app("demo").await;
+    let long = "x".repeat(5_000);
+    let cluster = s
+        .open(
+            Method::POST,
+            "/envs/DEV/apps/demo/clusters",
+            Some(json!({"name": "c1", "dataChangeCreatedBy": ADMIN, "comment": long})),
+        )
+        .await;
+    cluster.assert_error(400, "comment");
+    let short = s
+        .open(
+            Method::POST,
+            "/envs/DEV/apps/demo/clusters",
+            Some(json!({"name": "c1", "dataChangeCreatedBy": ADMIN, "comment": "x".repeat(256)})),
+        )
+        .await;
+    assert_eq!(short.status, 200, "{}", short.text);
+    for field in ["orgId", "orgName", "ownerEmail"] {
+        let mut app = json!({"appId": "big", "name": "big", "orgId": "o", "orgName": "o", "ownerName": ADMIN,
+                             "ownerEmail": "a@example.com"});
+        app[field] = json!(long);
+        let r = s
+            .open(Method::POST, "/apps", Some(json!({"assignAppRoleToSelf": true, "admins": [ADMIN], "app": app})))
+            .await;
+        r.assert_error(400, field);
+    }
+    assert_eq!(s.open(Method::GET, "/apps/big", None).await.status, 404, "a refused app is not created");
+    s.publish("DEV", "demo", "application", &[("k", "v")]).await;
+    let ns = "/envs/DEV/apps/demo/clusters/default/namespaces/application";
+    let b = s.open(Method::POST, &format!("{ns}/branches?operator={ADMIN}"), None).await;
+    assert_eq!(b.status, 200, "{}", b.text);
+    let branch = b.json()["clusterName"].as_str().unwrap().to_string();
+    let rules_url = format!("{ns}/branches/{branch}/rules?operator={ADMIN}");
+    let long_ip = json!({"ruleItems": [{"clientAppId": "demo", "clientIpList": [long], "clientLabelList": []}]});
+    s.open(Method::PUT, &rules_url, Some(long_ip)).await.assert_error(400, "ip or label");
+    let long_label = json!({"ruleItems": [{"clientAppId": "demo", "clientIpList": [], "clientLabelList": [long]}]});
+    s.open(Method::PUT, &rules_url, Some(long_label)).await.assert_error(400, "ip or label");
+    let many: Vec<_> =
+        (0..201).map(|_| json!({"clientAppId": "demo", "clientIpList": ["10.0.0.1"], "clientLabelList": []})).collect();
+    s.open(Method::PUT, &rules_url, Some(json!({ "ruleItems": many }))).await.assert_error(400, "rules per branch");
+    let fine =
+        json!({"ruleItems": [{"clientAppId": "demo", "clientIpList": ["10.0.0.1"], "clientLabelList": ["canary"]}]});
+    let ok = s.open(Method::PUT, &rules_url, Some(fine)).await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+}
