@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::domain::model::User;
+use crate::domain::names;
 use crate::security::{constant_time_eq, password, token};
 
 use super::throttle::{Gate, Slot, Throttle};
@@ -98,8 +99,11 @@ impl Cairn {
             }
         };
         let Some(user) = user.filter(|_| ok) else {
-            let mut c = self.change(name);
-            c.audit("login.failed", None, name, format!("from {ip}"))?;
+            // The name is whatever an anonymous caller typed: record no more of it than a
+            // user name can hold, so failed sign-ins cannot fill the audit log with it.
+            let name: String = name.chars().take(names::NAME_MAX).collect();
+            let mut c = self.change(&name);
+            c.audit("login.failed", None, &name, format!("from {ip}"))?;
             c.commit()?;
             return Err(ServiceError::Unauthenticated("wrong user name or password".into()));
         };

@@ -489,3 +489,21 @@ async fn sign_in_and_setup_forms_need_their_own_token_and_origin() {
     assert!(r.text.contains("form had expired"), "{}", r.text);
     assert!(empty.cairn.list_users().unwrap().is_empty());
 }
+
+/// A failed sign-in is audited with the name typed; an anonymous caller typing 15,000
+/// characters must not get them stored (twice: as actor and target) in the audit log.
+#[tokio::test]
+async fn a_failed_sign_in_records_a_bounded_name() {
+    let s = TestServer::start().await;
+    let long = "u".repeat(15_000);
+    assert!(is_wrong(&s.cairn.login(&long, "whatever-it-is", "10.1.2.3")));
+    let audit = s.cairn.audit_log(&Caller::system("t"), 1000).unwrap();
+    let failed = audit.iter().find(|a| a.action == "login.failed").expect("the failure is audited");
+    assert!(
+        failed.target.len() <= 128 && failed.actor.len() <= 128,
+        "{} / {}",
+        failed.target.len(),
+        failed.actor.len()
+    );
+    assert!(failed.target.starts_with("uuuu"));
+}
