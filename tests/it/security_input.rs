@@ -251,3 +251,25 @@ async fn stored_free_text_of_clusters_apps_and_gray_rules_is_bounded() {
     let ok = s.open(Method::PUT, &rules_url, Some(fine)).await;
     assert_eq!(ok.status, 200, "{}", ok.text);
 }
+
+/// One element with 100,000 attributes (1 MB, where the value limit allows it): the parser
+/// compares each attribute with all before it, which took 20 s of a worker per request.
+#[tokio::test]
+async fn an_xml_element_with_a_flood_of_attributes_is_refused_at_once() {
+    let s = TestServer::start_with(|c| {
+        c.value_max = 1_900_000;
+        c.body_max = 4 * 1024 * 1024;
+    })
+    .await;
+    s.seed_app("demo").await;
+    s.seed_namespace("demo", "x", "xml", false).await;
+    let attrs = |n: usize| (0..n).map(|i| format!("a{i}=\"v\"")).collect::<Vec<_>>().join(" ");
+    let started = Instant::now();
+    let flood = put_content(&s, "x.xml", &format!("<r {}/>", attrs(100_000))).await;
+    flood.assert_error(400, "more than 256 attributes on one element");
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    let xmlns = (0..50_000).map(|i| format!("xmlns:n{i}=\"u{i}\"")).collect::<Vec<_>>().join(" ");
+    put_content(&s, "x.xml", &format!("<r {xmlns}/>")).await.assert_error(400, "attributes on one element");
+    let ok = put_content(&s, "x.xml", &format!("<r {}><c b='x=y'/></r>", attrs(256))).await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+}
