@@ -21,6 +21,7 @@ use actix_web::web::Bytes;
 use actix_web::{Error, ResponseError};
 
 use super::error::ApiError;
+use crate::security::address_group;
 
 type Table = Arc<Mutex<HashMap<IpAddr, usize>>>;
 
@@ -78,17 +79,24 @@ impl ConnectionCounts {
     pub fn on_connect(&self, conn: &dyn Any, data: &mut Extensions) {
         let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else { return };
         let Ok(peer) = stream.peer_addr() else { return };
-        let ip = peer.ip().to_canonical();
+        match self.admit(peer.ip()) {
+            Ok(slot) => data.insert(ConnectionSlot::Admitted { _slot: slot }),
+            Err(ip) => data.insert(ConnectionSlot::Refused { ip, max: self.max }),
+        };
+    }
+
+    /// Counts a connection from `peer` against its address group, or refuses it (returning
+    /// the group) when the group already holds `max`.
+    fn admit(&self, peer: IpAddr) -> Result<Admitted, IpAddr> {
+        let ip = address_group(peer);
         let mut table = lock(&self.table);
         let open = table.entry(ip).or_insert(0);
         if *open >= self.max {
-            drop(table);
-            data.insert(ConnectionSlot::Refused { ip, max: self.max });
-            return;
+            return Err(ip);
         }
         *open += 1;
         drop(table);
-        data.insert(ConnectionSlot::Admitted { _slot: Admitted { ip, table: self.table.clone() } });
+        Ok(Admitted { ip, table: self.table.clone() })
     }
 }
 
@@ -162,8 +170,9 @@ where
             ApiError {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 message: format!(
-                    "{ip} already holds {max} connections to Cairn; close idle ones or reuse them (keep-alive) \
-                     and retry, or raise max_connections_per_ip"
+                    "{} already holds {max} connections to Cairn; close idle ones or reuse them (keep-alive) \
+                     and retry, or raise max_connections_per_ip",
+                    if ip.is_ipv6() { format!("{ip}/64") } else { ip.to_string() }
                 ),
                 exception: "TooManyRequestsException",
             },
@@ -205,5 +214,32 @@ where
                 Ok(ServiceResponse::new(req, res))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_peers_are_counted_by_their_64_network_and_ipv4_ones_by_address() {
+        let group = |s: &str| address_group(s.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])));
+        assert_eq!(group("2001:db8:1:2:aaaa::1"), group("2001:db8:1:2:ffff:1:2:3"));
+        assert_ne!(group("2001:db8:1:2::1"), group("2001:db8:1:3::1"));
+        assert_eq!(group("10.0.0.1"), "10.0.0.1".parse::<IpAddr>().unwrap_or(IpAddr::from([0, 0, 0, 0])));
+        assert_ne!(group("10.0.0.1"), group("10.0.0.2"));
+        assert_eq!(group("::ffff:10.0.0.1"), group("10.0.0.1"));
+    }
+
+    #[test]
+    fn the_cap_applies_to_a_whole_ipv6_64() {
+        let counts = ConnectionCounts::new(2);
+        let admit = |ip: &str| counts.admit(ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])));
+        let (a, b) = (admit("2001:db8::1"), admit("2001:db8::2"));
+        assert!(a.is_ok() && b.is_ok());
+        assert!(admit("2001:db8::3").is_err(), "a third address of the same /64 is over the cap");
+        assert!(admit("2001:db8:0:1::1").is_ok(), "another /64 has its own count");
+        drop(a);
+        assert!(admit("2001:db8::3").is_ok(), "a closed connection frees its slot");
     }
 }

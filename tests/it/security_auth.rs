@@ -507,3 +507,17 @@ async fn a_failed_sign_in_records_a_bounded_name() {
     );
     assert!(failed.target.starts_with("uuuu"));
 }
+
+/// An IPv6 client can pick any address of its /64; spraying guesses from a fresh address each
+/// time must fill one bucket, as from a single IPv4 address.
+#[tokio::test]
+async fn sign_in_failures_from_one_ipv6_64_share_a_bucket() {
+    let s = TestServer::start().await;
+    let cairn = &s.cairn;
+    for i in 0..10 {
+        let ip = format!("2001:db8:7:1::{:x}", i + 1);
+        assert!(is_wrong(&cairn.login(&format!("spray{i}"), "whatever-1", &ip)), "attempt {i}");
+    }
+    assert!(is_throttled(&cairn.login("spray-next", "whatever-1", "2001:db8:7:1:ffff::99")));
+    assert!(is_wrong(&cairn.login("spray-next", "whatever-1", "2001:db8:7:2::1")), "another /64 is not affected");
+}
