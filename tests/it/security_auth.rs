@@ -521,3 +521,21 @@ async fn sign_in_failures_from_one_ipv6_64_share_a_bucket() {
     assert!(is_throttled(&cairn.login("spray-next", "whatever-1", "2001:db8:7:1:ffff::99")));
     assert!(is_wrong(&cairn.login("spray-next", "whatever-1", "2001:db8:7:2::1")), "another /64 is not affected");
 }
+
+/// Sessions are kept for at most 50,000 browsers, least recently used out first: one
+/// account signing in over and over must only end its own oldest sessions.
+#[tokio::test]
+async fn one_account_signing_in_again_and_again_ends_only_its_own_oldest_sessions() {
+    let s = TestServer::start().await;
+    add_user(&s, "carol", "carol-password");
+    let cairn = &s.cairn;
+    let (other, _) = cairn.login(ADMIN, ADMIN_PASSWORD, "10.0.0.1").unwrap();
+    let (first, _) = cairn.login("carol", "carol-password", "10.0.0.2").unwrap();
+    let mut latest = first.clone();
+    for _ in 0..64 {
+        latest = cairn.login("carol", "carol-password", "10.0.0.2").unwrap().0;
+    }
+    assert!(cairn.session(&first).is_none(), "the 65th sign-in ended carol's least recently used session");
+    assert!(cairn.session(&latest).is_some());
+    assert!(cairn.session(&other).is_some(), "another user's session is untouched");
+}
