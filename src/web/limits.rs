@@ -106,6 +106,23 @@ struct DeadlineBody {
     inner: Payload,
     timer: Pin<Box<tokio::time::Sleep>>,
     expired: Arc<AtomicBool>,
+    /// Bytes the body may still bring (chunked bodies announce no length).
+    room: usize,
+}
+
+/// Largest body of the forms anyone may post without signing in (`/login`, `/setup`). Signed-in
+/// portal forms may be as large as `body_max`; these are held to a few fields' worth, so
+/// anonymous connections cannot each make Cairn buffer megabytes.
+pub const PUBLIC_FORM_MAX: usize = 16 * 1024;
+
+/// True for the form posts that need no session.
+fn is_public_form(req: &ServiceRequest) -> bool {
+    req.method() == actix_web::http::Method::POST && matches!(req.path(), "/login" | "/setup")
+}
+
+/// The announced `Content-Length`, if any.
+fn announced_length(req: &ServiceRequest) -> Option<u64> {
+    req.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
 impl futures_core::Stream for DeadlineBody {
@@ -113,6 +130,12 @@ impl futures_core::Stream for DeadlineBody {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if let Poll::Ready(item) = Pin::new(&mut self.inner).poll_next(cx) {
+            if let Some(Ok(chunk)) = &item {
+                if chunk.len() > self.room {
+                    return Poll::Ready(Some(Err(actix_web::error::PayloadError::Overflow)));
+                }
+                self.room -= chunk.len();
+            }
             return Poll::Ready(item);
         }
         match self.timer.as_mut().poll(cx) {
@@ -177,13 +200,24 @@ where
                 exception: "TooManyRequestsException",
             },
         ))
+    } else if is_public_form(&req) && announced_length(&req).is_some_and(|n| n > PUBLIC_FORM_MAX as u64) {
+        Next::Done(closing(
+            req,
+            ApiError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                message: format!("a sign-in or setup form may be at most {PUBLIC_FORM_MAX} bytes"),
+                exception: "PayloadTooLargeException",
+            },
+        ))
     } else if has_body(&req) {
         let expired = Arc::new(AtomicBool::new(false));
+        let room = if is_public_form(&req) { PUBLIC_FORM_MAX } else { usize::MAX };
         let (_, payload) = req.parts_mut();
         let body = DeadlineBody {
             inner: payload.take(),
             timer: Box::pin(tokio::time::sleep(body_timeout)),
             expired: expired.clone(),
+            room,
         };
         let stream: Pin<Box<dyn futures_core::Stream<Item = Result<Bytes, actix_web::error::PayloadError>>>> =
             Box::pin(body);
