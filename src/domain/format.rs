@@ -277,8 +277,19 @@ fn validate_xml(content: &str) -> Result<(), DomainError> {
     })
 }
 
-/// Refuses XML whose elements nest deeper than the budget, scanning the way roxmltree's
-/// tokenizer descends: `<name` opens (until `/>` or the matching `</`), comments, CDATA and
+/// Most attributes (namespace declarations included) on one XML element.
+const MAX_XML_ATTRIBUTES: usize = 256;
+
+/// One-based line and column of byte offset `at`.
+fn line_column(content: &str, at: usize) -> (usize, usize) {
+    let before = content.get(..at).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// Refuses XML whose elements nest deeper than the budget or carry too many attributes,
+/// scanning the way roxmltree's tokenizer descends: `<name` opens (until `/>` or the matching `</`), comments, CDATA and
 /// processing instructions are skipped to their first terminator, and quoted attribute values
 /// are skipped inside tags. Wherever the two could disagree the document is malformed and
 /// roxmltree stops there, so the count never falls below the depth roxmltree reaches.
@@ -306,20 +317,33 @@ fn xml_depth(content: &str) -> Result<(), DomainError> {
         } else {
             depth += 1;
             if depth > BUDGET.max_depth {
-                let before = content.get(..at).unwrap_or_default();
-                let line = before.matches('\n').count() + 1;
-                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                let (line, column) = line_column(content, at);
                 return Err(too_deep("xml", line, column));
             }
             // Inside the start tag: up to its `>` (outside quotes); `/>` closes it at once.
+            // Attributes are counted: the parser checks each against all before it, so a
+            // start tag with 100,000 of them would cost minutes.
             let mut j = at + 1;
             let mut quote = None;
+            let mut attributes = 0usize;
             loop {
                 match (bytes.get(j), quote) {
                     (None, _) => break None,
                     (Some(&c), Some(q)) if c == q => quote = None,
                     (Some(_), Some(_)) => {}
                     (Some(&c), None) if c == b'"' || c == b'\'' => quote = Some(c),
+                    (Some(b'='), None) => {
+                        attributes += 1;
+                        if attributes > MAX_XML_ATTRIBUTES {
+                            let (line, column) = line_column(content, at);
+                            return Err(invalid(
+                                "xml",
+                                line,
+                                column,
+                                format!("more than {MAX_XML_ATTRIBUTES} attributes on one element; use child elements"),
+                            ));
+                        }
+                    }
                     (Some(b'>'), None) => {
                         if bytes.get(j.wrapping_sub(1)) == Some(&b'/') {
                             depth = depth.saturating_sub(1);

@@ -15,8 +15,11 @@ pub fn is_valid_name(s: &str) -> bool {
 
 const NAME_RULE: &str = "use letters, digits, '_', '-' and '.', not starting with '.', at most 128 characters";
 
+/// Longest app id, cluster, namespace or user name, in bytes.
+pub const NAME_MAX: usize = 128;
+
 fn check(what: &'static str, value: &str) -> Result<(), DomainError> {
-    if value.len() <= 128 && is_valid_name(value) {
+    if value.len() <= NAME_MAX && is_valid_name(value) {
         Ok(())
     } else {
         Err(DomainError::InvalidName { what, value: value.to_string(), rule: NAME_RULE })

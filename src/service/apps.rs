@@ -30,6 +30,17 @@ fn require_text(field: &'static str, value: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
+/// Bounds an optional free-text field (may be empty).
+fn bound_text(field: &'static str, value: &str, max: usize) -> Result<()> {
+    if value.chars().count() > max {
+        return Err(ServiceError::invalid(field, format!("must be at most {max} characters")));
+    }
+    Ok(())
+}
+
+/// Longest cluster comment, as for namespace and item comments.
+const COMMENT_MAX: usize = 256;
+
 impl Cairn {
     /// Signed-in users may create apps unless creation is restricted to granted users
     /// (`only_granted_create_apps`); consumers always need "allow create app".
@@ -76,6 +87,9 @@ impl Cairn {
         names::check_app_id(&new.app_id)?;
         require_text("name", &new.name, 128)?;
         require_text("ownerName", &new.owner_name, 64)?;
+        bound_text("orgId", &new.org_id, 64)?;
+        bound_text("orgName", &new.org_name, 128)?;
+        bound_text("ownerEmail", &new.owner_email, 254)?;
         for admin in admins.iter().chain(std::iter::once(&new.owner_name)) {
             self.user(admin)?;
         }
@@ -175,6 +189,7 @@ impl Cairn {
         let app = self.app(app)?.app_id;
         caller.require(Permission::AppMaster { app: &app })?;
         names::check_cluster(name).map_err(ServiceError::Invalid)?;
+        bound_text("comment", comment, COMMENT_MAX)?;
         let mut c = self.change_for(caller);
         if self.store.contains(T::Clusters, &keys::cluster(env, &app, name))? {
             return Err(ServiceError::AlreadyExists(format!(

@@ -12,6 +12,11 @@ use super::items::record_edit;
 use super::releases::{configurations_of, push_history, write_release, ReleaseInput, ReleaseWrite};
 use super::{Cairn, Caller, NsRef, Result, ServiceError};
 
+/// Most rules (client apps) one branch may hold.
+const MAX_RULES: usize = 200;
+/// Longest ip or label in a rule: an IPv6 address with a zone, or a label name.
+const RULE_ENTRY_MAX: usize = 128;
+
 /// A branch with its draft items.
 #[derive(Debug, Clone)]
 pub struct BranchView {
@@ -144,10 +149,21 @@ impl Cairn {
         let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Release { app: &app, ns: &rec.name, env })?;
         let operator = caller.require_operator()?.to_string();
+        if rules.len() > MAX_RULES {
+            return Err(ServiceError::invalid("ruleItems", format!("at most {MAX_RULES} rules per branch")));
+        }
         for r in &rules {
             names::check_app_id(&r.client_app_id)?;
             if r.client_ip_list.len() + r.client_label_list.len() > 1000 {
                 return Err(ServiceError::invalid("ruleItems", "at most 1000 ips and labels per rule"));
+            }
+            let too_long =
+                r.client_ip_list.iter().chain(&r.client_label_list).any(|x| x.chars().count() > RULE_ENTRY_MAX);
+            if too_long {
+                return Err(ServiceError::invalid(
+                    "ruleItems",
+                    format!("an ip or label may be at most {RULE_ENTRY_MAX} characters"),
+                ));
             }
         }
         let mut c = self.change_for(caller);

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::domain::model::User;
+use crate::domain::names;
 use crate::security::{constant_time_eq, password, token};
 
 use super::throttle::{Gate, Slot, Throttle};
@@ -23,6 +24,9 @@ pub const FORM_LIFETIME: Duration = Duration::from_secs(30 * 60);
 const SWEEP_AT: usize = 1_000;
 /// Most live sessions kept; past it the least recently used ends.
 const MAX_SESSIONS: usize = 50_000;
+/// Most sessions one user keeps; past it that user's least recently used ends, so one
+/// account signing in over and over cannot push everyone else's sessions out.
+pub const MAX_SESSIONS_PER_USER: usize = 64;
 
 /// One signed-in browser.
 #[derive(Debug, Clone)]
@@ -98,8 +102,11 @@ impl Cairn {
             }
         };
         let Some(user) = user.filter(|_| ok) else {
-            let mut c = self.change(name);
-            c.audit("login.failed", None, name, format!("from {ip}"))?;
+            // The name is whatever an anonymous caller typed: record no more of it than a
+            // user name can hold, so failed sign-ins cannot fill the audit log with it.
+            let name: String = name.chars().take(names::NAME_MAX).collect();
+            let mut c = self.change(&name);
+            c.audit("login.failed", None, &name, format!("from {ip}"))?;
             c.commit()?;
             return Err(ServiceError::Unauthenticated("wrong user name or password".into()));
         };
@@ -117,6 +124,17 @@ impl Cairn {
             let mut map = self.sessions.map();
             if map.len() >= SWEEP_AT {
                 map.retain(|_, s| self.live(s, now));
+            }
+            let mut own: Vec<(String, Instant)> = map
+                .iter()
+                .filter(|(_, s)| s.user.eq_ignore_ascii_case(&user.name))
+                .map(|(k, s)| (k.clone(), s.last_seen))
+                .collect();
+            if own.len() >= MAX_SESSIONS_PER_USER {
+                own.sort_by_key(|(_, seen)| *seen);
+                for (k, _) in own.iter().take(own.len() + 1 - MAX_SESSIONS_PER_USER) {
+                    map.remove(k);
+                }
             }
             while map.len() >= MAX_SESSIONS {
                 let oldest = map.iter().min_by_key(|(_, s)| s.last_seen).map(|(k, _)| k.clone());

@@ -130,6 +130,8 @@ impl Default for Throttle {
 
 fn keys(account: &str, ip: &str) -> (String, String, String) {
     let account: String = account.chars().take(MAX_KEY_NAME).collect::<String>().to_lowercase();
+    // An IPv6 client counts by its /64: it can pick any address in it.
+    let ip = ip.parse().map_or_else(|_| ip.to_string(), |a| crate::security::address_group(a).to_string());
     (format!("{account}\u{0}{ip}"), ip.to_string(), account)
 }
 

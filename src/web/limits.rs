@@ -21,6 +21,7 @@ use actix_web::web::Bytes;
 use actix_web::{Error, ResponseError};
 
 use super::error::ApiError;
+use crate::security::address_group;
 
 type Table = Arc<Mutex<HashMap<IpAddr, usize>>>;
 
@@ -78,17 +79,24 @@ impl ConnectionCounts {
     pub fn on_connect(&self, conn: &dyn Any, data: &mut Extensions) {
         let Some(stream) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() else { return };
         let Ok(peer) = stream.peer_addr() else { return };
-        let ip = peer.ip().to_canonical();
+        match self.admit(peer.ip()) {
+            Ok(slot) => data.insert(ConnectionSlot::Admitted { _slot: slot }),
+            Err(ip) => data.insert(ConnectionSlot::Refused { ip, max: self.max }),
+        };
+    }
+
+    /// Counts a connection from `peer` against its address group, or refuses it (returning
+    /// the group) when the group already holds `max`.
+    fn admit(&self, peer: IpAddr) -> Result<Admitted, IpAddr> {
+        let ip = address_group(peer);
         let mut table = lock(&self.table);
         let open = table.entry(ip).or_insert(0);
         if *open >= self.max {
-            drop(table);
-            data.insert(ConnectionSlot::Refused { ip, max: self.max });
-            return;
+            return Err(ip);
         }
         *open += 1;
         drop(table);
-        data.insert(ConnectionSlot::Admitted { _slot: Admitted { ip, table: self.table.clone() } });
+        Ok(Admitted { ip, table: self.table.clone() })
     }
 }
 
@@ -98,6 +106,23 @@ struct DeadlineBody {
     inner: Payload,
     timer: Pin<Box<tokio::time::Sleep>>,
     expired: Arc<AtomicBool>,
+    /// Bytes the body may still bring (chunked bodies announce no length).
+    room: usize,
+}
+
+/// Largest body of the forms anyone may post without signing in (`/login`, `/setup`). Signed-in
+/// portal forms may be as large as `body_max`; these are held to a few fields' worth, so
+/// anonymous connections cannot each make Cairn buffer megabytes.
+pub const PUBLIC_FORM_MAX: usize = 16 * 1024;
+
+/// True for the form posts that need no session.
+fn is_public_form(req: &ServiceRequest) -> bool {
+    req.method() == actix_web::http::Method::POST && matches!(req.path(), "/login" | "/setup")
+}
+
+/// The announced `Content-Length`, if any.
+fn announced_length(req: &ServiceRequest) -> Option<u64> {
+    req.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
 impl futures_core::Stream for DeadlineBody {
@@ -105,6 +130,12 @@ impl futures_core::Stream for DeadlineBody {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if let Poll::Ready(item) = Pin::new(&mut self.inner).poll_next(cx) {
+            if let Some(Ok(chunk)) = &item {
+                if chunk.len() > self.room {
+                    return Poll::Ready(Some(Err(actix_web::error::PayloadError::Overflow)));
+                }
+                self.room -= chunk.len();
+            }
             return Poll::Ready(item);
         }
         match self.timer.as_mut().poll(cx) {
@@ -162,19 +193,31 @@ where
             ApiError {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 message: format!(
-                    "{ip} already holds {max} connections to Cairn; close idle ones or reuse them (keep-alive) \
-                     and retry, or raise max_connections_per_ip"
+                    "{} already holds {max} connections to Cairn; close idle ones or reuse them (keep-alive) \
+                     and retry, or raise max_connections_per_ip",
+                    if ip.is_ipv6() { format!("{ip}/64") } else { ip.to_string() }
                 ),
                 exception: "TooManyRequestsException",
             },
         ))
+    } else if is_public_form(&req) && announced_length(&req).is_some_and(|n| n > PUBLIC_FORM_MAX as u64) {
+        Next::Done(closing(
+            req,
+            ApiError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                message: format!("a sign-in or setup form may be at most {PUBLIC_FORM_MAX} bytes"),
+                exception: "PayloadTooLargeException",
+            },
+        ))
     } else if has_body(&req) {
         let expired = Arc::new(AtomicBool::new(false));
+        let room = if is_public_form(&req) { PUBLIC_FORM_MAX } else { usize::MAX };
         let (_, payload) = req.parts_mut();
         let body = DeadlineBody {
             inner: payload.take(),
             timer: Box::pin(tokio::time::sleep(body_timeout)),
             expired: expired.clone(),
+            room,
         };
         let stream: Pin<Box<dyn futures_core::Stream<Item = Result<Bytes, actix_web::error::PayloadError>>>> =
             Box::pin(body);
@@ -205,5 +248,32 @@ where
                 Ok(ServiceResponse::new(req, res))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_peers_are_counted_by_their_64_network_and_ipv4_ones_by_address() {
+        let group = |s: &str| address_group(s.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])));
+        assert_eq!(group("2001:db8:1:2:aaaa::1"), group("2001:db8:1:2:ffff:1:2:3"));
+        assert_ne!(group("2001:db8:1:2::1"), group("2001:db8:1:3::1"));
+        assert_eq!(group("10.0.0.1"), "10.0.0.1".parse::<IpAddr>().unwrap_or(IpAddr::from([0, 0, 0, 0])));
+        assert_ne!(group("10.0.0.1"), group("10.0.0.2"));
+        assert_eq!(group("::ffff:10.0.0.1"), group("10.0.0.1"));
+    }
+
+    #[test]
+    fn the_cap_applies_to_a_whole_ipv6_64() {
+        let counts = ConnectionCounts::new(2);
+        let admit = |ip: &str| counts.admit(ip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])));
+        let (a, b) = (admit("2001:db8::1"), admit("2001:db8::2"));
+        assert!(a.is_ok() && b.is_ok());
+        assert!(admit("2001:db8::3").is_err(), "a third address of the same /64 is over the cap");
+        assert!(admit("2001:db8:0:1::1").is_ok(), "another /64 has its own count");
+        drop(a);
+        assert!(admit("2001:db8::3").is_ok(), "a closed connection frees its slot");
     }
 }

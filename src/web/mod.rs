@@ -161,6 +161,23 @@ fn json_error_config(limit: usize) -> (web::JsonConfig, web::QueryConfig, web::P
     (json, query, path, web::PayloadConfig::default().limit(limit))
 }
 
+/// Portal forms may be as large as any body (actix's default of 16 KiB refused the text of a
+/// namespace well within `value_max`); a form that cannot be read is an error page.
+fn form_config(limit: usize) -> web::FormConfig {
+    web::FormConfig::default().limit(limit).error_handler(move |err, _| {
+        let page = match &err {
+            actix_web::error::UrlencodedError::Overflow { .. } => portal::PageError::Form {
+                status: 413,
+                message: format!(
+                    "The form is larger than {limit} bytes. Split the change into smaller ones, or raise body_max."
+                ),
+            },
+            other => portal::PageError::Form { status: 400, message: format!("The form could not be read: {other}.") },
+        };
+        page.into()
+    })
+}
+
 fn build_app(
     state: web::Data<AppState>,
     root: RootEnv,
@@ -175,6 +192,7 @@ fn build_app(
     >,
 > {
     let (json, query, path, payload) = json_error_config(state.settings.body_max);
+    let form = form_config(state.settings.body_max);
     let own_env = match (&root.0, kind) {
         (Some(env), Listener::Env) => Some(EnvListener(env.clone())),
         _ => None,
@@ -186,6 +204,7 @@ fn build_app(
         .app_data(query)
         .app_data(path)
         .app_data(payload)
+        .app_data(form)
         .app_data(web::Data::new(root))
         .wrap_fn(move |req, srv| limits::enforce(req, srv, body_timeout))
         .wrap_fn(|mut req, srv| {

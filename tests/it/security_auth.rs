@@ -396,3 +396,53 @@ async fn sign_in_and_setup_forms_need_their_own_token_and_origin() {
     assert!(r.text.contains("form had expired"), "{}", r.text);
     assert!(empty.cairn.list_users().unwrap().is_empty());
 }
+
+/// A failed sign-in is audited with the name typed; an anonymous caller typing 15,000
+/// characters must not get them stored (twice: as actor and target) in the audit log.
+#[tokio::test]
+async fn a_failed_sign_in_records_a_bounded_name() {
+    let s = TestServer::start().await;
+    let long = "u".repeat(15_000);
+    assert!(is_wrong(&s.cairn.login(&long, "whatever-it-is", "10.1.2.3")));
+    let audit = s.cairn.audit_log(&Caller::system("t"), 1000).unwrap();
+    let failed = audit.iter().find(|a| a.action == "login.failed").expect("the failure is audited");
+    assert!(
+        failed.target.len() <= 128 && failed.actor.len() <= 128,
+        "{} / {}",
+        failed.target.len(),
+        failed.actor.len()
+    );
+    assert!(failed.target.starts_with("uuuu"));
+}
+
+/// An IPv6 client can pick any address of its /64; spraying guesses from a fresh address each
+/// time must fill one bucket, as from a single IPv4 address.
+#[tokio::test]
+async fn sign_in_failures_from_one_ipv6_64_share_a_bucket() {
+    let s = TestServer::start().await;
+    let cairn = &s.cairn;
+    for i in 0..10 {
+        let ip = format!("2001:db8:7:1::{:x}", i + 1);
+        assert!(is_wrong(&cairn.login(&format!("spray{i}"), "whatever-1", &ip)), "attempt {i}");
+    }
+    assert!(is_throttled(&cairn.login("spray-next", "whatever-1", "2001:db8:7:1:ffff::99")));
+    assert!(is_wrong(&cairn.login("spray-next", "whatever-1", "2001:db8:7:2::1")), "another /64 is not affected");
+}
+
+/// Sessions are kept for at most 50,000 browsers, least recently used out first: one
+/// account signing in over and over must only end its own oldest sessions.
+#[tokio::test]
+async fn one_account_signing_in_again_and_again_ends_only_its_own_oldest_sessions() {
+    let s = TestServer::start().await;
+    add_user(&s, "carol", "carol-password");
+    let cairn = &s.cairn;
+    let (other, _) = cairn.login(ADMIN, ADMIN_PASSWORD, "10.0.0.1").unwrap();
+    let (first, _) = cairn.login("carol", "carol-password", "10.0.0.2").unwrap();
+    let mut latest = first.clone();
+    for _ in 0..64 {
+        latest = cairn.login("carol", "carol-password", "10.0.0.2").unwrap().0;
+    }
+    assert!(cairn.session(&first).is_none(), "the 65th sign-in ended carol's least recently used session");
+    assert!(cairn.session(&latest).is_some());
+    assert!(cairn.session(&other).is_some(), "another user's session is untouched");
+}

@@ -199,3 +199,131 @@ async fn listeners_queue_a_reconnect_storm_before_accepting_it() {
         assert_eq!(queued, 600, "{addr}: only {queued} of 600 connections were queued");
     }
 }
+
+/// Free text a client chooses and Cairn stores (cluster comments, an app's org and owner
+/// e-mail, gray rule entries) has a length bound; before, each took up to the body limit.
+#[tokio::test]
+async fn stored_free_text_of_clusters_apps_and_gray_rules_is_bounded() {
+    let s = TestServer::start().await;
+    s.seed_app("demo").await;
+    let long = "x".repeat(5_000);
+    let cluster = s
+        .open(
+            Method::POST,
+            "/envs/DEV/apps/demo/clusters",
+            Some(json!({"name": "c1", "dataChangeCreatedBy": ADMIN, "comment": long})),
+        )
+        .await;
+    cluster.assert_error(400, "comment");
+    let short = s
+        .open(
+            Method::POST,
+            "/envs/DEV/apps/demo/clusters",
+            Some(json!({"name": "c1", "dataChangeCreatedBy": ADMIN, "comment": "x".repeat(256)})),
+        )
+        .await;
+    assert_eq!(short.status, 200, "{}", short.text);
+    for field in ["orgId", "orgName", "ownerEmail"] {
+        let mut app = json!({"appId": "big", "name": "big", "orgId": "o", "orgName": "o", "ownerName": ADMIN,
+                             "ownerEmail": "a@example.com"});
+        app[field] = json!(long);
+        let r = s
+            .open(Method::POST, "/apps", Some(json!({"assignAppRoleToSelf": true, "admins": [ADMIN], "app": app})))
+            .await;
+        r.assert_error(400, field);
+    }
+    assert_eq!(s.open(Method::GET, "/apps/big", None).await.status, 404, "a refused app is not created");
+    s.publish("DEV", "demo", "application", &[("k", "v")]).await;
+    let ns = "/envs/DEV/apps/demo/clusters/default/namespaces/application";
+    let b = s.open(Method::POST, &format!("{ns}/branches?operator={ADMIN}"), None).await;
+    assert_eq!(b.status, 200, "{}", b.text);
+    let branch = b.json()["clusterName"].as_str().unwrap().to_string();
+    let rules_url = format!("{ns}/branches/{branch}/rules?operator={ADMIN}");
+    let long_ip = json!({"ruleItems": [{"clientAppId": "demo", "clientIpList": [long], "clientLabelList": []}]});
+    s.open(Method::PUT, &rules_url, Some(long_ip)).await.assert_error(400, "ip or label");
+    let long_label = json!({"ruleItems": [{"clientAppId": "demo", "clientIpList": [], "clientLabelList": [long]}]});
+    s.open(Method::PUT, &rules_url, Some(long_label)).await.assert_error(400, "ip or label");
+    let many: Vec<_> =
+        (0..201).map(|_| json!({"clientAppId": "demo", "clientIpList": ["10.0.0.1"], "clientLabelList": []})).collect();
+    s.open(Method::PUT, &rules_url, Some(json!({ "ruleItems": many }))).await.assert_error(400, "rules per branch");
+    let fine =
+        json!({"ruleItems": [{"clientAppId": "demo", "clientIpList": ["10.0.0.1"], "clientLabelList": ["canary"]}]});
+    let ok = s.open(Method::PUT, &rules_url, Some(fine)).await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+}
+
+/// One element with 100,000 attributes (1 MB, where the value limit allows it): the parser
+/// compares each attribute with all before it, which took 20 s of a worker per request.
+#[tokio::test]
+async fn an_xml_element_with_a_flood_of_attributes_is_refused_at_once() {
+    let s = TestServer::start_with(|c| {
+        c.value_max = 1_900_000;
+        c.body_max = 4 * 1024 * 1024;
+    })
+    .await;
+    s.seed_app("demo").await;
+    s.seed_namespace("demo", "x", "xml", false).await;
+    let attrs = |n: usize| (0..n).map(|i| format!("a{i}=\"v\"")).collect::<Vec<_>>().join(" ");
+    let started = Instant::now();
+    let flood = put_content(&s, "x.xml", &format!("<r {}/>", attrs(100_000))).await;
+    flood.assert_error(400, "more than 256 attributes on one element");
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    let xmlns = (0..50_000).map(|i| format!("xmlns:n{i}=\"u{i}\"")).collect::<Vec<_>>().join(" ");
+    put_content(&s, "x.xml", &format!("<r {xmlns}/>")).await.assert_error(400, "attributes on one element");
+    let ok = put_content(&s, "x.xml", &format!("<r {}><c b='x=y'/></r>", attrs(256))).await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+}
+
+/// The portal's forms were held to actix's default of 16 KiB: the text of a namespace within
+/// `value_max` (20,000 characters) could not be saved, and the refusal was a bare text line.
+#[tokio::test]
+async fn portal_forms_take_any_body_within_body_max_and_refuse_larger_with_a_page() {
+    let s = TestServer::start_with(|c| c.body_max = 100_000).await;
+    s.seed_app("demo").await;
+    s.seed_namespace("demo", "x", "yaml", false).await;
+    let (http, cookie) = portal_admin(&s).await;
+    let page = "/apps/demo/envs/DEV/clusters/default/namespaces/x.yaml";
+    let html = s.send(http.get(s.url(page)).header("Cookie", &cookie)).await.text;
+    let i = html.find("name=\"csrf\" value=\"").expect("page has a CSRF field");
+    let csrf = html[i + 19..].split('"').next().unwrap().to_string();
+    let save = |text: String| {
+        s.send(
+            http.post(s.url(&format!("{page}/text")))
+                .header("Cookie", &cookie)
+                .form(&[("csrf", csrf.as_str()), ("text", text.as_str())]),
+        )
+    };
+    let text = format!("list: [{}]", vec!["a b"; 3_900].join(", "));
+    assert!(text.len() > 19_000 && text.len() < 20_000);
+    let saved = save(text.clone()).await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.text);
+    assert_eq!(draft_items(&s, "x.yaml").await[0]["value"], json!(text));
+    let big = save("x".repeat(150_000)).await;
+    assert_eq!(big.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", big.text);
+    assert!(big.content_type().starts_with("text/html"), "{}", big.content_type());
+    assert!(big.text.contains("larger than 100000 bytes"), "{}", big.text);
+    // Forms anyone may post stay small: anonymous connections must not each buffer body_max.
+    let filler = "x".repeat(20_000);
+    for path in ["/login", "/setup"] {
+        let r = s.send(http.post(s.url(path)).form(&[("username", filler.as_str()), ("password", "p")])).await;
+        assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{path}: {}", r.text);
+        let mut sock = TcpStream::connect(s.addr).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Transfer-Encoding: chunked\r\n\r\n"
+        );
+        sock.write_all(head.as_bytes()).await.unwrap();
+        let form = format!("username={}&password=p", "x".repeat(24_000));
+        for chunk in form.as_bytes().chunks(8 * 1024) {
+            let _ = sock.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await;
+            let _ = sock.write_all(chunk).await;
+            let _ = sock.write_all(b"\r\n").await;
+        }
+        let _ = sock.write_all(b"0\r\n\r\n").await;
+        let answer = read_response(&mut sock).await;
+        // Refused as unreadable before any handler looks at it (a read form would get 403:
+        // it carries no form token).
+        assert!(answer.starts_with("HTTP/1.1 400"), "{path} chunked: {answer}");
+        assert!(answer.contains("could not be read"), "{path} chunked: {answer}");
+    }
+}

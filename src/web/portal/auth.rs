@@ -111,6 +111,8 @@ pub enum PageError {
     Csrf,
     /// A service error.
     Service(ServiceError),
+    /// A form body that could not be read: too large (413) or not a form (400).
+    Form { status: u16, message: String },
 }
 
 impl From<ServiceError> for PageError {
@@ -160,6 +162,8 @@ impl actix_web::ResponseError for PageError {
                 (500, "Something went wrong", format!("Internal error, request id {id}."))
             }
             PageError::Service(e) => (400, "Cannot do that", e.to_string()),
+            PageError::Form { status: 413, message } => (413, "Too large", message.clone()),
+            PageError::Form { status, message } => (*status, "Cannot read the form", message.clone()),
         };
         let page = ErrorPage {
             ctx: PageCtx { user: None, envs: Vec::new(), env: String::new(), csrf: String::new(), flash: None },

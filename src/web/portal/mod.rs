@@ -16,7 +16,7 @@ use actix_web::web;
 
 use super::routes::{get, post, Access, RouteSpec};
 
-pub use auth::{PortalSession, SESSION_COOKIE};
+pub use auth::{PageError, PortalSession, SESSION_COOKIE};
 
 /// Every portal route with the right it needs (see `web::routes`).
 pub fn routes() -> Vec<RouteSpec> {
