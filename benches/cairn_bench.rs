@@ -484,7 +484,7 @@ async fn run() {
         let body = json!({"key": format!("bench.key.{i:02}"), "value": format!("value-{i}-{}", "v".repeat(20)), "dataChangeCreatedBy": "apollo"});
         open_api(&http, &base, &token, Method::POST, &format!("{ns}/items"), body).await;
     }
-    let release = open_api(
+    open_api(
         &http,
         &base,
         &token,
@@ -493,11 +493,13 @@ async fn run() {
         json!({"releaseTitle": "bench", "releasedBy": "apollo"}),
     )
     .await;
-    let release_key = release["releaseKey"].as_str().unwrap().to_string();
 
-    // The exact bytes Cairn serves, for the baseline to serve too.
+    // The exact bytes Cairn serves, for the baseline to serve too; the release key is what a
+    // client sends back to get 304 (Apollo's Open API release carries none).
     let path_200 = "/configs/bench/default/application?ip=10.0.0.1";
     let body = http.get(format!("{base}{path_200}")).send().await.unwrap().text().await.unwrap();
+    let release_key =
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["releaseKey"].as_str().unwrap().to_string();
     let body_file = dir.path().join("body.json");
     std::fs::write(&body_file, &body).unwrap();
     let mut baseline_child = Command::new(std::env::current_exe().unwrap())
