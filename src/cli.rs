@@ -591,10 +591,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             })?;
             let summary = store.restore(&file)?;
             out(&format!(
-                "restored {} records from {} into {}",
+                "restored {} records from {} into {}; release notifications now start at {}, so every \
+                 client re-fetches the restored configuration when it reconnects",
                 summary.records,
                 file.display(),
-                settings.data.display()
+                settings.data.display(),
+                summary.notifications_from
             ))
         }
     }

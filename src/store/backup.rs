@@ -11,7 +11,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Store, StoreError, SCHEMA_VERSION, T};
+use super::{codec, keys, Store, StoreError, SCHEMA_VERSION, T};
 
 const FORMAT: &str = "cairn-backup";
 
@@ -49,7 +49,19 @@ pub struct BackupSummary {
 #[derive(Debug)]
 pub struct RestoreSummary {
     pub records: u64,
+    /// The first release-notification id of the restored data (see [`RESTORE_ID_GAP`]).
+    pub notifications_from: i64,
 }
+
+/// How far a restore moves release-notification ids ahead of the backup's. Clients keep the
+/// newest id they saw and are woken only by a greater one; after a restore the backup's ids
+/// are lower than what clients hold (releases made after the backup), so they would wait for
+/// the counter to catch up and meanwhile keep configuration the restore took back. Moving
+/// every namespace's id past the gap makes every client re-fetch the restored values at once.
+pub const RESTORE_ID_GAP: i64 = 1_000_000;
+
+/// Notification ids stay below 2^31 (clients that read them as 32-bit integers).
+const NOTIFICATION_ID_MAX: i64 = i32::MAX as i64;
 
 fn record_hash(tree: &str, key: &[u8], value: &[u8]) -> String {
     let mut h = Sha256::new();
@@ -132,8 +144,35 @@ impl Store {
         for (t, k, v) in records {
             self.tree(t)?.insert(k, v)?;
         }
+        let notifications_from = self.advance_notification_ids()?;
         self.flush()?;
-        Ok(RestoreSummary { records: count })
+        Ok(RestoreSummary { records: count, notifications_from })
+    }
+
+    /// Gives every namespace's latest release message a fresh id [`RESTORE_ID_GAP`] past the
+    /// restored counter (so every client re-fetches), and moves the counter after them.
+    /// Returns the first new id.
+    fn advance_notification_ids(&self) -> Result<i64, StoreError> {
+        let counter = i64::try_from(self.counter("message")?).unwrap_or(NOTIFICATION_ID_MAX);
+        let first = counter.saturating_add(RESTORE_ID_GAP).saturating_add(1);
+        let tree = self.tree(T::Messages)?;
+        let mut next = first;
+        for kv in tree.iter() {
+            let (key, value) = kv?;
+            let (_, content): (i64, String) =
+                codec::decode(&value).ok_or_else(|| StoreError::corrupt(T::Messages, &key))?;
+            if next >= NOTIFICATION_ID_MAX {
+                return Err(StoreError::Backup(
+                    "release-notification ids would pass 2^31 after this restore; restore an older backup or ask for help"
+                        .into(),
+                ));
+            }
+            tree.insert(key, codec::encode(&(next, content))?)?;
+            next += 1;
+        }
+        let last = u64::try_from(next - 1).unwrap_or(0);
+        self.tree(T::Meta)?.insert(keys::counter("message"), &last.to_be_bytes())?;
+        Ok(first)
     }
 }
 
