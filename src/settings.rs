@@ -60,6 +60,7 @@ pub struct FileSettings {
     instances_max_per_app: Option<usize>,
     instances_max_total: Option<usize>,
     instances_expiry_days: Option<u64>,
+    audit_max_records: Option<u64>,
     trusted_proxies: Option<Vec<String>>,
     body_timeout_secs: Option<u64>,
     max_connections_per_ip: Option<usize>,
@@ -112,6 +113,8 @@ pub struct Settings {
     pub instances_max_total: usize,
     /// Instance records not refreshed for this many days are deleted.
     pub instances_expiry_days: u64,
+    /// Most audit entries kept; the oldest beyond it are deleted (checked hourly).
+    pub audit_max_records: u64,
     /// Peers whose `X-Forwarded-*` headers are believed (reverse proxies); empty: nobody's.
     pub trusted_proxies: Vec<crate::domain::net::IpNet>,
     /// A request body must arrive in full within this many seconds of its headers (else 408).
@@ -142,6 +145,7 @@ impl Default for Settings {
             instances_max_per_app: 20_000,
             instances_max_total: 200_000,
             instances_expiry_days: 7,
+            audit_max_records: 1_000_000,
             trusted_proxies: Vec::new(),
             body_timeout_secs: 10,
             // Far above what a NATed office or a node of pods opens (one long poll and a few
@@ -235,6 +239,7 @@ impl Settings {
             instances_max_per_app: file.instances_max_per_app.unwrap_or(d.instances_max_per_app),
             instances_max_total: file.instances_max_total.unwrap_or(d.instances_max_total),
             instances_expiry_days: file.instances_expiry_days.unwrap_or(d.instances_expiry_days),
+            audit_max_records: file.audit_max_records.unwrap_or(d.audit_max_records).max(1),
             body_timeout_secs: o.body_timeout_secs.or(file.body_timeout_secs).unwrap_or(d.body_timeout_secs),
             max_connections_per_ip: o
                 .max_connections_per_ip
@@ -284,6 +289,7 @@ impl Settings {
                 per_app: self.instances_max_per_app,
                 total: self.instances_max_total,
                 expiry_ms: i64::try_from(self.instances_expiry_days.saturating_mul(86_400_000)).unwrap_or(i64::MAX),
+                audit_max: self.audit_max_records,
             },
         }
     }

@@ -7,7 +7,7 @@
 //! is still served), records are capped per (env, client app) and in all (a full app drops
 //! new instances of that app only), records not refreshed within the expiry are pruned by
 //! the writer thread, and the in-memory "seen" map holds at most as many entries as the
-//! table may hold records.
+//! table may hold records. The same thread keeps the audit log within its bound.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -43,11 +43,14 @@ pub struct Limits {
     pub total: usize,
     /// Records not refreshed for this long are deleted.
     pub expiry_ms: i64,
+    /// Most audit entries kept: the same thread deletes the oldest beyond it (failed sign-ins
+    /// are audited and anyone may cause them, so the audit log needs a bound too).
+    pub audit_max: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { per_app: 20_000, total: 200_000, expiry_ms: 7 * 24 * 60 * 60 * 1000 }
+        Limits { per_app: 20_000, total: 200_000, expiry_ms: 7 * 24 * 60 * 60 * 1000, audit_max: 1_000_000 }
     }
 }
 
@@ -277,6 +280,11 @@ impl Writer {
         }
         self.per_app = per_app;
         self.total.store(total, Ordering::Relaxed);
+        match self.store.prune_audit(self.limits.audit_max) {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, kept = self.limits.audit_max, "oldest audit entries deleted"),
+            Err(e) => tracing::warn!(error = %e, "could not prune the audit log"),
+        }
     }
 }
 
@@ -350,6 +358,23 @@ mod tests {
         assert_eq!(recorder.counts(), (1, 0));
         let left: Vec<InstanceConfig> = store.scan(T::Instances, b"").unwrap().into_iter().map(|(_, r)| r).collect();
         assert_eq!(left, vec![live]);
+    }
+
+    #[test]
+    fn the_oldest_audit_entries_beyond_the_bound_are_pruned_when_the_writer_starts() {
+        let store = Arc::new(Store::open_temporary().unwrap());
+        let mut ws = WriteSet::new();
+        for id in 1..=25_000u64 {
+            ws.put(T::Audit, keys::audit(id), &id).unwrap();
+        }
+        store.commit(ws, false).unwrap();
+        let limits = Limits { audit_max: 10_000, ..Limits::default() };
+        let recorder = InstanceRecorder::start(store.clone(), limits);
+        recorder.counts();
+        let left: Vec<u64> = store.scan(T::Audit, b"").unwrap().into_iter().map(|(_, id)| id).collect();
+        assert_eq!(left.len(), 10_000);
+        assert_eq!((left[0], left[9_999]), (15_001, 25_000), "the newest are kept");
+        assert_eq!(store.prune_audit(10_000).unwrap(), 0, "nothing more to prune");
     }
 
     #[test]

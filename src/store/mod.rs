@@ -435,6 +435,36 @@ impl Store {
         self.sync_blobs()
     }
 
+    /// Deletes the oldest audit entries so that at most `keep` remain (ids are gapless, so
+    /// the count is the id span). Returns how many were deleted. Not durable on its own: the
+    /// next flush makes it so, and a lost prune is simply redone.
+    pub fn prune_audit(&self, keep: u64) -> Result<u64, StoreError> {
+        let tree = self.tree(T::Audit)?;
+        let id_of = |k: &[u8]| <[u8; 8]>::try_from(k).ok().map(u64::from_be_bytes);
+        let (Some((first, _)), Some((last, _))) = (tree.first()?, tree.last()?) else { return Ok(0) };
+        let (Some(first), Some(last)) = (id_of(&first), id_of(&last)) else {
+            return Err(StoreError::corrupt(T::Audit, &first));
+        };
+        let count = last.saturating_sub(first).saturating_add(1);
+        if count <= keep {
+            return Ok(0);
+        }
+        let cut = last.saturating_sub(keep); // delete ids first..=cut
+        let mut deleted = 0;
+        let mut from = first;
+        while from <= cut {
+            let to = cut.min(from.saturating_add(9_999));
+            let mut ws = WriteSet::new();
+            for key in tree.range(keys::audit(from)..=keys::audit(to)).keys() {
+                ws.delete(T::Audit, key?.to_vec());
+                deleted += 1;
+            }
+            self.commit(ws, false)?;
+            from = to.saturating_add(1);
+        }
+        Ok(deleted)
+    }
+
     /// Approximate size of the data on disk, in bytes.
     pub fn size_on_disk(&self) -> u64 {
         self.with(|e| Ok(e.db.size_on_disk().unwrap_or(0))).unwrap_or(0)
