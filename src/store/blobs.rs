@@ -14,17 +14,19 @@ impl Store {
     /// of a segment (128 KiB), and never fsyncs these files: `flush` only syncs the log,
     /// which points at them. Without this an acknowledged release could rest on a blob file
     /// still in the page cache when the power fails. Blob files are written once and never
-    /// change, so a file synced at a given length stays synced.
-    pub(super) fn sync_blobs(&self) -> Result<(), StoreError> {
+    /// change, so a file synced at a given length stays synced. Returns every blob file
+    /// present, with the length it is synced at.
+    pub(super) fn sync_blobs(&self) -> Result<Vec<(String, u64)>, StoreError> {
         if self.temporary {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let dir = self.path.join("db").join("blobs");
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(StoreError::io_failure(&dir, e)),
         };
+        let mut listed = Vec::new();
         let mut synced = self.synced_blobs.lock().unwrap_or_else(|p| p.into_inner());
         let mut present = std::collections::HashSet::new();
         let mut new_files = false;
@@ -40,6 +42,7 @@ impl Store {
             };
             let len = file.metadata().map_err(|e| StoreError::io_failure(&path, e))?.len();
             present.insert(name.clone());
+            listed.push((name.to_string_lossy().into_owned(), len));
             if synced.get(&name) != Some(&len) {
                 file.sync_all().map_err(|e| StoreError::io_failure(&path, e))?;
                 synced.insert(name, len);
@@ -50,7 +53,7 @@ impl Store {
         if new_files {
             std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io_failure(&dir, e))?;
         }
-        Ok(())
+        Ok(listed)
     }
 
     /// Starts a thread that syncs new blob files every [`BLOB_SYNC_EVERY`] until the store is
@@ -66,7 +69,7 @@ impl Store {
             std::thread::sleep(BLOB_SYNC_EVERY);
             let Some(store) = weak.upgrade() else { return };
             if store.degraded_reason().is_none() {
-                if let Err(e) = store.sync_blobs() {
+                if let Err(e) = store.sync_blobs().map(|_| ()) {
                     tracing::warn!(error = %e, "could not sync sled blob files");
                 }
             }
@@ -74,6 +77,13 @@ impl Store {
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "could not start the blob-file sync thread");
         }
+    }
+
+    /// The blob files the last durable commit found after its flush and synced (at these
+    /// lengths) before it was acknowledged. For tests of the power-loss window.
+    #[doc(hidden)]
+    pub fn blobs_of_last_commit(&self) -> Vec<(String, u64)> {
+        self.last_commit_blobs.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Blob files under `db/blobs` that were fsynced, with the length synced. For tests of

@@ -206,6 +206,9 @@ pub struct Store {
     last_reopen: std::sync::Mutex<Option<std::time::Instant>>,
     /// Blob files fsynced so far, with their length (see [`Store::sync_blobs`]).
     synced_blobs: std::sync::Mutex<std::collections::HashMap<std::ffi::OsString, u64>>,
+    /// The blob files (name, length) the last durable commit found and synced before it was
+    /// acknowledged (see [`Store::blobs_of_last_commit`]).
+    last_commit_blobs: std::sync::Mutex<Vec<(String, u64)>>,
 }
 
 impl Store {
@@ -233,6 +236,7 @@ impl Store {
             degraded: std::sync::Mutex::new(None),
             last_reopen: std::sync::Mutex::new(None),
             synced_blobs: std::sync::Mutex::new(std::collections::HashMap::new()),
+            last_commit_blobs: std::sync::Mutex::new(Vec::new()),
         };
         store.check_schema()?;
         Ok(store)
@@ -424,7 +428,8 @@ impl Store {
             Ok(())
         })?;
         if durable {
-            self.sync_blobs()?;
+            let present = self.sync_blobs()?;
+            *self.last_commit_blobs.lock().unwrap_or_else(|p| p.into_inner()) = present;
         }
         Ok(())
     }
@@ -432,7 +437,7 @@ impl Store {
     /// Makes every previous write durable.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.with(|e| Ok(e.db.flush().map(|_| ())?))?;
-        self.sync_blobs()
+        self.sync_blobs().map(|_| ())
     }
 
     /// Deletes the oldest audit entries so that at most `keep` remain (ids are gapless, so
