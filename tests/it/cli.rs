@@ -6,7 +6,7 @@ use cairn::store::{keys, Store, T};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::process::{cli, text, Proc, BIN};
+use crate::common::process::{cli, get_json, text, Proc, BIN};
 use crate::common::ADMIN;
 
 #[test]
@@ -288,7 +288,7 @@ async fn after_a_restore_every_client_is_woken_to_fetch_the_restored_values() {
         let enc: String = url::form_urlencoded::byte_serialize(q.as_bytes()).collect();
         format!("{base}/envs/DEV/notifications/v2?appId=demo&cluster=default&notifications={enc}")
     };
-    let latest: serde_json::Value = http.get(poll(&proc.base, -1)).send().await.unwrap().json().await.unwrap();
+    let latest = get_json(&http, &poll(&proc.base, -1)).await;
     let client_id = latest[0]["notificationId"].as_i64().unwrap();
     assert!(proc.terminate().0.success());
 
@@ -305,14 +305,7 @@ async fn after_a_restore_every_client_is_woken_to_fetch_the_restored_values() {
     let new_id = woken[0]["notificationId"].as_i64().unwrap();
     assert!(new_id > client_id && new_id < i64::from(i32::MAX), "{new_id} after {client_id}");
     // ...and the fetch it triggers serves the restored values.
-    let cfg: serde_json::Value = http
-        .get(format!("{}/envs/DEV/configs/demo/default/application", proc.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cfg = get_json(&http, &format!("{}/envs/DEV/configs/demo/default/application", proc.base)).await;
     assert_eq!(cfg["configurations"]["k"], "v1");
     // Releases after the restore keep going up from there.
     let (base, token) = (proc.base.clone(), token.clone());
@@ -326,7 +319,7 @@ async fn after_a_restore_every_client_is_woken_to_fetch_the_restored_values() {
         crate::common::process::open_api(&base, &token, Method::POST, &format!("{ns}/releases"), rel).await.0,
         200
     );
-    let next: serde_json::Value = http.get(poll(&proc.base, new_id)).send().await.unwrap().json().await.unwrap();
+    let next = get_json(&http, &poll(&proc.base, new_id)).await;
     assert!(next[0]["notificationId"].as_i64().unwrap() > new_id);
 }
 

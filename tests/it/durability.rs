@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::common::process::{cli, open_api, seed_data_dir, Proc};
+use crate::common::process::{cli, get_json, open_api, seed_data_dir, Proc};
 use crate::common::ADMIN;
 
 #[tokio::test]
@@ -40,14 +40,7 @@ async fn acknowledged_releases_survive_sigkill() {
         proc.kill9();
 
         proc = Proc::start(&data, &[]);
-        let served: serde_json::Value = http
-            .get(format!("{}/envs/PRO/configs/durable/default/application", proc.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let served = get_json(&http, &format!("{}/envs/PRO/configs/durable/default/application", proc.base)).await;
         let (st, latest) =
             open_api(&proc.base, &token, Method::GET, &format!("{ns}/releases/latest"), json!(null)).await;
         assert_eq!(st, 200);

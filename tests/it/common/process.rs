@@ -125,3 +125,8 @@ pub async fn open_api(
     let text = r.text().await.unwrap();
     (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
 }
+
+/// GETs `url` and parses the answer as JSON.
+pub async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}
