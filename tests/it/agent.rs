@@ -11,6 +11,16 @@ use crate::common::front::FrontDoor;
 use crate::common::process::{cli, open_api, seed_data_dir, text, Proc, BIN};
 use crate::common::{eventually, TestServer, ADMIN};
 
+/// A running agent, stopped however the test ends.
+struct Stop(std::process::Child);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn agent(server: &str, dir: &Path, extra: &[&str]) -> Command {
     let mut c = Command::new(BIN);
     c.args(["agent", "--server", server, "--app", "demo", "--dir", dir.to_str().unwrap()])
@@ -330,14 +340,6 @@ async fn a_failing_namespace_does_not_hold_back_the_reload_of_another() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-    // Stopped however the test ends.
-    struct Stop(std::process::Child);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let _child = Stop(child);
     let file = out.join("application.properties");
     eventually(Duration::from_secs(10), "the first write", || async { read(&file) == "k=v1\n" }).await;
@@ -364,13 +366,6 @@ async fn after_a_restore_the_next_release_still_arrives() {
     let out = dir.path().join("out");
     let child =
         agent(&format!("{}/envs/DEV", front.base), &out, &["--refresh", "2"]).stderr(Stdio::null()).spawn().unwrap();
-    struct Stop(std::process::Child);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let _child = Stop(child);
     let file = out.join("application.properties");
     eventually(Duration::from_secs(10), "the latest release", || async { read(&file) == "k=v4\n" }).await;

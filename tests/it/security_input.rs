@@ -4,12 +4,13 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use reqwest::{redirect::Policy, Method, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{eventually, portal_login, portal_sign_in, Resp, TestServer, ADMIN};
+use crate::common::portal::Browser;
+use crate::common::{eventually, portal_login, Resp, TestServer, ADMIN};
 
 /// A block sequence nested 5,000 deep (10 KB): overflowed the validator's stack and aborted.
 fn deep_yaml() -> String {
@@ -56,23 +57,15 @@ async fn hostile_yaml_through_the_open_api_is_refused_and_the_server_keeps_servi
     assert_eq!(s.get("/health").await.status, 200);
 }
 
-/// Signs in as the seeded admin; returns the client (cookies kept by hand) and its cookie.
-async fn portal_admin(s: &TestServer) -> (reqwest::Client, String) {
-    let http = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
-    let cookie = portal_sign_in(s, &http, ADMIN, "apollo-password").await;
-    (http, cookie)
-}
-
 #[tokio::test]
 async fn hostile_yaml_through_the_portal_text_save_is_an_inline_error() {
     let s = TestServer::start().await;
     s.seed_app("demo").await;
     s.seed_namespace("demo", "x", "yaml", false).await;
-    let (http, cookie) = portal_admin(&s).await;
+    let b = Browser::admin(&s).await;
+    let (http, cookie) = (b.http.clone(), b.cookie.clone().unwrap());
     let page = "/apps/demo/envs/DEV/clusters/default/namespaces/x.yaml";
-    let html = s.send(http.get(s.url(page)).header("Cookie", &cookie)).await.text;
-    let i = html.find("name=\"csrf\" value=\"").expect("page has a CSRF field");
-    let csrf = html[i + 19..].split('"').next().unwrap().to_string();
+    let csrf = b.csrf(page).await;
     for (text, says) in [
         (format!("{}x", "- ".repeat(6000)), "nesting deeper than 64 levels"),
         (yaml_alias_bomb(), "aliases expand to more than 100000 nodes"),
@@ -281,11 +274,10 @@ async fn portal_forms_take_any_body_within_body_max_and_refuse_larger_with_a_pag
     let s = TestServer::start_with(|c| c.body_max = 100_000).await;
     s.seed_app("demo").await;
     s.seed_namespace("demo", "x", "yaml", false).await;
-    let (http, cookie) = portal_admin(&s).await;
+    let b = Browser::admin(&s).await;
+    let (http, cookie) = (b.http.clone(), b.cookie.clone().unwrap());
     let page = "/apps/demo/envs/DEV/clusters/default/namespaces/x.yaml";
-    let html = s.send(http.get(s.url(page)).header("Cookie", &cookie)).await.text;
-    let i = html.find("name=\"csrf\" value=\"").expect("page has a CSRF field");
-    let csrf = html[i + 19..].split('"').next().unwrap().to_string();
+    let csrf = b.csrf(page).await;
     let save = |text: String| {
         s.send(
             http.post(s.url(&format!("{page}/text")))
