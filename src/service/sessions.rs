@@ -83,14 +83,30 @@ impl Cairn {
 
     /// Signs in; returns the cookie token and the session. Unknown users and wrong passwords
     /// get the same answer; failures are throttled per (account, IP), per IP and per account.
+    /// (This form waits out an account's delay on the calling thread; the portal waits
+    /// asynchronously instead, with [`Cairn::take_login_slot`] and [`Cairn::login_in_slot`].)
     pub fn login(&self, name: &str, password_text: &str, ip: &str) -> Result<(String, Session)> {
-        match self.sessions.throttle.take(name, ip, self.clock.now()) {
-            Slot::Refused { retry_after } => return Err(throttled(retry_after)),
-            // Only delays: the account is being guessed from many places, and its owner
-            // must still get in.
-            Slot::Check { delay } if !delay.is_zero() => std::thread::sleep(delay),
-            Slot::Check { .. } => {}
+        let delay = self.take_login_slot(name, ip)?;
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
         }
+        self.login_in_slot(name, password_text, ip)
+    }
+
+    /// Takes the throttle's slot for one sign-in attempt before any password is checked.
+    /// Refused when the (account, IP) or IP bucket is full; otherwise the time to wait before
+    /// checking (non-zero only while the account is being guessed from many places: it
+    /// slows guessing down, and the owner still gets in). Cheap: no I/O, no hashing.
+    pub fn take_login_slot(&self, name: &str, ip: &str) -> Result<Duration> {
+        match self.sessions.throttle.take(name, ip, self.clock.now()) {
+            Slot::Refused { retry_after } => Err(throttled(retry_after)),
+            Slot::Check { delay } => Ok(delay),
+        }
+    }
+
+    /// Checks the password of an attempt whose slot [`Cairn::take_login_slot`] granted, and
+    /// opens the session. Blocking (argon2, storage): run it off the async workers.
+    pub fn login_in_slot(&self, name: &str, password_text: &str, ip: &str) -> Result<(String, Session)> {
         let user = self.find_user(name)?.filter(|u| u.enabled);
         let hash = user.as_ref().map_or(DUMMY_HASH, |u| u.password_hash.as_str());
         // Unknown users cost the same check, so timing does not reveal the account.

@@ -359,7 +359,17 @@ pub async fn login_post(
     let cairn = state.cairn.clone();
     let (name, password) = (f.username.clone(), f.password);
     let result = match check_form_token(&state, &req, &f.csrf) {
-        Ok(()) => blocking(move || cairn.login(&name, &password, &ip)).await?,
+        // The slot is taken before any hashing; an account's slow-down is waited out here,
+        // asynchronously, so guessing cannot tie up the blocking pool with sleeping threads.
+        Ok(()) => match state.cairn.take_login_slot(&f.username, &ip) {
+            Ok(delay) => {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                blocking(move || cairn.login_in_slot(&name, &password, &ip)).await?
+            }
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     match result {
