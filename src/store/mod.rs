@@ -13,6 +13,7 @@ mod degraded;
 mod error;
 pub mod fs;
 pub mod keys;
+mod repo;
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +25,7 @@ use sled::Transactional;
 pub use backup::{BackupSummary, RestoreSummary};
 pub use check::{CheckReport, Problem};
 pub use error::StoreError;
+pub use repo::{AuditFilter, Counter, EngineKind, Health, Message, NsKey, Record, Repo, Tx};
 
 use crate::domain::model::Release;
 use degraded::{Degraded, PROBE_EVERY};
