@@ -48,9 +48,10 @@ impl ServiceError {
         matches!(self, ServiceError::Internal(e) if e.is_disk_full())
     }
 
-    /// True when storage is failing since an I/O error other than a full disk (HTTP 503).
+    /// True when storage is failing since an I/O error other than a full disk, or the
+    /// database is down or frozen (HTTP 503).
     pub fn is_storage_unavailable(&self) -> bool {
-        matches!(self, ServiceError::Internal(StoreError::Unavailable { .. }))
+        matches!(self, ServiceError::Internal(StoreError::Unavailable { .. } | StoreError::Database { .. }))
     }
 
     /// A field-level validation error.

@@ -46,6 +46,16 @@ pub enum StoreError {
     /// Writes fail since an I/O error and the disk still fails; reads may fail too.
     #[error("storage at {path} is unavailable since an I/O error ({reason}); Cairn retries by itself")]
     Unavailable { path: PathBuf, reason: String },
+    /// The database (PostgreSQL) is down, frozen, or refuses work for now.
+    #[error("the database is unavailable ({reason}); Cairn retries by itself")]
+    Database { reason: String },
+    /// The database refused a statement for a reason that will not pass by itself.
+    #[error("database error: {reason}")]
+    Query { reason: String },
+    /// The database cannot be used at start: unreachable, refused the credentials, or its
+    /// schema is newer than this build. One line saying what to check.
+    #[error("cannot use the database at {target}: {reason}")]
+    DatabaseOpen { target: String, reason: String },
 }
 
 /// What "No space left on device" looks like once sled has copied the error (it keeps the

@@ -13,6 +13,7 @@ mod degraded;
 mod error;
 pub mod fs;
 pub mod keys;
+pub mod pg;
 mod repo;
 
 use std::path::{Path, PathBuf};

@@ -156,6 +156,10 @@ impl actix_web::ResponseError for PageError {
             PageError::Service(ServiceError::Internal(e)) if e.is_disk_full() => {
                 (507, "Disk full", format!("{e}. Nothing was changed: go back and submit again once space is freed."))
             }
+            PageError::Service(se @ ServiceError::Internal(e)) if se.is_storage_unavailable() => {
+                tracing::warn!(error = %e, "portal change refused: storage unavailable");
+                (503, "Storage unavailable", format!("{e}. Nothing was changed: go back and submit again shortly."))
+            }
             PageError::Service(ServiceError::Internal(e)) => {
                 let id = crate::security::token::random_hex(6);
                 tracing::error!(request_id = %id, error = %e, "internal error on a portal page");
