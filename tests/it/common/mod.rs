@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod front;
+pub mod pg;
 pub mod portal;
 pub mod process;
 

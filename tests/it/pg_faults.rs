@@ -1,0 +1,171 @@
+//! The PostgreSQL engine when the database misbehaves: stopped, frozen (every process
+//! SIGSTOPped, as a network partition looks to a client), restarted, or misconfigured.
+//! Calls fail within 2 s instead of hanging, and recover without reopening the engine.
+
+use std::time::{Duration, Instant};
+
+use cairn::domain::model::{App, Stamp};
+use cairn::store::pg::{PgOptions, PgRepo};
+use cairn::store::{Counter, Record, Repo, StoreError};
+
+use crate::common::pg::{self, PgCluster};
+
+fn app(id: &str) -> App {
+    App {
+        app_id: id.into(),
+        name: id.into(),
+        org_id: "o".into(),
+        org_name: "O".into(),
+        owner_name: "a".into(),
+        owner_email: "a@example.com".into(),
+        stamp: Stamp::new("a", 1),
+    }
+}
+
+fn publish(repo: &dyn Repo, id: &str) -> Result<(), StoreError> {
+    let mut tx = repo.begin()?;
+    tx.next_id(Counter::Release)?;
+    tx.put(Record::App { app: app(id) });
+    tx.commit()
+}
+
+/// Runs `f`, asserting it fails as "database unavailable" within 2 s.
+fn fails_fast<T: std::fmt::Debug>(what: &str, f: impl FnOnce() -> Result<T, StoreError>) {
+    let start = Instant::now();
+    let out = f();
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(2), "{what} took {took:?}");
+    match out {
+        Err(StoreError::Database { .. }) => {}
+        other => panic!("{what}: expected a database-unavailable error, got {other:?}"),
+    }
+}
+
+/// Waits (polling, up to 20 s) until `f` succeeds.
+fn recovers(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not recover within 20 s");
+}
+
+fn cluster_and_repo() -> Option<(PgCluster, PgRepo)> {
+    let cluster = PgCluster::start()?;
+    let url = cluster.create_database();
+    let repo = PgRepo::open(&url, PgOptions::default()).unwrap();
+    publish(&repo, "before").unwrap();
+    Some((cluster, repo))
+}
+
+#[test]
+fn a_stopped_database_fails_calls_fast_and_the_engine_reconnects_after_restart() {
+    let Some((cluster, repo)) = cluster_and_repo() else { return };
+    cluster.stop();
+    fails_fast("a read", || repo.app("before"));
+    fails_fast("a change", || publish(&repo, "during"));
+    let health = repo.health();
+    assert!(!health.up && health.reason.is_some(), "{health:?}");
+    cluster.restart();
+    recovers("reads", || repo.app("before").is_ok_and(|a| a.is_some()));
+    recovers("changes", || publish(&repo, "after").is_ok());
+    assert!(repo.health().up);
+    assert_eq!(repo.app("during").unwrap(), None);
+    assert_eq!(repo.counter(Counter::Release).unwrap(), 2, "the failed change used no id");
+}
+
+#[test]
+fn a_frozen_database_fails_calls_fast_and_everything_resumes_after_sigcont() {
+    let Some((cluster, repo)) = cluster_and_repo() else { return };
+    cluster.freeze();
+    fails_fast("a read", || repo.app("before"));
+    fails_fast("a change", || publish(&repo, "during"));
+    fails_fast("another read", || repo.apps());
+    let start = Instant::now();
+    assert!(!repo.health().up);
+    assert!(start.elapsed() < Duration::from_secs(2));
+    cluster.thaw();
+    recovers("reads", || repo.app("before").is_ok_and(|a| a.is_some()));
+    recovers("changes", || publish(&repo, "after").is_ok());
+    assert!(repo.app("after").unwrap().is_some());
+}
+
+#[test]
+fn a_change_open_when_the_database_freezes_fails_fast_and_leaves_nothing() {
+    let Some((cluster, repo)) = cluster_and_repo() else { return };
+    let mut tx = repo.begin().unwrap();
+    tx.next_id(Counter::Release).unwrap();
+    tx.put(Record::App { app: app("lost") });
+    cluster.freeze();
+    fails_fast("the commit", || tx.commit());
+    cluster.thaw();
+    recovers("changes", || publish(&repo, "after").is_ok());
+    assert_eq!(repo.app("lost").unwrap(), None);
+    assert_eq!(repo.counter(Counter::Release).unwrap(), 2);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn calls_from_an_async_worker_neither_panic_nor_need_a_blocking_thread() {
+    let Some(url) = pg::database() else { return };
+    // Opening, calling and dropping the engine on a runtime's own thread.
+    let repo = PgRepo::open(&url, PgOptions::default()).unwrap();
+    publish(&repo, "demo").unwrap();
+    assert!(repo.app("demo").unwrap().is_some());
+    drop(repo);
+}
+
+#[test]
+fn opening_names_what_to_check() {
+    let Some(cluster) = pg::shared() else { return };
+    let url = cluster.create_database();
+    let open = |url: &str| PgRepo::open(url, PgOptions::default()).err().map(|e| e.to_string()).unwrap_or_default();
+
+    let wrong_password = url.replace(pg::PASSWORD, "wrong");
+    let msg = open(&wrong_password);
+    assert!(
+        msg.contains("password authentication failed") && msg.contains("check the user name and password"),
+        "{msg}"
+    );
+    assert!(!msg.contains("wrong"), "the password is never shown: {msg}");
+    assert_eq!(msg.lines().count(), 1, "{msg}");
+
+    let unreachable = format!(
+        "postgres://cairn:x@127.0.0.1:{}/db",
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    );
+    let msg = open(&unreachable);
+    assert!(msg.contains("check that PostgreSQL runs there"), "{msg}");
+    assert!(msg.contains("postgres://cairn@127.0.0.1:"), "names the target without the password: {msg}");
+
+    let missing = url.rsplit_once('/').map(|(base, _)| format!("{base}/nope")).unwrap();
+    assert!(open(&missing).contains("create the database first"));
+
+    assert!(open("mysql://x").contains("expected postgres://"));
+}
+
+#[test]
+fn a_schema_newer_than_this_build_is_refused() {
+    let Some(url) = pg::database() else { return };
+    drop(PgRepo::open(&url, PgOptions::default()).unwrap());
+    let bump = std::process::Command::new("psql")
+        .arg(&url)
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c", "UPDATE schema_version SET version = version + 1"])
+        .output()
+        .unwrap();
+    assert!(bump.status.success(), "{}", String::from_utf8_lossy(&bump.stderr));
+    let msg = PgRepo::open(&url, PgOptions::default()).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(msg.contains("newer than this Cairn build"), "{msg}");
+}
+
+#[test]
+fn opening_an_existing_database_keeps_its_data() {
+    let Some(url) = pg::database() else { return };
+    let first = PgRepo::open(&url, PgOptions::default()).unwrap();
+    publish(&first, "kept").unwrap();
+    let second = PgRepo::open(&url, PgOptions::default()).unwrap();
+    assert!(second.app("kept").unwrap().is_some());
+    assert_eq!(second.counter(Counter::Release).unwrap(), 1);
+}
