@@ -1,18 +1,18 @@
-//! The only module that touches sled: named trees, key encoding, versioned values, atomic
-//! write sets, durable flushes, schema version, backup and integrity checks.
+//! The embedded engine, the only module that touches sled: named trees, key encoding,
+//! versioned values, atomic write sets, durable flushes, schema version, v1 backup and
+//! integrity checks. [`Store`] implements [`Repo`](super::Repo) (`repo.rs`).
 //!
-//! Writers build a [`WriteSet`] and hand it to [`Store::commit`], which applies it in one
-//! sled transaction over every tree and (when asked) flushes before returning. The service
-//! layer serialises writers, so reads taken before a commit stay consistent with it.
+//! A change ([`super::Tx`]) holds the store's write mutex, turns its records into a
+//! [`WriteSet`] and hands it to [`Store::commit`], which applies it in one sled transaction
+//! over every tree and flushes before returning. Writers are serialised by that mutex, so
+//! reads taken inside a change stay consistent with it.
 
 mod backup;
 mod blobs;
 mod check;
 mod codec;
 mod degraded;
-mod error;
-pub mod fs;
-pub mod keys;
+mod keys;
 mod repo;
 
 use std::path::{Path, PathBuf};
@@ -24,9 +24,8 @@ use sled::Transactional;
 
 pub use backup::{BackupSummary, RestoreSummary};
 pub use check::{CheckReport, Problem};
-pub use error::StoreError;
-pub use repo::{AuditFilter, Counter, EngineKind, Health, Message, NsKey, Record, Repo, Tx};
 
+use super::{fs, StoreError};
 use crate::domain::model::Release;
 use degraded::{Degraded, PROBE_EVERY};
 
@@ -35,7 +34,7 @@ pub const SCHEMA_VERSION: u64 = 1;
 
 /// The named trees. Names follow `<key>_<value>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum T {
+pub(in crate::store) enum T {
     Meta,
     Apps,
     AppNamespaces,
@@ -57,7 +56,7 @@ pub enum T {
 
 impl T {
     /// Every tree, in storage order.
-    pub const ALL: [T; 17] = [
+    pub(in crate::store) const ALL: [T; 17] = [
         T::Meta,
         T::Apps,
         T::AppNamespaces,
@@ -78,7 +77,7 @@ impl T {
     ];
 
     /// The sled tree name.
-    pub fn name(self) -> &'static str {
+    pub(in crate::store) fn name(self) -> &'static str {
         match self {
             T::Meta => "meta",
             T::Apps => "appid_app",
@@ -105,7 +104,7 @@ impl T {
     }
 
     /// The tree with this sled name.
-    pub fn by_name(name: &str) -> Option<T> {
+    pub(in crate::store) fn by_name(name: &str) -> Option<T> {
         T::ALL.into_iter().find(|t| t.name() == name)
     }
 }
@@ -116,7 +115,7 @@ const CHUNK: usize = 60 * 1024;
 
 /// A set of puts and deletes applied atomically by [`Store::commit`].
 #[derive(Default)]
-pub struct WriteSet {
+pub(in crate::store) struct WriteSet {
     ops: Vec<(T, Vec<u8>, Option<Vec<u8>>)>,
 }
 
@@ -206,6 +205,8 @@ pub struct Store {
     degraded: std::sync::Mutex<Option<Degraded>>,
     /// When a closed database was last reopened on demand (see [`Store::with`]).
     last_reopen: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Held by the one open change ([`super::Tx`]) until it commits or is dropped.
+    write_lock: std::sync::Mutex<()>,
     /// Blob files fsynced so far, with their length (see [`Store::sync_blobs`]).
     synced_blobs: std::sync::Mutex<std::collections::HashMap<std::ffi::OsString, u64>>,
     /// The blob files (name, length) the last durable commit found and synced before it was
@@ -236,6 +237,7 @@ impl Store {
             path,
             temporary,
             degraded: std::sync::Mutex::new(None),
+            write_lock: std::sync::Mutex::new(()),
             last_reopen: std::sync::Mutex::new(None),
             synced_blobs: std::sync::Mutex::new(std::collections::HashMap::new()),
             last_commit_blobs: std::sync::Mutex::new(Vec::new()),
@@ -302,20 +304,19 @@ impl Store {
     }
 
     /// Reads one record.
-    pub fn get<V: DeserializeOwned>(&self, t: T, key: &[u8]) -> Result<Option<V>, StoreError> {
+    pub(in crate::store) fn get<V: DeserializeOwned>(&self, t: T, key: &[u8]) -> Result<Option<V>, StoreError> {
         match self.with(|e| Ok(e.tree(t).get(key)?))? {
             None => Ok(None),
             Some(bytes) => codec::decode(&bytes).map(Some).ok_or_else(|| StoreError::corrupt(t, key)),
         }
     }
 
-    /// True when `key` exists.
-    pub fn contains(&self, t: T, key: &[u8]) -> Result<bool, StoreError> {
-        self.with(|e| Ok(e.tree(t).contains_key(key)?))
-    }
-
     /// Every record whose key starts with `prefix`, in key order.
-    pub fn scan<V: DeserializeOwned>(&self, t: T, prefix: &[u8]) -> Result<Vec<(Vec<u8>, V)>, StoreError> {
+    pub(in crate::store) fn scan<V: DeserializeOwned>(
+        &self,
+        t: T,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, V)>, StoreError> {
         self.with(|e| {
             e.tree(t)
                 .scan_prefix(prefix)
@@ -329,7 +330,12 @@ impl Store {
     }
 
     /// Every record whose key starts with `prefix`, newest (highest key) first, at most `limit`.
-    pub fn scan_rev<V: DeserializeOwned>(&self, t: T, prefix: &[u8], limit: usize) -> Result<Vec<V>, StoreError> {
+    pub(in crate::store) fn scan_rev<V: DeserializeOwned>(
+        &self,
+        t: T,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<V>, StoreError> {
         self.with(|e| {
             e.tree(t)
                 .scan_prefix(prefix)
@@ -344,7 +350,7 @@ impl Store {
     }
 
     /// Reads a counter from the meta tree (0 when never set).
-    pub fn counter(&self, name: &str) -> Result<u64, StoreError> {
+    pub(in crate::store) fn counter(&self, name: &str) -> Result<u64, StoreError> {
         match self.with(|e| Ok(e.tree(T::Meta).get(keys::counter(name))?))? {
             None => Ok(0),
             Some(v) => codec::u64_of(&v).ok_or_else(|| StoreError::corrupt(T::Meta, &keys::counter(name))),
@@ -352,7 +358,7 @@ impl Store {
     }
 
     /// Reads a release, joining its chunks; a missing release is `None`, a damaged one an error.
-    pub fn get_release(&self, env: &str, id: u64) -> Result<Option<Release>, StoreError> {
+    pub(in crate::store) fn get_release(&self, env: &str, id: u64) -> Result<Option<Release>, StoreError> {
         let prefix = keys::release(env, id);
         let bytes = self.with(|e| {
             let mut bytes = Vec::new();
@@ -375,7 +381,7 @@ impl Store {
     /// tried once more (the first failure may have been an error sled latched in the
     /// background). A write set only puts and deletes whole values, so applying it twice is
     /// the same as applying it once. A full disk is [`StoreError::DiskFull`].
-    pub fn commit(&self, ws: WriteSet, durable: bool) -> Result<(), StoreError> {
+    pub(in crate::store) fn commit(&self, ws: WriteSet, durable: bool) -> Result<(), StoreError> {
         if ws.is_empty() {
             return Ok(());
         }
@@ -477,19 +483,14 @@ impl Store {
         self.with(|e| Ok(e.db.size_on_disk().unwrap_or(0))).unwrap_or(0)
     }
 
-    /// Writes raw bytes, bypassing encoding. Only for tests that simulate damage.
-    #[doc(hidden)]
-    pub fn put_raw(&self, t: T, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+    /// Writes raw bytes, bypassing encoding: replaying a v1 backup's records, and tests
+    /// that simulate damage.
+    #[allow(dead_code)]
+    pub(in crate::store) fn put_raw(&self, t: T, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         self.with(|e| {
             e.tree(t).insert(key, value)?;
             e.db.flush()?;
             Ok(())
         })
-    }
-
-    /// Raw keys of a tree under a prefix. Only for tests and maintenance.
-    #[doc(hidden)]
-    pub fn raw_keys(&self, t: T, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.with(|e| e.tree(t).scan_prefix(prefix).keys().map(|k| Ok(k?.to_vec())).collect())
     }
 }
