@@ -37,6 +37,23 @@ pub use error::{Result, ServiceError};
 use crate::domain::release_key::KeyGenerator;
 use crate::store::Repo;
 
+/// A short random id that ties an error answer to its log line.
+pub fn incident_id() -> String {
+    crate::security::token::random_hex(6)
+}
+
+/// True when a presented secret (a token, a CSRF token) equals the expected one; compared
+/// in constant time.
+pub fn secret_matches(given: &str, expected: &str) -> bool {
+    crate::security::constant_time_eq(given.as_bytes(), expected.as_bytes())
+}
+
+/// The group a client address counts in for per-client limits: an IPv4 address itself, an
+/// IPv6 address its /64.
+pub fn client_group(ip: std::net::IpAddr) -> std::net::IpAddr {
+    crate::security::address_group(ip)
+}
+
 /// Where a namespace instance lives: (env, app, cluster, namespace). For gray-branch calls
 /// `cluster` is the parent cluster.
 #[derive(Debug, Clone, Copy)]
@@ -138,7 +155,8 @@ impl Cairn {
         &self.settings
     }
 
-    /// The repository, for tests that look at engine state (blob files synced by sled).
+    /// The repository, for tests that look at engine state (the embedded store's synced
+    /// blob files).
     #[doc(hidden)]
     pub fn repo(&self) -> &dyn Repo {
         &*self.repo
