@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::T;
+use super::sled::T;
 
 /// What can go wrong below the service layer.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +56,9 @@ pub enum StoreError {
     /// schema is newer than this build. One line saying what to check.
     #[error("cannot use the database at {target}: {reason}")]
     DatabaseOpen { target: String, reason: String },
+    /// The operation or engine is not available in this build or on this engine.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// What "No space left on device" looks like once sled has copied the error (it keeps the
@@ -67,7 +70,7 @@ fn is_disk_full(e: &std::io::Error) -> bool {
 }
 
 impl StoreError {
-    pub(crate) fn corrupt(t: T, key: &[u8]) -> StoreError {
+    pub(in crate::store) fn corrupt(t: T, key: &[u8]) -> StoreError {
         StoreError::Corrupt { tree: t.name(), key: String::from_utf8_lossy(key).replace('\0', "/") }
     }
 

@@ -29,7 +29,7 @@ fn authorize(req: &HttpRequest, state: &AppState) -> ApiResult<Caller> {
     let given =
         req.headers().get("Authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        Some(t) if crate::security::constant_time_eq(t.as_bytes(), expected.as_bytes()) => Ok(Caller::system("cli")),
+        Some(t) if crate::service::secret_matches(t, expected) => Ok(Caller::system("cli")),
         _ => Err(hidden()),
     }
 }
@@ -105,9 +105,9 @@ async fn backup(req: HttpRequest, state: web::Data<AppState>, body: web::Json<Ba
 }
 
 async fn check(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    authorize(&req, &state)?;
+    let caller = authorize(&req, &state)?;
     let cairn = state.cairn.clone();
-    let report = blocking(move || Ok(cairn.store().check()?)).await?;
+    let report = blocking(move || cairn.check(&caller)).await?;
     let problems: Vec<String> = report.problems.into_iter().map(|p| p.0).collect();
     Ok(ok(serde_json::json!({
         "releases": report.releases, "namespaces": report.namespaces,
