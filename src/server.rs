@@ -50,7 +50,10 @@ pub fn open(settings: &Settings) -> anyhow::Result<Arc<Cairn>> {
 
 /// Which storage engine `settings` ask for.
 pub fn store_config(settings: &Settings) -> crate::store::StoreConfig {
-    crate::store::StoreConfig::Sled { path: settings.data.clone() }
+    match &settings.database_url {
+        Some(url) => crate::store::StoreConfig::Postgres { url: url.0.clone() },
+        None => crate::store::StoreConfig::Sled { path: settings.data.clone() },
+    }
 }
 
 /// The service-layer view of these settings.
@@ -156,21 +159,36 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     bootstrap_admin(&cairn)?;
     let (main, envs) = bind_all(&settings)?;
     let addr = main.local_addr()?;
-    let admin_file = settings.data.join(ADMIN_FILE);
-    let admin_token = write_admin_file(&admin_file, addr)?;
-    tracing::info!(data = %settings.data.display(), envs = ?service_settings(&settings).envs, "cairn listening on http://{addr}");
+    // The local admin API lets CLI commands reach a data directory the server holds; a
+    // database is open to every process, so with one there is no data directory to share.
+    let admin = match &settings.database_url {
+        None => {
+            let file = settings.data.join(ADMIN_FILE);
+            let token = write_admin_file(&file, addr)?;
+            Some((file, token))
+        }
+        Some(_) => None,
+    };
+    let storage = match &settings.database_url {
+        Some(url) => format!("{url:?}"),
+        None => settings.data.display().to_string(),
+    };
+    tracing::info!(storage = %storage, envs = ?service_settings(&settings).envs, "cairn listening on http://{addr}");
     for (env, l) in &envs {
         tracing::info!("env {env} listening on http://{}", l.local_addr()?);
     }
     if let Some(token) = cairn.setup_token()? {
+        let target = match &settings.database_url {
+            Some(_) => "--database-url URL".to_string(),
+            None => format!("--data {}", settings.data.display()),
+        };
         tracing::warn!(
             "first run: no users yet. Open http://{addr}/setup?token={token} to create the first admin, \
-             or run `cairn user add NAME --admin --data {}`",
-            settings.data.display()
+             or run `cairn user add NAME --admin {target}`"
         );
     }
     let mut state = AppState::new(cairn.clone(), settings);
-    state.admin_token = Some(admin_token);
+    state.admin_token = admin.as_ref().map(|(_, token)| token.clone());
     let servers = web::start(state, main, envs)?;
     let handles: Vec<_> = servers.iter().map(|s| s.handle()).collect();
     let mut tasks: Vec<_> = servers.into_iter().map(actix_web::rt::spawn).collect();
@@ -183,7 +201,9 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         t.abort();
     }
     cairn.flush()?;
-    let _ = std::fs::remove_file(&admin_file);
+    if let Some((file, _)) = &admin {
+        let _ = std::fs::remove_file(file);
+    }
     tracing::info!("stopped");
     Ok(())
 }

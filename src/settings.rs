@@ -22,6 +22,24 @@ pub struct EnvSettings {
     pub emergency_publish: bool,
 }
 
+/// A database URL. It may hold a password, so `Debug` shows only where it points.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(pub String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // postgres://user:password@host/db -> postgres://user:***@host/db
+        match (self.0.find("://"), self.0.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                let userinfo = &self.0[scheme + 3..at];
+                let user = userinfo.split(':').next().unwrap_or("");
+                write!(f, "\"{}{user}:***{}\"", &self.0[..scheme + 3], &self.0[at..])
+            }
+            _ => f.write_str("\"(database URL)\""),
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -45,6 +63,7 @@ enum EnvsSpec {
 pub struct FileSettings {
     listen: Option<String>,
     data: Option<PathBuf>,
+    database_url: Option<String>,
     envs: Option<EnvsSpec>,
     default_env: Option<String>,
     advertised_url: Option<String>,
@@ -71,6 +90,7 @@ pub struct FileSettings {
 pub struct Overrides {
     pub listen: Option<String>,
     pub data: Option<PathBuf>,
+    pub database_url: Option<DatabaseUrl>,
     pub envs: Option<Vec<String>>,
     pub default_env: Option<String>,
     pub advertised_url: Option<String>,
@@ -91,6 +111,8 @@ pub struct Overrides {
 pub struct Settings {
     pub listen: String,
     pub data: PathBuf,
+    /// A PostgreSQL database to use instead of the embedded store in `data`.
+    pub database_url: Option<DatabaseUrl>,
     /// Envs in display order with their settings.
     pub envs: Vec<(String, EnvSettings)>,
     pub default_env: Option<String>,
@@ -130,6 +152,7 @@ impl Default for Settings {
         Settings {
             listen: "0.0.0.0:8080".into(),
             data: PathBuf::from("./cairn-data"),
+            database_url: None,
             envs: DEFAULT_ENVS.iter().map(|e| (e.to_string(), EnvSettings::default())).collect(),
             default_env: None,
             advertised_url: None,
@@ -219,6 +242,7 @@ impl Settings {
             trusted_proxies,
             listen: o.listen.or(file.listen).unwrap_or(d.listen),
             data: o.data.or(file.data).unwrap_or(d.data),
+            database_url: o.database_url.or(file.database_url.map(DatabaseUrl)).filter(|u| !u.0.trim().is_empty()),
             default_env: o.default_env.or(file.default_env).map(|e| e.to_ascii_uppercase()).filter(|e| !e.is_empty()),
             advertised_url: o.advertised_url.or(file.advertised_url).filter(|u| !u.is_empty()),
             long_poll_timeout_secs: o

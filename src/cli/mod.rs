@@ -22,6 +22,10 @@ pub struct Cli {
     /// Data directory (the embedded database lives here).
     #[arg(long, global = true, env = "CAIRN_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// PostgreSQL database to use instead of the data directory's embedded store
+    /// (postgres://USER:PASSWORD@HOST:PORT/DATABASE).
+    #[arg(long, global = true, env = "CAIRN_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    pub database_url: Option<String>,
     /// Config file (default: ./cairn.toml when present).
     #[arg(long, global = true, env = "CAIRN_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -230,6 +234,7 @@ impl Cli {
         let o = Overrides {
             listen: serve.listen.clone(),
             data: self.data.clone(),
+            database_url: self.database_url.clone().map(crate::settings::DatabaseUrl),
             envs: serve.envs.clone(),
             default_env: serve.default_env.clone(),
             advertised_url: serve.advertised_url.clone(),

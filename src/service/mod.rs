@@ -203,6 +203,12 @@ impl Cairn {
         self.repo.health()
     }
 
+    /// True when storage is a database server (PostgreSQL) rather than the embedded store:
+    /// its outages are the database's, and clients keep being served from memory meanwhile.
+    pub fn storage_is_database(&self) -> bool {
+        self.repo.kind() == crate::store::EngineKind::Postgres
+    }
+
     /// Approximate bytes stored (for `/metrics`).
     pub fn storage_size_bytes(&self) -> u64 {
         self.repo.size_bytes()

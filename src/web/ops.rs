@@ -47,9 +47,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Liveness plus storage. While writes fail (a full disk), `status` is `DEGRADED` with the
 /// reason, still with 200: the process is alive and serves clients from memory, and a
 /// restart would not free the disk. A store that cannot even be read is `DOWN` (503).
+///
+/// With a database server, a database that is down is `DEGRADED` with 200 too: clients are
+/// served from memory, and restarting Cairn would only lose that memory.
 async fn health(state: web::Data<AppState>) -> HttpResponse {
     let cairn = state.cairn.clone();
+    let database = state.cairn.storage_is_database();
     match web::block(move || cairn.storage_health()).await {
+        Ok(h) if !h.up && database => HttpResponse::Ok().json(serde_json::json!({
+            "status": "DEGRADED",
+            "writable": false,
+            "database": "DOWN",
+            "reason": h.reason.unwrap_or_default(),
+        })),
         Ok(h) if !h.up => HttpResponse::ServiceUnavailable()
             .json(serde_json::json!({"status": "DOWN", "error": h.reason.unwrap_or_default()})),
         Ok(h) if h.writable => HttpResponse::Ok().json(serde_json::json!({"status": "UP"})),
@@ -66,10 +76,21 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
 
 /// Ready while clients can be served: they are served from memory, so a store that only
 /// refuses writes keeps the instance ready (`writable: false` says so).
+///
+/// With a database server, `database` says `UP` or `DOWN`; a database that is down leaves
+/// the instance ready (reads and held polls are answered from memory) but not writable.
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let envs: Vec<&str> = state.settings.envs.iter().map(|(n, _)| n.as_str()).collect();
     let cairn = state.cairn.clone();
+    let database = state.cairn.storage_is_database();
     match web::block(move || cairn.storage_health()).await {
+        Ok(h) if database => HttpResponse::Ok().json(serde_json::json!({
+            "status": "READY",
+            "envs": envs,
+            "writable": h.writable,
+            "database": if h.up { "UP" } else { "DOWN" },
+            "reason": h.reason,
+        })),
         Ok(h) if h.up => {
             HttpResponse::Ok().json(serde_json::json!({"status": "READY", "envs": envs, "writable": h.writable}))
         }
