@@ -21,6 +21,7 @@ mod open_api;
 mod operations;
 mod packaging;
 mod pg_faults;
+mod pg_serve;
 mod portal_http;
 mod security_auth;
 mod security_input;

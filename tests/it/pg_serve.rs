@@ -1,0 +1,163 @@
+//! `cairn serve --database-url`: the real binary on a real PostgreSQL, with no data
+//! directory, and its behaviour while the database is stopped or frozen.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::common::pg::{self, PgCluster};
+use crate::common::process::{cli, get_json, open_api, text, Proc};
+use crate::common::ADMIN;
+
+const NS: &str = "/envs/DEV/apps/demo/clusters/default/namespaces/application";
+
+/// The admin and an Open API consumer, created by the CLI on the database; the token.
+fn seed(data: &Path, url: &str) -> String {
+    let user = cli(data, &["--database-url", url, "user", "add", ADMIN, "--admin"], "a-good-password\n");
+    assert!(user.status.success(), "{}", text(&user));
+    let out = cli(data, &["--database-url", url, "consumer", "create", "ci", "--allow-create-app"], "");
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).lines().last().unwrap().trim().to_string()
+}
+
+async fn publish(base: &str, token: &str, value: &str) -> (u16, serde_json::Value) {
+    let item = json!({"key": "k", "value": value, "dataChangeLastModifiedBy": ADMIN, "dataChangeCreatedBy": ADMIN});
+    let (st, body) = open_api(base, token, Method::PUT, &format!("{NS}/items/k?createIfNotExists=true"), item).await;
+    if st != 200 {
+        return (st, body);
+    }
+    open_api(base, token, Method::POST, &format!("{NS}/releases"), json!({"releaseTitle": value, "releasedBy": ADMIN}))
+        .await
+}
+
+async fn start(url: &str, dir: &Path) -> (Proc, String) {
+    let data = dir.join("never-created");
+    let token = seed(&data, url);
+    let proc = Proc::start(&data, &["--database-url", url]);
+    let app = json!({"assignAppRoleToSelf": true, "app": {"appId": "demo", "name": "demo", "ownerName": ADMIN}});
+    assert_eq!(open_api(&proc.base, &token, Method::POST, "/apps", app).await.0, 200);
+    assert_eq!(publish(&proc.base, &token, "v1").await.0, 200);
+    (proc, token)
+}
+
+fn configs_url(base: &str) -> String {
+    format!("{base}/envs/DEV/configs/demo/default/application")
+}
+
+#[tokio::test]
+async fn serve_with_a_database_url_keeps_everything_in_postgres_and_no_data_directory() {
+    let Some(url) = pg::database() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (proc, token) = start(&url, dir.path()).await;
+    let http = reqwest::Client::new();
+    let served = get_json(&http, &configs_url(&proc.base)).await;
+    assert_eq!(served["configurations"]["k"], "v1");
+    let ready = get_json(&http, &format!("{}/ready", proc.base)).await;
+    assert_eq!(ready["database"], "UP", "{ready}");
+    let (status, _) = proc.terminate();
+    assert!(status.success());
+    assert!(!dir.path().join("never-created").exists(), "no data directory is made");
+
+    // A new process on the same database serves the same release.
+    let proc = Proc::start(&dir.path().join("never-created"), &["--database-url", &url]);
+    let again = get_json(&http, &configs_url(&proc.base)).await;
+    assert_eq!(again, served);
+    assert_eq!(publish(&proc.base, &token, "v2").await.0, 200);
+    assert_eq!(get_json(&http, &configs_url(&proc.base)).await["configurations"]["k"], "v2");
+}
+
+#[test]
+fn serve_with_an_unreachable_database_exits_with_one_line_naming_it() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("postgres://cairn:secret-pw@127.0.0.1:{port}/cairn");
+    let dir = tempfile::tempdir().unwrap();
+    let out = cli(&dir.path().join("data"), &["--database-url", &url, "serve", "--listen", "127.0.0.1:0"], "");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err.lines().find(|l| l.starts_with("error:")).unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains(&format!("postgres://cairn@127.0.0.1:{port}/cairn")), "{line}");
+    assert!(line.contains("check that PostgreSQL runs there"), "{line}");
+    assert!(!err.contains("secret-pw") && !err.contains("panicked"), "{err}");
+}
+
+/// While the database is away: reads and held polls are answered from memory, writes get
+/// Apollo's 503 within 2 s, /health stays 200 and /ready says the database is down; all
+/// recovers by itself.
+async fn outage(cluster: &PgCluster, proc: &Proc, token: &str, down: impl Fn(), up: impl Fn()) {
+    let http = reqwest::Client::new();
+    let base = proc.base.clone();
+    let notifications = format!(
+        "{base}/envs/DEV/notifications/v2?appId=demo&cluster=default&notifications={}",
+        crate::common::enc(r#"[{"namespaceName":"application","notificationId":-1}]"#)
+    );
+    let current = get_json(&http, &notifications).await;
+    let id = current[0]["notificationId"].as_i64().unwrap();
+    let held = {
+        let url = format!(
+            "{base}/envs/DEV/notifications/v2?appId=demo&cluster=default&notifications={}",
+            crate::common::enc(&format!(r#"[{{"namespaceName":"application","notificationId":{id}}}]"#))
+        );
+        let http = http.clone();
+        tokio::spawn(async move { http.get(url).send().await.unwrap().json::<serde_json::Value>().await.unwrap() })
+    };
+
+    down();
+    for _ in 0..3 {
+        let start = Instant::now();
+        let r = http.get(configs_url(&base)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(start.elapsed() < Duration::from_secs(1), "configs took {:?}", start.elapsed());
+        let r = http.get(format!("{base}/envs/DEV/configfiles/json/demo/default/application")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let start = Instant::now();
+    let (st, body) = publish(&base, token, "during").await;
+    assert!(start.elapsed() < Duration::from_secs(2), "the write took {:?}", start.elapsed());
+    assert_eq!(st, 503, "{body}");
+    assert_eq!(body["exception"], "ServiceUnavailableException", "{body}");
+    assert!(body["timestamp"].is_string() && body["status"] == 503, "{body}");
+    let health = http.get(format!("{base}/health")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = http.get(format!("{base}/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(ready["database"], "DOWN", "{ready}");
+    assert_eq!(ready["writable"], false, "{ready}");
+    assert!(!held.is_finished(), "the held poll is still held");
+
+    up();
+    let start = Instant::now();
+    loop {
+        let (st, _) = publish(&base, token, "after").await;
+        if st == 200 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "writes did not recover: {st}\n{}", cluster.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let woken = tokio::time::timeout(Duration::from_secs(5), held).await.unwrap().unwrap();
+    assert!(woken[0]["notificationId"].as_i64().unwrap() > id, "{woken}");
+    assert_eq!(get_json(&http, &configs_url(&base)).await["configurations"]["k"], "after");
+    let ready = get_json(&http, &format!("{base}/ready")).await;
+    assert_eq!(ready["database"], "UP", "{ready}");
+}
+
+#[tokio::test]
+async fn a_stopped_database_keeps_clients_served_and_writes_fail_fast_until_it_returns() {
+    let Some(cluster) = PgCluster::start() else { return };
+    let url = cluster.create_database();
+    let dir = tempfile::tempdir().unwrap();
+    let (proc, token) = start(&url, dir.path()).await;
+    outage(&cluster, &proc, &token, || cluster.stop(), || cluster.restart()).await;
+}
+
+#[tokio::test]
+async fn a_frozen_database_keeps_clients_served_and_writes_fail_fast_until_it_thaws() {
+    let Some(cluster) = PgCluster::start() else { return };
+    let url = cluster.create_database();
+    let dir = tempfile::tempdir().unwrap();
+    let (proc, token) = start(&url, dir.path()).await;
+    outage(&cluster, &proc, &token, || cluster.freeze(), || cluster.thaw()).await;
+}
