@@ -56,6 +56,9 @@ pub enum StoreError {
     /// schema is newer than this build. One line saying what to check.
     #[error("cannot use the database at {target}: {reason}")]
     DatabaseOpen { target: String, reason: String },
+    /// An insert-only record (a release, a history entry) exists already.
+    #[error("{what} exists already and is never rewritten")]
+    Duplicate { what: String },
     /// The operation or engine is not available in this build or on this engine.
     #[error("{0}")]
     Unsupported(String),

@@ -10,14 +10,14 @@ use cairn::domain::model::{
 };
 use cairn::domain::Format;
 use cairn::store::pg::{PgOptions, PgRepo};
-use cairn::store::{AuditFilter, Counter, EngineKind, Message, NsKey, Record, Repo};
+use cairn::store::{AuditFilter, Counter, EngineKind, Message, NsKey, Record, Repo, StoreError};
 
 use crate::common::pg;
 
-/// Fresh storage on every engine available: PostgreSQL (a new database on the shared test
-/// cluster). The sled engine joins once it implements the traits.
+/// Fresh storage on every engine: sled (a temporary store) and PostgreSQL (a new database
+/// on the shared test cluster, when PostgreSQL is installed).
 fn engines() -> Vec<Arc<dyn Repo>> {
-    let mut out: Vec<Arc<dyn Repo>> = Vec::new();
+    let mut out: Vec<Arc<dyn Repo>> = vec![cairn::store::open_temporary().unwrap()];
     if let Some(url) = pg::database() {
         out.push(Arc::new(PgRepo::open(&url, PgOptions::default()).unwrap()));
     }
@@ -245,6 +245,7 @@ fn one_of_each() -> Vec<Record> {
 #[test]
 fn every_record_kind_round_trips() {
     for repo in engines() {
+        eprintln!("engine: {:?}", repo.kind()); // named in a failure's output
         let repo = &*repo;
         assert!(repo.is_empty().unwrap());
         write(repo, one_of_each());
@@ -304,6 +305,7 @@ fn every_record_kind_round_trips() {
 #[test]
 fn lists_come_in_byte_order_of_their_keys() {
     for repo in engines() {
+        eprintln!("engine: {:?}", repo.kind()); // named in a failure's output
         let repo = &*repo;
         let names = ["b", "a-1", "B", "a", "a.b", "Z9"];
         let mut sorted: Vec<&str> = names.to_vec();
@@ -385,6 +387,7 @@ fn lists_come_in_byte_order_of_their_keys() {
 #[test]
 fn history_and_commits_are_newest_first_and_limited() {
     for repo in engines() {
+        eprintln!("engine: {:?}", repo.kind()); // named in a failure's output
         let repo = &*repo;
         let ns = ns_key("demo", "application");
         let other = ns_key("demo", "other");
@@ -410,6 +413,7 @@ fn history_and_commits_are_newest_first_and_limited() {
 #[test]
 fn audit_filters_narrow_the_newest_first_list() {
     for repo in engines() {
+        eprintln!("engine: {:?}", repo.kind()); // named in a failure's output
         let repo = &*repo;
         let entries = [
             audit(1, "alice", "release.publish", Some("DEV"), "demo/default/application"),
@@ -454,6 +458,7 @@ fn audit_filters_narrow_the_newest_first_list() {
 #[test]
 fn a_dropped_change_leaves_nothing_behind_ids_included() {
     for repo in engines() {
+        eprintln!("engine: {:?}", repo.kind()); // named in a failure's output
         let repo = &*repo;
         {
             let mut tx = repo.begin().unwrap();
@@ -480,6 +485,7 @@ fn a_dropped_change_leaves_nothing_behind_ids_included() {
 #[test]
 fn a_failed_commit_writes_nothing() {
     for repo in engines() {
+        eprintln!("engine: {:?}", repo.kind()); // named in a failure's output
         let repo = &*repo;
         write(repo, vec![Record::Release { env: "DEV".into(), release: release(1) }]);
         let mut tx = repo.begin().unwrap();
@@ -487,7 +493,7 @@ fn a_failed_commit_writes_nothing() {
         tx.put(Record::App { app: app("demo") });
         // Releases are insert-only: writing release 1 again fails the whole change.
         tx.put(Record::Release { env: "DEV".into(), release: release(1) });
-        assert!(tx.commit().is_err());
+        assert!(matches!(tx.commit(), Err(StoreError::Duplicate { .. })));
         assert_eq!(repo.app("demo").unwrap(), None);
         assert_eq!(repo.counter(Counter::Release).unwrap(), 0);
         // The engine goes on working.
@@ -499,6 +505,7 @@ fn a_failed_commit_writes_nothing() {
 #[test]
 fn ids_are_gapless_and_in_commit_order_under_concurrent_writers() {
     for repo in engines() {
+        eprintln!("engine: {:?}", repo.kind()); // named in a failure's output
         let threads: Vec<_> = (0..4)
             .map(|t| {
                 let repo = repo.clone();
@@ -531,6 +538,7 @@ fn ids_are_gapless_and_in_commit_order_under_concurrent_writers() {
 #[test]
 fn later_writes_replace_and_deletes_remove() {
     for repo in engines() {
+        eprintln!("engine: {:?}", repo.kind()); // named in a failure's output
         let repo = &*repo;
         let ns = ns_key("demo", "application");
         write(repo, one_of_each());
@@ -569,6 +577,7 @@ fn later_writes_replace_and_deletes_remove() {
 #[test]
 fn unlocked_writes_land_while_a_change_is_open() {
     for repo in engines() {
+        eprintln!("engine: {:?}", repo.kind()); // named in a failure's output
         let repo = &*repo;
         let tx = repo.begin().unwrap();
         repo.write_unlocked(vec![
@@ -592,6 +601,7 @@ fn unlocked_writes_land_while_a_change_is_open() {
 #[test]
 fn export_returns_what_was_written() {
     for repo in engines() {
+        eprintln!("engine: {:?}", repo.kind()); // named in a failure's output
         let repo = &*repo;
         let mut written = one_of_each();
         written.push(Record::Release { env: "PRO".into(), release: release(8) });
@@ -639,7 +649,7 @@ fn export_returns_what_was_written() {
         let err = repo.export(&mut |_| {
             seen += 1;
             if seen == 3 {
-                Err(cairn::store::StoreError::Backup("stop".into()))
+                Err(StoreError::Backup("stop".into()))
             } else {
                 Ok(())
             }
@@ -652,6 +662,7 @@ fn export_returns_what_was_written() {
 #[test]
 fn only_counters_still_count_as_empty() {
     for repo in engines() {
+        eprintln!("engine: {:?}", repo.kind()); // named in a failure's output
         let repo = &*repo;
         assert!(repo.is_empty().unwrap());
         assert!(!repo.has_users().unwrap());

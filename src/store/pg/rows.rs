@@ -287,6 +287,22 @@ async fn exec(client: &Client, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Res
     client.execute(sql, params).await.map_err(map_error)
 }
 
+/// Inserts an insert-only record: its key taken already is [`StoreError::Duplicate`].
+async fn insert_once(
+    client: &Client,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    what: impl FnOnce() -> String,
+) -> Result<()> {
+    match client.execute(sql, params).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            Err(StoreError::Duplicate { what: what() })
+        }
+        Err(e) => Err(map_error(e)),
+    }
+}
+
 /// Writes one record (inside the caller's transaction).
 pub(super) async fn write(client: &Client, record: &Record) -> Result<()> {
     match record {
@@ -422,7 +438,7 @@ pub(super) async fn write(client: &Client, record: &Record) -> Result<()> {
                 "configurations",
                 "checksum",
             ];
-            exec(
+            insert_once(
                 client,
                 &insert_sql("releases", &c, None),
                 &[
@@ -440,6 +456,7 @@ pub(super) async fn write(client: &Client, record: &Record) -> Result<()> {
                     &Json(&r.configurations),
                     &r.checksum,
                 ],
+                || format!("release {} in {env}", r.id),
             )
             .await?;
         }
@@ -457,7 +474,7 @@ pub(super) async fn write(client: &Client, record: &Record) -> Result<()> {
                 "operator",
                 "time",
             ];
-            exec(
+            insert_once(
                 client,
                 &insert_sql("release_history", &c, None),
                 &[
@@ -473,6 +490,7 @@ pub(super) async fn write(client: &Client, record: &Record) -> Result<()> {
                     &h.operator,
                     &h.time,
                 ],
+                || format!("history entry {} of {}/{}/{}/{}", h.seq, ns.env, ns.app, ns.cluster, ns.ns),
             )
             .await?;
         }
