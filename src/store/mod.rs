@@ -12,8 +12,12 @@ mod codec;
 mod degraded;
 mod error;
 pub mod fs;
+pub mod integrity;
 pub mod keys;
+pub mod logical;
+mod progress;
 mod repo;
+pub mod restore;
 
 use std::path::{Path, PathBuf};
 
