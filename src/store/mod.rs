@@ -14,6 +14,7 @@ mod error;
 pub mod fs;
 pub mod integrity;
 pub mod keys;
+mod legacy;
 pub mod logical;
 mod progress;
 mod repo;
