@@ -293,7 +293,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             };
             out(&format!("backup written to {}: {records} records, {bytes} bytes", file.display()))
         }
-        Some(Command::Restore { file }) => {
+        Some(Command::Restore { file, .. }) => {
             let store = Store::open(&settings.data).map_err(|e| match e {
                 crate::store::StoreError::Locked { path } => anyhow::anyhow!(
                     "{} is in use by a running server; restore into a new, empty directory (--data) and start Cairn on it",
