@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::service::Cairn;
+use crate::service::{Cairn, ServiceSettings};
 use crate::settings::Settings;
-use crate::store::Store;
 use crate::web::{self, AppState};
 
 /// File in the data directory telling local admin commands how to reach the running server.
@@ -44,9 +43,41 @@ fn write_admin_file(path: &std::path::Path, addr: std::net::SocketAddr) -> anyho
 
 /// Opens the store and builds the service for `settings`.
 pub fn open(settings: &Settings) -> anyhow::Result<Arc<Cairn>> {
-    let store = Store::open(&settings.data)?;
-    let cairn = Cairn::new(store, settings.service_settings())?;
+    let repo = crate::store::open(&store_config(settings))?;
+    let cairn = Cairn::new(repo, service_settings(settings))?;
     Ok(cairn)
+}
+
+/// Which storage engine `settings` ask for.
+pub fn store_config(settings: &Settings) -> crate::store::StoreConfig {
+    crate::store::StoreConfig::Sled { path: settings.data.clone() }
+}
+
+/// The service-layer view of these settings.
+pub fn service_settings(settings: &Settings) -> ServiceSettings {
+    ServiceSettings {
+        envs: settings.envs.iter().map(|(n, _)| n.clone()).collect(),
+        long_poll: std::time::Duration::from_secs(settings.long_poll_timeout_secs),
+        key_max: settings.key_max,
+        value_max: settings.value_max,
+        access_key_skew_ms: (settings.access_key_skew_secs as i64).saturating_mul(1000),
+        four_eyes_envs: settings.envs.iter().filter(|(_, s)| s.four_eyes).map(|(n, _)| n.clone()).collect(),
+        emergency_publish_envs: settings
+            .envs
+            .iter()
+            .filter(|(_, s)| s.emergency_publish)
+            .map(|(n, _)| n.clone())
+            .collect(),
+        session_idle: std::time::Duration::from_secs(settings.session_idle_secs),
+        session_max: std::time::Duration::from_secs(settings.session_max_secs),
+        only_granted_create_apps: settings.only_granted_create_apps,
+        instances: crate::service::instances::Limits {
+            per_app: settings.instances_max_per_app,
+            total: settings.instances_max_total,
+            expiry_ms: i64::try_from(settings.instances_expiry_days.saturating_mul(86_400_000)).unwrap_or(i64::MAX),
+            audit_max: settings.audit_max_records,
+        },
+    }
 }
 
 /// Connections the kernel may queue on a listener before Cairn accepts them. The standard
@@ -127,7 +158,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let addr = main.local_addr()?;
     let admin_file = settings.data.join(ADMIN_FILE);
     let admin_token = write_admin_file(&admin_file, addr)?;
-    tracing::info!(data = %settings.data.display(), envs = ?settings.service_settings().envs, "cairn listening on http://{addr}");
+    tracing::info!(data = %settings.data.display(), envs = ?service_settings(&settings).envs, "cairn listening on http://{addr}");
     for (env, l) in &envs {
         tracing::info!("env {env} listening on http://{}", l.local_addr()?);
     }

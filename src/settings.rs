@@ -267,33 +267,6 @@ impl Settings {
         Ok(s)
     }
 
-    /// The service-layer view of these settings.
-    pub fn service_settings(&self) -> crate::service::ServiceSettings {
-        crate::service::ServiceSettings {
-            envs: self.envs.iter().map(|(n, _)| n.clone()).collect(),
-            long_poll: std::time::Duration::from_secs(self.long_poll_timeout_secs),
-            key_max: self.key_max,
-            value_max: self.value_max,
-            access_key_skew_ms: (self.access_key_skew_secs as i64).saturating_mul(1000),
-            four_eyes_envs: self.envs.iter().filter(|(_, s)| s.four_eyes).map(|(n, _)| n.clone()).collect(),
-            emergency_publish_envs: self
-                .envs
-                .iter()
-                .filter(|(_, s)| s.emergency_publish)
-                .map(|(n, _)| n.clone())
-                .collect(),
-            session_idle: std::time::Duration::from_secs(self.session_idle_secs),
-            session_max: std::time::Duration::from_secs(self.session_max_secs),
-            only_granted_create_apps: self.only_granted_create_apps,
-            instances: crate::service::instances::Limits {
-                per_app: self.instances_max_per_app,
-                total: self.instances_max_total,
-                expiry_ms: i64::try_from(self.instances_expiry_days.saturating_mul(86_400_000)).unwrap_or(i64::MAX),
-                audit_max: self.audit_max_records,
-            },
-        }
-    }
-
     /// Settings of one env.
     pub fn env(&self, name: &str) -> Option<&EnvSettings> {
         self.envs.iter().find(|(n, _)| n == name).map(|(_, s)| s)

@@ -4,13 +4,14 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 
 use super::{init_logs, warn_unknown_env_vars, Cli, Command, ConsumerCommand, UserCommand};
 use crate::service::{Cairn, Caller};
 use crate::settings::Settings;
-use crate::store::Store;
+use crate::store::{Repo, StoreConfig};
 
 /// Where a command runs: on the data directory, or through the running server that holds it.
 enum Target<L> {
@@ -47,9 +48,12 @@ fn target(settings: &Settings) -> anyhow::Result<Target<std::sync::Arc<Cairn>>> 
     target_with(settings, crate::server::open)
 }
 
+/// An open repository.
+type Store = Arc<dyn Repo>;
+
 /// The bare store (no read model: works on damaged data), or the server holding it.
 fn store_target(settings: &Settings) -> anyhow::Result<Target<Store>> {
-    target_with(settings, |s| Ok(Store::open(&s.data)?))
+    target_with(settings, |s| Ok(crate::store::open(&crate::server::store_config(s))?))
 }
 
 /// A temporary copy of the data directory, removed when dropped.
@@ -82,7 +86,7 @@ fn check_target(settings: &Settings) -> anyhow::Result<(Target<Store>, Option<Sc
                 settings.data.display(),
                 copy.0.display()
             ))?;
-            Ok((Target::Local(Store::open(&copy.0)?), Some(copy)))
+            Ok((Target::Local(crate::store::open(&StoreConfig::Sled { path: copy.0.clone() })?), Some(copy)))
         }
         other => Ok((other?, None)),
     }
@@ -250,7 +254,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let (target, _copy) = check_target(&settings)?;
             let (releases, namespaces, entries, problems) = match target {
                 Target::Local(store) => {
-                    let r = store.check()?;
+                    let r = crate::store::check(&*store)?;
                     (
                         r.releases,
                         r.namespaces,
@@ -282,7 +286,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let (records, bytes) = match store_target(&settings)? {
                 Target::Local(store) => {
                     let now = crate::domain::time::now_ms();
-                    let s = store.backup(&file, now).with_context(|| format!("backup to {} failed", file.display()))?;
+                    let s = crate::store::backup(&*store, &file, now)
+                        .with_context(|| format!("backup to {} failed", file.display()))?;
                     (s.records, s.bytes)
                 }
                 Target::Server(ep) => {
@@ -293,22 +298,30 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             };
             out(&format!("backup written to {}: {records} records, {bytes} bytes", file.display()))
         }
-        Some(Command::Restore { file, .. }) => {
-            let store = Store::open(&settings.data).map_err(|e| match e {
+        Some(Command::Restore { file, keep_notification_ids }) => {
+            let store = crate::store::open(&crate::server::store_config(&settings)).map_err(|e| match e {
                 crate::store::StoreError::Locked { path } => anyhow::anyhow!(
                     "{} is in use by a running server; restore into a new, empty directory (--data) and start Cairn on it",
                     path.display()
                 ),
                 other => other.into(),
             })?;
-            let summary = store.restore(&file)?;
+            let options = crate::store::RestoreOptions { keep_notification_ids };
+            let summary = crate::store::restore(&*store, &file, options)?;
+            let ids = match summary.notification_ids {
+                crate::store::NotificationIds::Advanced { from } => format!(
+                    "release notifications now start at {from}, so every client re-fetches the restored \
+                     configuration when it reconnects"
+                ),
+                crate::store::NotificationIds::Kept => {
+                    "release-notification ids were kept as in the backup, so connected clients see no change".into()
+                }
+            };
             out(&format!(
-                "restored {} records from {} into {}; release notifications now start at {}, so every \
-                 client re-fetches the restored configuration when it reconnects",
+                "restored {} records from {} into {}; {ids}",
                 summary.records,
                 file.display(),
-                settings.data.display(),
-                summary.notifications_from
+                settings.data.display()
             ))
         }
     }

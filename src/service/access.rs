@@ -4,7 +4,7 @@
 use crate::domain::model::{AccessKey, AccessKeyMode, Stamp};
 use crate::domain::time::now_ms;
 use crate::security::{signature, token};
-use crate::store::{keys, T};
+use crate::store::{Counter, Record};
 
 use super::auth::Permission;
 use super::{Cairn, Caller, Result, ServiceError};
@@ -81,25 +81,20 @@ impl Cairn {
     pub fn list_access_keys(&self, caller: &Caller, env: &str, app: &str) -> Result<Vec<AccessKey>> {
         let app = self.app(app)?.app_id;
         caller.require(Permission::AppMaster { app: &app })?;
-        Ok(self
-            .store
-            .scan::<AccessKey>(T::AccessKeys, &keys::access_keys_of(env, &app))?
-            .into_iter()
-            .map(|(_, k)| k)
-            .collect())
+        Ok(self.repo.access_keys(env, Some(&app))?)
     }
 
     /// Creates a key (disabled until activated, as in Apollo) with a random 160-bit secret.
     pub fn create_access_key(&self, caller: &Caller, env: &str, app: &str) -> Result<AccessKey> {
         let app = self.app(app)?.app_id;
         caller.require(Permission::AppMaster { app: &app })?;
-        let mut c = self.change_for(caller);
-        if self.store.raw_keys(T::AccessKeys, &keys::access_keys_of(env, &app))?.len() >= MAX_KEYS {
+        let mut c = self.change_for(caller)?;
+        if self.repo.access_keys(env, Some(&app))?.len() >= MAX_KEYS {
             return Err(ServiceError::conflict(format!(
                 "app '{app}' already has {MAX_KEYS} access keys in {env}; delete one first"
             )));
         }
-        let id = c.next_id("access_key")?;
+        let id = c.next_id(Counter::AccessKey)?;
         let key = AccessKey {
             id,
             app_id: app.clone(),
@@ -108,7 +103,7 @@ impl Cairn {
             enabled: false,
             stamp: Stamp::new(&caller.operator, now_ms()),
         };
-        c.ws.put(T::AccessKeys, keys::access_key(env, &app, id), &key)?;
+        c.put(Record::AccessKey { env: env.to_string(), key: key.clone() });
         c.audit("access_key.create", Some(env), &app, format!("key {id}"))?;
         c.touch_access_keys(env, &app);
         c.commit()?;
@@ -126,11 +121,10 @@ impl Cairn {
     ) -> Result<AccessKey> {
         let app = self.app(app)?.app_id;
         caller.require(Permission::AppMaster { app: &app })?;
-        let k = keys::access_key(env, &app, id);
-        let mut c = self.change_for(caller);
+        let mut c = self.change_for(caller)?;
         let mut key: AccessKey = self
-            .store
-            .get(T::AccessKeys, &k)?
+            .repo
+            .access_key(env, &app, id)?
             .ok_or_else(|| ServiceError::not_found(format!("access key {id} of app '{app}' in {env} not found")))?;
         match mode {
             Some(m) => {
@@ -140,7 +134,7 @@ impl Cairn {
             None => key.enabled = false,
         }
         key.stamp.touch(&caller.operator, c.now);
-        c.ws.put(T::AccessKeys, k, &key)?;
+        c.put(Record::AccessKey { env: env.to_string(), key: key.clone() });
         let action = if key.enabled { "access_key.enable" } else { "access_key.disable" };
         c.audit(action, Some(env), &app, format!("key {id}"))?;
         c.touch_access_keys(env, &app);
@@ -152,16 +146,15 @@ impl Cairn {
     pub fn delete_access_key(&self, caller: &Caller, env: &str, app: &str, id: u64) -> Result<()> {
         let app = self.app(app)?.app_id;
         caller.require(Permission::AppMaster { app: &app })?;
-        let k = keys::access_key(env, &app, id);
-        let mut c = self.change_for(caller);
+        let mut c = self.change_for(caller)?;
         let key: AccessKey = self
-            .store
-            .get(T::AccessKeys, &k)?
+            .repo
+            .access_key(env, &app, id)?
             .ok_or_else(|| ServiceError::not_found(format!("access key {id} of app '{app}' in {env} not found")))?;
         if key.enabled {
             return Err(ServiceError::conflict(format!("access key {id} is enabled; disable it before deleting it")));
         }
-        c.ws.delete(T::AccessKeys, k);
+        c.put(Record::DeleteAccessKey { env: env.to_string(), app: app.clone(), id });
         c.audit("access_key.delete", Some(env), &app, format!("key {id}"))?;
         c.touch_access_keys(env, &app);
         c.commit()

@@ -3,7 +3,7 @@
 use crate::domain::model::{App, AppNamespace, Cluster, Consumer, Grant, Namespace, Stamp};
 use crate::domain::names::{self, APPLICATION_NAMESPACE, DEFAULT_CLUSTER};
 use crate::domain::Format;
-use crate::store::{keys, T};
+use crate::store::Record;
 
 use super::auth::{Actor, Permission};
 use super::change::Change;
@@ -59,14 +59,12 @@ impl Cairn {
             .get(&app_id.to_ascii_lowercase())
             .map(|a| a.app_id.clone())
             .ok_or_else(|| ServiceError::not_found(format!("app '{app_id}' not found")))?;
-        self.store
-            .get(T::Apps, &keys::app(&canonical))?
-            .ok_or_else(|| ServiceError::not_found(format!("app '{app_id}' not found")))
+        self.repo.app(&canonical)?.ok_or_else(|| ServiceError::not_found(format!("app '{app_id}' not found")))
     }
 
     /// Every app, or those with the given ids.
     pub fn list_apps(&self, ids: Option<&[String]>) -> Result<Vec<App>> {
-        let all: Vec<App> = self.store.scan::<App>(T::Apps, b"")?.into_iter().map(|(_, a)| a).collect();
+        let all = self.repo.apps()?;
         Ok(match ids {
             None => all,
             Some(ids) => all.into_iter().filter(|a| ids.iter().any(|i| i.eq_ignore_ascii_case(&a.app_id))).collect(),
@@ -93,11 +91,11 @@ impl Cairn {
         for admin in admins.iter().chain(std::iter::once(&new.owner_name)) {
             self.user(admin)?;
         }
-        let mut c = self.change_for(caller);
+        let mut c = self.change_for(caller)?;
         // Checked under the write lock: the index is refreshed before the lock is released,
         // so two creates of `Foo` and `foo` cannot both pass.
         if self.read_index().apps.contains_key(&new.app_id.to_ascii_lowercase())
-            || self.store.contains(T::Apps, &keys::app(&new.app_id))?
+            || self.repo.app(&new.app_id)?.is_some()
         {
             return Err(ServiceError::AlreadyExists(format!("app '{}' already exists", new.app_id)));
         }
@@ -112,7 +110,7 @@ impl Cairn {
             owner_email: new.owner_email,
             stamp: stamp.clone(),
         };
-        c.ws.put(T::Apps, keys::app(&app.app_id), &app)?;
+        c.put(Record::App { app: app.clone() });
         let application = AppNamespace {
             app_id: app.app_id.clone(),
             name: APPLICATION_NAMESPACE.to_string(),
@@ -121,7 +119,7 @@ impl Cairn {
             comment: "default app namespace".to_string(),
             stamp: stamp.clone(),
         };
-        c.ws.put(T::AppNamespaces, keys::app_namespace(&app.app_id, APPLICATION_NAMESPACE), &application)?;
+        c.put(Record::AppNamespace { app_namespace: application });
         for env in self.settings.envs.clone() {
             put_cluster(&mut c, &env, &app.app_id, DEFAULT_CLUSTER, None, "")?;
             put_namespace(&mut c, &env, &app.app_id, DEFAULT_CLUSTER, APPLICATION_NAMESPACE)?;
@@ -131,21 +129,20 @@ impl Cairn {
             if let Some(mut user) = self.find_user(admin)? {
                 if !user.grants.contains(&master) {
                     user.grants.push(master.clone());
-                    c.ws.put(T::Users, keys::name(&user.name), &user)?;
+                    c.put(Record::User { user });
                 }
             }
         }
         if let (true, Actor::Consumer(consumer)) = (assign_to_self, &caller.actor) {
             // The consumer in `caller` was read before the lock; a concurrent create by the
             // same consumer may have added a grant since, so the stored record is updated.
-            let mut consumer: Consumer =
-                self.store.get(T::Consumers, &keys::name(&consumer.name))?.ok_or_else(|| {
-                    ServiceError::Unauthenticated(format!("consumer '{}' no longer exists", consumer.name))
-                })?;
+            let mut consumer: Consumer = self.repo.consumer(&consumer.name)?.ok_or_else(|| {
+                ServiceError::Unauthenticated(format!("consumer '{}' no longer exists", consumer.name))
+            })?;
             if !consumer.grants.contains(&master) {
                 consumer.grants.push(master);
             }
-            c.ws.put(T::Consumers, keys::name(&consumer.name), &consumer)?;
+            c.put(Record::Consumer { consumer });
         }
         c.audit("app.create", None, &app.app_id, app.name.clone())?;
         c.touch_apps();
@@ -168,7 +165,7 @@ impl Cairn {
 
     /// Every cluster (branches included) of an app in an env.
     pub fn clusters(&self, env: &str, app: &str) -> Result<Vec<Cluster>> {
-        Ok(self.store.scan::<Cluster>(T::Clusters, &keys::clusters_of(env, app))?.into_iter().map(|(_, c)| c).collect())
+        Ok(self.repo.clusters(env, app)?)
     }
 
     /// One cluster, NotFound otherwise.
@@ -179,8 +176,8 @@ impl Cairn {
     }
 
     pub(crate) fn cluster_record(&self, env: &str, app: &str, cluster: &str) -> Result<Cluster> {
-        self.store
-            .get(T::Clusters, &keys::cluster(env, app, cluster))?
+        self.repo
+            .cluster(env, app, cluster)?
             .ok_or_else(|| ServiceError::not_found(format!("cluster '{cluster}' of app '{app}' not found in {env}")))
     }
 
@@ -190,14 +187,14 @@ impl Cairn {
         caller.require(Permission::AppMaster { app: &app })?;
         names::check_cluster(name).map_err(ServiceError::Invalid)?;
         bound_text("comment", comment, COMMENT_MAX)?;
-        let mut c = self.change_for(caller);
-        if self.store.contains(T::Clusters, &keys::cluster(env, &app, name))? {
+        let mut c = self.change_for(caller)?;
+        if self.repo.cluster(env, &app, name)?.is_some() {
             return Err(ServiceError::AlreadyExists(format!(
                 "cluster '{name}' of app '{app}' already exists in {env}"
             )));
         }
         let cluster = put_cluster(&mut c, env, &app, name, None, comment)?;
-        for (_, ns) in self.store.scan::<AppNamespace>(T::AppNamespaces, &keys::app_namespaces_of(&app))? {
+        for ns in self.repo.app_namespaces(Some(&app))? {
             put_namespace(&mut c, env, &app, name, &ns.name)?;
         }
         c.audit("cluster.create", Some(env), &format!("{app}/{name}"), "")?;
@@ -221,7 +218,7 @@ pub(crate) fn put_cluster(
         comment: comment.to_string(),
         stamp: Stamp::new(&c.actor, c.now),
     };
-    c.ws.put(T::Clusters, keys::cluster(env, app, name), &cluster)?;
+    c.put(Record::Cluster { env: env.to_string(), cluster: cluster.clone() });
     Ok(cluster)
 }
 
@@ -235,6 +232,6 @@ pub(crate) fn put_namespace(c: &mut Change<'_>, env: &str, app: &str, cluster: &
         draft_editors: Vec::new(),
         stamp: Stamp::new(&c.actor, c.now),
     };
-    c.ws.put(T::Namespaces, keys::namespace(env, app, cluster, ns), &namespace)?;
+    c.put(Record::Namespace { env: env.to_string(), namespace: namespace.clone() });
     Ok(namespace)
 }

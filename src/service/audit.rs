@@ -1,7 +1,7 @@
 //! Reading the audit log.
 
 use crate::domain::model::AuditEntry;
-use crate::store::T;
+use crate::store::AuditFilter as StoredAudit;
 
 use super::{Actor, Cairn, Caller, Result, ServiceError};
 
@@ -41,19 +41,27 @@ impl Cairn {
         if !matches!(caller.actor, Actor::System) && !matches!(&caller.actor, Actor::User(u) if u.is_admin) {
             return Err(ServiceError::Forbidden("only an admin may read the audit log".into()));
         }
-        Ok(self.store.scan_rev(T::Audit, b"", limit)?)
+        Ok(self.repo.audit(&StoredAudit::default(), limit)?)
     }
 }
 
 impl Cairn {
-    /// A point-in-time backup while serving: writes wait until it is done.
+    /// A point-in-time backup while serving. The engine's export makes it one point in time
+    /// (PostgreSQL: a snapshot, writers go on; sled: its write mutex, writers wait).
     pub fn backup(&self, caller: &Caller, path: &std::path::Path) -> Result<crate::store::BackupSummary> {
         if !matches!(caller.actor, Actor::System) {
             return Err(ServiceError::Forbidden("only the local administrator may take backups".into()));
         }
         self.instances.flush();
-        let _writes = self.lock_writes();
-        Ok(self.store.backup(path, crate::domain::time::now_ms())?)
+        Ok(crate::store::backup(&*self.repo, path, crate::domain::time::now_ms())?)
+    }
+
+    /// Verifies every release checksum and the history invariants (`cairn check`).
+    pub fn check(&self, caller: &Caller) -> Result<crate::store::CheckReport> {
+        if !matches!(caller.actor, Actor::System) {
+            return Err(ServiceError::Forbidden("only the local administrator may check the store".into()));
+        }
+        Ok(crate::store::check(&*self.repo)?)
     }
 }
 
@@ -70,7 +78,7 @@ pub struct PendingDraft {
 impl Cairn {
     /// Recent releases, rollbacks and gray changes in apps the caller can see, newest first.
     pub fn recent_releases(&self, caller: &Caller, limit: usize) -> Result<Vec<AuditEntry>> {
-        let entries: Vec<AuditEntry> = self.store.scan_rev(T::Audit, b"", 5_000)?;
+        let entries = self.repo.audit(&StoredAudit::default(), 5_000)?;
         Ok(entries
             .into_iter()
             .filter(|e| e.action.starts_with("release.") || e.action.starts_with("branch."))
@@ -83,9 +91,7 @@ impl Cairn {
     pub fn pending_drafts(&self, caller: &Caller) -> Result<Vec<PendingDraft>> {
         let mut out = Vec::new();
         for env in &self.settings.envs {
-            for (_, ns) in
-                self.store.scan::<crate::domain::model::Namespace>(T::Namespaces, &crate::store::keys::env(env))?
-            {
+            for ns in self.repo.namespaces(env, None, None)? {
                 if !ns.draft_editors.is_empty() && caller.can(super::auth::Permission::SeeApp { app: &ns.app_id }) {
                     out.push(PendingDraft {
                         env: env.clone(),

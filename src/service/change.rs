@@ -1,14 +1,11 @@
-//! One serialised, atomic change: allocates ids, collects writes and audit entries, commits
-//! them in one transaction with a durable flush, refreshes the read model, then notifies.
-
-use std::collections::HashMap;
-use std::sync::MutexGuard;
+//! One serialised, atomic change: allocates ids, collects records and audit entries, commits
+//! them in one storage transaction with a durable flush, refreshes the read model, then
+//! notifies.
 
 use crate::domain::model::AuditEntry;
 use crate::domain::time::now_ms;
-use crate::store::{keys, WriteSet, T};
+use crate::store::{Counter, Message, Record, Tx};
 
-use super::index::live_key;
 use super::{Cairn, Result, ServiceError};
 
 /// Largest release-message id: clients parse it as a signed 32-bit integer.
@@ -16,9 +13,8 @@ const MAX_MESSAGE_ID: u64 = i32::MAX as u64;
 
 pub(crate) struct Change<'a> {
     pub cairn: &'a Cairn,
-    _guard: MutexGuard<'a, ()>,
-    pub ws: WriteSet,
-    counters: HashMap<&'static str, u64>,
+    /// The open storage change; it holds the write lock until committed or dropped.
+    tx: Box<dyn Tx + 'a>,
     pub now: i64,
     /// The operator name stamped on records (Apollo's `dataChange*By`, `releasedBy`).
     pub actor: String,
@@ -33,46 +29,42 @@ pub(crate) struct Change<'a> {
 
 impl Cairn {
     /// Starts a change by `caller`, taking the write lock until it is committed or dropped.
-    pub(crate) fn change_for(&self, caller: &super::Caller) -> Change<'_> {
-        let mut c = self.change(&caller.operator);
+    pub(crate) fn change_for(&self, caller: &super::Caller) -> Result<Change<'_>> {
+        let mut c = self.change(&caller.operator)?;
         c.principal = caller.principal();
-        c
+        Ok(c)
     }
 
     /// Starts a change as `actor`, taking the write lock until it is committed or dropped.
-    pub(crate) fn change(&self, actor: &str) -> Change<'_> {
-        Change {
+    pub(crate) fn change(&self, actor: &str) -> Result<Change<'_>> {
+        Ok(Change {
             principal: None,
-            _guard: self.lock_writes(),
+            tx: self.repo.begin()?,
             cairn: self,
-            ws: WriteSet::new(),
-            counters: HashMap::new(),
             now: now_ms(),
             actor: actor.to_string(),
             touched_ns: Vec::new(),
             touched_apps: false,
             touched_keys: Vec::new(),
             messages: Vec::new(),
-        }
+        })
     }
 }
 
 impl Change<'_> {
-    /// The next value of a named id counter (1, 2, 3, ...).
-    pub fn next_id(&mut self, name: &'static str) -> Result<u64> {
-        let current = match self.counters.get(name) {
-            Some(v) => *v,
-            None => self.cairn.store.counter(name)?,
-        };
-        let next = current + 1;
-        self.counters.insert(name, next);
-        self.ws.set_counter(name, next);
-        Ok(next)
+    /// The next value of an id counter (1, 2, 3, ...).
+    pub fn next_id(&mut self, counter: Counter) -> Result<u64> {
+        Ok(self.tx.next_id(counter)?)
+    }
+
+    /// Adds a record to write at commit.
+    pub fn put(&mut self, record: Record) {
+        self.tx.put(record);
     }
 
     /// Adds an audit entry to the change.
     pub fn audit(&mut self, action: &str, env: Option<&str>, target: &str, detail: impl Into<String>) -> Result<()> {
-        let id = self.next_id("audit")?;
+        let id = self.next_id(Counter::Audit)?;
         let entry = AuditEntry {
             id,
             time: self.now,
@@ -83,7 +75,7 @@ impl Change<'_> {
             target: target.to_string(),
             detail: detail.into(),
         };
-        self.ws.put(T::Audit, keys::audit(id), &entry)?;
+        self.put(Record::Audit { entry });
         Ok(())
     }
 
@@ -95,13 +87,13 @@ impl Change<'_> {
 
     /// Records a release message for `app+cluster+ns` in `env`: clients watching it re-fetch.
     pub fn message(&mut self, env: &str, app: &str, cluster: &str, ns: &str) -> Result<i64> {
-        let id = self.next_id("message")?;
+        let id = self.next_id(Counter::Message)?;
         if id > MAX_MESSAGE_ID {
             return Err(ServiceError::conflict("release message ids are exhausted (2^31); contact support"));
         }
         let content = format!("{app}+{cluster}+{ns}");
         let id = id as i64;
-        self.ws.put(T::Messages, keys::message(env, &live_key(app, cluster, ns)), &(id, &content))?;
+        self.put(Record::Message { message: Message { env: env.to_string(), id, content: content.clone() } });
         self.messages.push((env.to_string(), content, id));
         self.touch_namespace(env, app, cluster, ns);
         Ok(id)
@@ -124,8 +116,8 @@ impl Change<'_> {
 
     /// Commits atomically and durably, refreshes the read model, then wakes long polls.
     pub fn commit(self) -> Result<()> {
-        let Change { cairn, _guard, ws, touched_ns, touched_apps, touched_keys, messages, .. } = self;
-        cairn.store.commit(ws, true)?;
+        let Change { cairn, tx, touched_ns, touched_apps, touched_keys, messages, .. } = self;
+        tx.commit()?;
         {
             let mut index = cairn.write_index();
             if touched_apps {

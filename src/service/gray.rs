@@ -4,7 +4,7 @@
 
 use crate::domain::model::{Branch, BranchStatus, GrayRuleItem, Item, Namespace, Operation, Release, Stamp};
 use crate::domain::names;
-use crate::store::{keys, T};
+use crate::store::{NsKey, Record};
 
 use super::apps::{put_cluster, put_namespace};
 use super::auth::Permission;
@@ -39,18 +39,15 @@ fn overlay(base: &[(String, String)], overlay: &[(String, String)]) -> Vec<(Stri
 impl Cairn {
     /// True when the branch has a gray release that matching clients get.
     pub fn instances_release_of_branch(&self, env: &str, branch: &Branch) -> bool {
-        self.store
-            .get::<Namespace>(T::Namespaces, &keys::namespace(env, &branch.app_id, &branch.name, &branch.namespace))
+        self.repo
+            .namespace(&NsKey::new(env, &branch.app_id, &branch.name, &branch.namespace))
             .ok()
             .flatten()
             .is_some_and(|n| n.head_release().is_some())
     }
 
     fn active_branch(&self, env: &str, app: &str, parent: &str, ns: &str) -> Result<Option<Branch>> {
-        Ok(self
-            .store
-            .get::<Branch>(T::Branches, &keys::branch(env, app, parent, ns))?
-            .filter(|b| b.status == BranchStatus::Active))
+        Ok(self.repo.branch(env, app, parent, ns)?.filter(|b| b.status == BranchStatus::Active))
     }
 
     fn require_branch(&self, env: &str, app: &str, parent: &str, ns: &str, name: &str) -> Result<Branch> {
@@ -84,7 +81,7 @@ impl Cairn {
         if self.cluster_record(env, &app, parent)?.parent.is_some() {
             return Err(ServiceError::invalid("cluster", "a gray branch cannot have a branch"));
         }
-        let mut c = self.change_for(caller);
+        let mut c = self.change_for(caller)?;
         if self.active_branch(env, &app, parent, &rec.name)?.is_some() {
             return Err(ServiceError::AlreadyExists(format!(
                 "namespace '{}' already has a gray branch in cluster '{parent}'",
@@ -104,7 +101,7 @@ impl Cairn {
             status: BranchStatus::Active,
             stamp: Stamp::new(&operator, c.now),
         };
-        c.ws.put(T::Branches, keys::branch(env, &app, parent, &rec.name), &branch)?;
+        c.put(Record::Branch { env: env.to_string(), branch: branch.clone() });
         c.audit("branch.create", Some(env), &format!("{app}/{parent}/{}", rec.name), branch.name.clone())?;
         c.commit()?;
         Ok(BranchView { branch, items: Vec::new() })
@@ -116,11 +113,11 @@ impl Cairn {
         let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Release { app: &app, ns: &rec.name, env })?;
         let operator = caller.require_operator()?.to_string();
-        let mut c = self.change_for(caller);
+        let mut c = self.change_for(caller)?;
         let mut branch = self.require_branch(env, &app, parent, &rec.name, name)?;
         branch.status = BranchStatus::Deleted;
         branch.stamp.touch(&operator, c.now);
-        c.ws.put(T::Branches, keys::branch(env, &app, parent, &rec.name), &branch)?;
+        c.put(Record::Branch { env: env.to_string(), branch: branch.clone() });
         let mut parent_ns = self.namespace_record(env, &app, parent, &rec.name)?;
         let head = parent_ns.head_release().unwrap_or(0);
         push_history(&mut c, env, &mut parent_ns, Operation::Abandon, head, head, Some(name))?;
@@ -166,11 +163,11 @@ impl Cairn {
                 ));
             }
         }
-        let mut c = self.change_for(caller);
+        let mut c = self.change_for(caller)?;
         let mut branch = self.require_branch(env, &app, parent, &rec.name, name)?;
         branch.rules = rules;
         branch.stamp.touch(&operator, c.now);
-        c.ws.put(T::Branches, keys::branch(env, &app, parent, &rec.name), &branch)?;
+        c.put(Record::Branch { env: env.to_string(), branch: branch.clone() });
         let mut parent_ns = self.namespace_record(env, &app, parent, &rec.name)?;
         let head = parent_ns.head_release().unwrap_or(0);
         push_history(&mut c, env, &mut parent_ns, Operation::GrayRulesChange, head, head, Some(name))?;
@@ -194,7 +191,7 @@ impl Cairn {
         caller.require(Permission::Release { app: &app, ns: &rec.name, env })?;
         caller.require_operator()?;
         input.validate()?;
-        let mut c = self.change_for(caller);
+        let mut c = self.change_for(caller)?;
         self.require_branch(env, &app, parent, &rec.name, name)?;
         let branch_ns = self.namespace_record(env, &app, name, &rec.name)?;
         self.check_four_eyes(env, &branch_ns, &c.identities(), input.emergency)?;
@@ -221,7 +218,7 @@ impl Cairn {
     fn parent_configurations(&self, env: &str, app: &str, parent: &str, ns: &str) -> Result<Vec<(String, String)>> {
         let parent_ns: Namespace = self.namespace_record(env, app, parent, ns)?;
         Ok(match parent_ns.head_release() {
-            Some(id) => self.store.get_release(env, id)?.map(|r| r.configurations).unwrap_or_default(),
+            Some(id) => self.repo.release(env, id)?.map(|r| r.configurations).unwrap_or_default(),
             None => Vec::new(),
         })
     }
@@ -241,7 +238,7 @@ impl Cairn {
         caller.require(Permission::Release { app: &app, ns: &rec.name, env })?;
         let operator = caller.require_operator()?.to_string();
         input.validate()?;
-        let mut c = self.change_for(caller);
+        let mut c = self.change_for(caller)?;
         let mut branch = self.require_branch(env, &app, parent, &rec.name, name)?;
         let parent_ns = self.namespace_record(env, &app, parent, &rec.name)?;
         let mut parent_items = self.items_of(env, &app, parent, &rec.name)?;
@@ -257,7 +254,7 @@ impl Cairn {
                     });
                     pi.value = bi.value;
                     pi.stamp.touch(&operator, c.now);
-                    c.ws.put(T::Items, keys::item(env, &app, parent, &rec.name, &pi.key), &*pi)?;
+                    c.put(Record::Item { ns: NsKey::new(env, &app, parent, &rec.name), item: pi.clone() });
                 }
                 None => {
                     next_line += 1;
@@ -267,7 +264,7 @@ impl Cairn {
                         new: Some(bi.value.clone()),
                     });
                     let item = Item { line_num: next_line, stamp: Stamp::new(&operator, c.now), ..bi };
-                    c.ws.put(T::Items, keys::item(env, &app, parent, &rec.name, &item.key), &item)?;
+                    c.put(Record::Item { ns: NsKey::new(env, &app, parent, &rec.name), item: item.clone() });
                     parent_items.push(item);
                 }
             }
@@ -278,7 +275,7 @@ impl Cairn {
         if delete_branch {
             branch.status = BranchStatus::Merged;
             branch.stamp.touch(&operator, c.now);
-            c.ws.put(T::Branches, keys::branch(env, &app, parent, &rec.name), &branch)?;
+            c.put(Record::Branch { env: env.to_string(), branch: branch.clone() });
         }
         // The merge itself is the review; four-eyes applies to the gray publish before it.
         let mut parent_ns = parent_ns;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::domain::model::InstanceConfig;
 use crate::domain::names::is_valid_name;
-use crate::store::{keys, Store, WriteSet, T};
+use crate::store::{Record, Repo};
 
 /// Refresh interval of an unchanged instance record.
 const REFRESH_MS: i64 = 10 * 60 * 1000;
@@ -88,7 +88,7 @@ pub struct InstanceRecorder {
 
 impl InstanceRecorder {
     /// Starts the writer thread.
-    pub(crate) fn start(store: Arc<Store>, limits: Limits) -> InstanceRecorder {
+    pub(crate) fn start(store: Arc<dyn Repo>, limits: Limits) -> InstanceRecorder {
         let (tx, rx) = sync_channel(10_000);
         let stored = Arc::new(AtomicUsize::new(0));
         let counted = stored.clone();
@@ -164,7 +164,7 @@ impl InstanceRecorder {
 
 /// The writer thread's state: record counts per (env, client app) and in all.
 struct Writer {
-    store: Arc<Store>,
+    store: Arc<dyn Repo>,
     limits: Limits,
     per_app: HashMap<(String, String), usize>,
     total: Arc<AtomicUsize>,
@@ -172,7 +172,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn new(store: Arc<Store>, limits: Limits, total: Arc<AtomicUsize>) -> Writer {
+    fn new(store: Arc<dyn Repo>, limits: Limits, total: Arc<AtomicUsize>) -> Writer {
         Writer { store, limits, per_app: HashMap::new(), total, last_prune: None }
     }
 
@@ -201,16 +201,7 @@ impl Writer {
     }
 
     fn write(&mut self, env: &str, mut rec: InstanceConfig) {
-        let key = keys::instance(
-            env,
-            &rec.app_id,
-            &rec.cluster,
-            &rec.data_center,
-            &rec.ip,
-            &rec.config_app_id,
-            &rec.config_namespace,
-        );
-        let old = match self.store.get::<InstanceConfig>(T::Instances, &key) {
+        let old = match self.store.instance(env, &rec) {
             Ok(old) => old,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read a client instance");
@@ -231,11 +222,11 @@ impl Writer {
             }
             None => {}
         }
-        let mut ws = WriteSet::new();
-        let result = ws.put(T::Instances, key, &rec).and_then(|_| self.store.commit(ws, false));
+        let app = rec.app_id.clone();
+        let result = self.store.write_unlocked(vec![Record::Instance { env: env.to_string(), instance: rec }]);
         match result {
             Ok(()) if old.is_none() => {
-                *self.per_app.entry((env.to_string(), rec.app_id.clone())).or_default() += 1;
+                *self.per_app.entry((env.to_string(), app)).or_default() += 1;
                 self.total.fetch_add(1, Ordering::Relaxed);
             }
             Ok(()) => {}
@@ -247,7 +238,7 @@ impl Writer {
     fn prune(&mut self) {
         self.last_prune = Some(Instant::now());
         let cutoff = crate::domain::time::now_ms().saturating_sub(self.limits.expiry_ms);
-        let records = match self.store.scan::<InstanceConfig>(T::Instances, b"") {
+        let records = match self.store.instances(None) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "could not scan client instances for expiry");
@@ -256,21 +247,18 @@ impl Writer {
         };
         let mut per_app: HashMap<(String, String), usize> = HashMap::new();
         let mut total = 0;
-        let mut ws = WriteSet::new();
-        let mut expired = 0usize;
-        for (key, rec) in records {
+        let mut deletes = Vec::new();
+        for (env, rec) in records {
             if rec.last_seen < cutoff {
-                ws.delete(T::Instances, key);
-                expired += 1;
+                deletes.push(Record::DeleteInstance { env, instance: rec });
                 continue;
             }
-            let env =
-                key.split(|b| *b == 0).next().map(|e| String::from_utf8_lossy(e).into_owned()).unwrap_or_default();
             *per_app.entry((env, rec.app_id)).or_default() += 1;
             total += 1;
         }
+        let expired = deletes.len();
         if expired > 0 {
-            match self.store.commit(ws, false) {
+            match self.store.write_unlocked(deletes) {
                 Ok(()) => tracing::info!(expired, "expired client-instance records deleted"),
                 Err(e) => {
                     tracing::warn!(error = %e, "could not delete expired client instances");
@@ -296,8 +284,8 @@ impl super::Cairn {
         self.instances.flush();
         let since = crate::domain::time::now_ms() - LIVE_WINDOW_MS;
         Ok(self
-            .store
-            .scan::<InstanceConfig>(T::Instances, &keys::env(env))?
+            .repo
+            .instances(Some(env))?
             .into_iter()
             .map(|(_, i)| i)
             .filter(|i| {
@@ -342,38 +330,40 @@ mod tests {
 
     #[test]
     fn records_past_the_expiry_are_pruned_when_the_writer_starts() {
-        let store = Arc::new(Store::open_temporary().unwrap());
+        let store = crate::store::open_temporary().unwrap();
         let mut stale = rec("10.0.0.1", "");
         stale.last_seen = crate::domain::time::now_ms() - 2 * 86_400_000;
         let mut live = rec("10.0.0.2", "");
         live.last_seen = crate::domain::time::now_ms();
-        let mut ws = WriteSet::new();
-        for r in [&stale, &live] {
-            let key = keys::instance("DEV", &r.app_id, &r.cluster, &r.data_center, &r.ip, "app", "application");
-            ws.put(T::Instances, key, r).unwrap();
-        }
-        store.commit(ws, false).unwrap();
+        let records = [&stale, &live].map(|r| Record::Instance { env: "DEV".into(), instance: r.clone() });
+        store.write_unlocked(records.to_vec()).unwrap();
         let limits = Limits { expiry_ms: 86_400_000, ..Limits::default() };
         let recorder = InstanceRecorder::start(store.clone(), limits);
         assert_eq!(recorder.counts(), (1, 0));
-        let left: Vec<InstanceConfig> = store.scan(T::Instances, b"").unwrap().into_iter().map(|(_, r)| r).collect();
+        let left: Vec<InstanceConfig> = store.instances(None).unwrap().into_iter().map(|(_, r)| r).collect();
         assert_eq!(left, vec![live]);
     }
 
     #[test]
     fn the_oldest_audit_entries_beyond_the_bound_are_pruned_when_the_writer_starts() {
-        let store = Arc::new(Store::open_temporary().unwrap());
-        let mut ws = WriteSet::new();
-        for id in 1..=25_000u64 {
-            ws.put(T::Audit, keys::audit(id), &id).unwrap();
-        }
-        store.commit(ws, false).unwrap();
+        let store = crate::store::open_temporary().unwrap();
+        let entry = |id| crate::domain::model::AuditEntry {
+            id,
+            time: 0,
+            actor: "t".into(),
+            claimed_operator: None,
+            action: "test".into(),
+            env: None,
+            target: String::new(),
+            detail: String::new(),
+        };
+        store.write_unlocked((1..=25_000u64).map(|id| Record::Audit { entry: entry(id) }).collect()).unwrap();
         let limits = Limits { audit_max: 10_000, ..Limits::default() };
         let recorder = InstanceRecorder::start(store.clone(), limits);
         recorder.counts();
-        let left: Vec<u64> = store.scan(T::Audit, b"").unwrap().into_iter().map(|(_, id)| id).collect();
+        let left: Vec<u64> = store.audit(&Default::default(), usize::MAX).unwrap().into_iter().map(|e| e.id).collect();
         assert_eq!(left.len(), 10_000);
-        assert_eq!((left[0], left[9_999]), (15_001, 25_000), "the newest are kept");
+        assert_eq!((left[9_999], left[0]), (15_001, 25_000), "the newest are kept");
         assert_eq!(store.prune_audit(10_000).unwrap(), 0, "nothing more to prune");
     }
 

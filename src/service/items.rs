@@ -3,7 +3,7 @@
 use crate::domain::format::CONTENT_KEY;
 use crate::domain::model::{Commit, Item, ItemChange, Namespace, Stamp};
 use crate::domain::Format;
-use crate::store::{keys, T};
+use crate::store::{Counter, NsKey, Record};
 
 use super::auth::Permission;
 use super::change::Change;
@@ -89,8 +89,8 @@ impl Cairn {
         let NsRef { env, cluster, .. } = at;
         let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Read { app: &app, ns: &rec.name, env })?;
-        self.store
-            .get(T::Items, &keys::item(env, &app, cluster, &rec.name, key))?
+        self.repo
+            .item(&NsKey::new(env, &app, cluster, &rec.name), key)?
             .ok_or_else(|| ServiceError::not_found(format!("item '{key}' not found in namespace '{}'", rec.name)))
     }
 
@@ -114,11 +114,11 @@ impl Cairn {
         let operator = caller.require_operator()?.to_string();
         let def = self.app_namespace(&app, &rec.name)?;
         self.validate_item(def.format, &input)?;
-        let mut c = self.change_for(caller);
+        let mut c = self.change_for(caller)?;
         let rec = self.namespace_record(env, &app, cluster, &rec.name)?;
         self.check_edit_lock(env, &rec, &operator)?;
-        let item_key = keys::item(env, &app, cluster, &rec.name, &input.key);
-        let existing: Option<Item> = self.store.get(T::Items, &item_key)?;
+        let ns_key = NsKey::new(env, &app, cluster, &rec.name);
+        let existing = self.repo.item(&ns_key, &input.key)?;
         let item = match (existing, mode) {
             (Some(_), Upsert::CreateOnly) => {
                 return Err(ServiceError::AlreadyExists(format!(
@@ -157,7 +157,7 @@ impl Cairn {
                 }
             }
         };
-        c.ws.put(T::Items, item_key, &item)?;
+        c.put(Record::Item { ns: ns_key, item: item.clone() });
         c.audit("item.save", Some(env), &format!("{app}/{cluster}/{}/{}", rec.name, item.key), "")?;
         c.commit()?;
         Ok(item)
@@ -169,15 +169,15 @@ impl Cairn {
         let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Modify { app: &app, ns: &rec.name, env })?;
         let operator = caller.require_operator()?.to_string();
-        let mut c = self.change_for(caller);
+        let mut c = self.change_for(caller)?;
         let rec = self.namespace_record(env, &app, cluster, &rec.name)?;
         self.check_edit_lock(env, &rec, &operator)?;
-        let item_key = keys::item(env, &app, cluster, &rec.name, key);
+        let ns_key = NsKey::new(env, &app, cluster, &rec.name);
         let old: Item = self
-            .store
-            .get(T::Items, &item_key)?
+            .repo
+            .item(&ns_key, key)?
             .ok_or_else(|| ServiceError::not_found(format!("item '{key}' not found in namespace '{}'", rec.name)))?;
-        c.ws.delete(T::Items, item_key);
+        c.put(Record::DeleteItem { ns: ns_key, key: key.to_string() });
         record_edit(&mut c, env, &rec, vec![ItemChange { key: key.to_string(), old: Some(old.value), new: None }])?;
         c.audit("item.delete", Some(env), &format!("{app}/{cluster}/{}/{key}", rec.name), "")?;
         c.commit()
@@ -186,9 +186,9 @@ impl Cairn {
 
 /// Adds a commit-log entry and marks the operator as a draft editor.
 pub(crate) fn record_edit(c: &mut Change<'_>, env: &str, rec: &Namespace, changes: Vec<ItemChange>) -> Result<()> {
-    let id = c.next_id("commit")?;
+    let id = c.next_id(Counter::Commit)?;
     let commit = Commit { id, operator: c.actor.clone(), time: c.now, changes };
-    c.ws.put(T::Commits, keys::commit(env, &rec.app_id, &rec.cluster, &rec.name, id), &commit)?;
+    c.put(Record::Commit { ns: NsKey::new(env, &rec.app_id, &rec.cluster, &rec.name), commit });
     let mut ns = rec.clone();
     // The consumer is recorded beside the operator it named, so four-eyes can refuse the same
     // token releasing under another operator name.
@@ -198,7 +198,7 @@ pub(crate) fn record_edit(c: &mut Change<'_>, env: &str, rec: &Namespace, change
         }
     }
     ns.stamp.touch(&c.actor, c.now);
-    c.ws.put(T::Namespaces, keys::namespace(env, &rec.app_id, &rec.cluster, &rec.name), &ns)?;
+    c.put(Record::Namespace { env: env.to_string(), namespace: ns });
     Ok(())
 }
 
@@ -238,7 +238,7 @@ impl Cairn {
         // make the draft fall back to an older release.
         let live = |rec: &Namespace| -> Result<Vec<(String, String)>> {
             Ok(match rec.head_release() {
-                Some(id) => self.store.get_release(at.env, id)?.map(|r| r.configurations).unwrap_or_default(),
+                Some(id) => self.repo.release(at.env, id)?.map(|r| r.configurations).unwrap_or_default(),
                 None => Vec::new(),
             })
         };
@@ -257,15 +257,15 @@ impl Cairn {
     ) -> Result<usize> {
         let operator = caller.require_operator()?.to_string();
         let env = at.env;
-        let mut c = self.change_for(caller);
+        let mut c = self.change_for(caller)?;
         let ns = self.read_index().normalize_namespace(app, crate::domain::names::strip_properties_suffix(at.ns));
         let rec = self.namespace_record(env, app, at.cluster, &ns)?;
         self.check_edit_lock(env, &rec, &operator)?;
         let wanted = wanted(&rec)?;
         let current = self.items_of(env, app, at.cluster, &rec.name)?;
         let mut changes = Vec::new();
+        let ns_key = NsKey::new(env, app, at.cluster, &rec.name);
         for (line, (k, v)) in wanted.iter().enumerate() {
-            let key = keys::item(env, app, at.cluster, &rec.name, k);
             let old = current.iter().find(|i| &i.key == k);
             if old.is_some_and(|o| &o.value == v && o.line_num == line as u32 + 1) {
                 continue;
@@ -288,10 +288,10 @@ impl Cairn {
             if old.is_none_or(|o| &o.value != v) {
                 changes.push(ItemChange { key: k.clone(), old: old.map(|o| o.value.clone()), new: Some(v.clone()) });
             }
-            c.ws.put(T::Items, key, &item)?;
+            c.put(Record::Item { ns: ns_key.clone(), item });
         }
         for old in current.iter().filter(|i| !wanted.iter().any(|(k, _)| *k == i.key)) {
-            c.ws.delete(T::Items, keys::item(env, app, at.cluster, &rec.name, &old.key));
+            c.put(Record::DeleteItem { ns: ns_key.clone(), key: old.key.clone() });
             changes.push(ItemChange { key: old.key.clone(), old: Some(old.value.clone()), new: None });
         }
         let n = changes.len();

@@ -1,9 +1,9 @@
 //! Use cases: edit, publish, roll back, gray release, serve clients, authorise, notify.
 //! Rules live here; handlers only translate. The only way into the store for the web layer.
 //!
-//! Writes are serialised by one lock: a use case reads what it needs, builds a
-//! [`WriteSet`], commits it in one transaction (durably for anything clients see), refreshes
-//! the in-memory [`index::Index`], and only then wakes long polls.
+//! Writes are serialised by storage: a use case opens one change (`store::Tx`, which holds
+//! the write lock), reads what it needs, puts typed records, commits them in one transaction
+//! (durably), refreshes the in-memory [`index::Index`], and only then wakes long polls.
 
 pub mod access;
 pub mod apps;
@@ -27,14 +27,14 @@ pub mod throttle;
 pub mod users;
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 pub use auth::{Actor, Caller};
 pub use error::{Result, ServiceError};
 
 use crate::domain::release_key::KeyGenerator;
-use crate::store::Store;
+use crate::store::Repo;
 
 /// Where a namespace instance lives: (env, app, cluster, namespace). For gray-branch calls
 /// `cluster` is the parent cluster.
@@ -93,11 +93,10 @@ impl Default for ServiceSettings {
 
 /// The service layer: one per process, shared by every handler.
 pub struct Cairn {
-    store: Arc<Store>,
+    repo: Arc<dyn Repo>,
     settings: ServiceSettings,
     index: RwLock<index::Index>,
     notifier: notify::Notifier,
-    write_lock: Mutex<()>,
     keys: KeyGenerator,
     instances: instances::InstanceRecorder,
     metrics: metrics::Metrics,
@@ -106,17 +105,14 @@ pub struct Cairn {
 }
 
 impl Cairn {
-    /// Builds the service over an open store and loads the read model.
-    pub fn new(store: Store, settings: ServiceSettings) -> Result<Arc<Cairn>> {
-        let store = Arc::new(store);
-        Store::start_blob_syncer(&store);
+    /// Builds the service over an open repository and loads the read model.
+    pub fn new(repo: Arc<dyn Repo>, settings: ServiceSettings) -> Result<Arc<Cairn>> {
         let cairn = Cairn {
-            instances: instances::InstanceRecorder::start(store.clone(), settings.instances),
-            store,
+            instances: instances::InstanceRecorder::start(repo.clone(), settings.instances),
+            repo,
             settings,
             index: RwLock::new(index::Index::default()),
             notifier: notify::Notifier::new(),
-            write_lock: Mutex::new(()),
             keys: KeyGenerator::new(rand::random()),
             metrics: metrics::Metrics::default(),
             sessions: sessions::Sessions::default(),
@@ -131,9 +127,10 @@ impl Cairn {
         &self.settings
     }
 
-    /// The store (for maintenance commands and health checks).
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The repository, for tests that look at engine state (blob files synced by sled).
+    #[doc(hidden)]
+    pub fn repo(&self) -> &dyn Repo {
+        &*self.repo
     }
 
     /// The clock sessions and sign-in throttling read (advanced only to verify timeouts).
@@ -167,18 +164,24 @@ impl Cairn {
         self.index.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn lock_writes(&self) -> MutexGuard<'_, ()> {
-        self.write_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     /// Wakes every held long poll with "not modified" and refuses new holds (shutdown).
     pub fn release_long_polls(&self) {
         self.notifier.shut_down();
     }
 
+    /// How storage is doing: up, writable, and why not (for `/health`, `/ready`, `/metrics`).
+    pub fn storage_health(&self) -> crate::store::Health {
+        self.repo.health()
+    }
+
+    /// Approximate bytes stored (for `/metrics`).
+    pub fn storage_size_bytes(&self) -> u64 {
+        self.repo.size_bytes()
+    }
+
     /// Flushes everything (shutdown).
     pub fn flush(&self) -> Result<()> {
         self.instances.flush();
-        Ok(self.store.flush()?)
+        Ok(self.repo.flush()?)
     }
 }

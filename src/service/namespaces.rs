@@ -3,7 +3,7 @@
 use crate::domain::model::{AppNamespace, Item, Namespace, Stamp};
 use crate::domain::names;
 use crate::domain::Format;
-use crate::store::{keys, T};
+use crate::store::{NsKey, Record};
 
 use super::apps::put_namespace;
 use super::auth::Permission;
@@ -32,12 +32,12 @@ pub struct NamespaceView {
 impl Cairn {
     /// The definition of `ns` as seen by `app`: its own, else the public one.
     pub fn app_namespace(&self, app: &str, ns: &str) -> Result<AppNamespace> {
-        if let Some(own) = self.store.get::<AppNamespace>(T::AppNamespaces, &keys::app_namespace(app, ns))? {
+        if let Some(own) = self.repo.app_namespace(app, ns)? {
             return Ok(own);
         }
         let owner = self.read_index().public.get(&ns.to_ascii_lowercase()).cloned();
         if let Some((owner, name)) = owner {
-            if let Some(def) = self.store.get::<AppNamespace>(T::AppNamespaces, &keys::app_namespace(&owner, &name))? {
+            if let Some(def) = self.repo.app_namespace(&owner, &name)? {
                 return Ok(def);
             }
         }
@@ -46,12 +46,7 @@ impl Cairn {
 
     /// Every app namespace of an app.
     pub fn list_app_namespaces(&self, app: &str) -> Result<Vec<AppNamespace>> {
-        Ok(self
-            .store
-            .scan::<AppNamespace>(T::AppNamespaces, &keys::app_namespaces_of(app))?
-            .into_iter()
-            .map(|(_, n)| n)
-            .collect())
+        Ok(self.repo.app_namespaces(Some(app))?)
     }
 
     /// Creates an app namespace and an instance of it in every cluster of the app in every env.
@@ -71,7 +66,7 @@ impl Cairn {
             name = format!("{name}.{}", new.format.as_str());
         }
         names::check_namespace(&name)?;
-        let mut c = self.change_for(caller);
+        let mut c = self.change_for(caller)?;
         {
             let index = self.read_index();
             let lower = name.to_ascii_lowercase();
@@ -88,7 +83,7 @@ impl Cairn {
             comment: new.comment,
             stamp: Stamp::new(&caller.operator, c.now),
         };
-        c.ws.put(T::AppNamespaces, keys::app_namespace(&app, &name), &def)?;
+        c.put(Record::AppNamespace { app_namespace: def.clone() });
         for env in self.settings.envs.clone() {
             for cluster in self.clusters(&env, &app)?.into_iter().filter(|c| c.parent.is_none()) {
                 put_namespace(&mut c, &env, &app, &cluster.name, &name)?;
@@ -113,8 +108,8 @@ impl Cairn {
                 format!("'{ns}' is a private namespace of app '{}'", def.app_id),
             ));
         }
-        let mut c = self.change_for(caller);
-        if self.store.contains(T::Namespaces, &keys::namespace(env, &app, cluster, &def.name))? {
+        let mut c = self.change_for(caller)?;
+        if self.repo.namespace(&NsKey::new(env, &app, cluster, &def.name))?.is_some() {
             return Err(ServiceError::AlreadyExists(format!(
                 "namespace '{}' already exists in cluster '{cluster}' of app '{app}' in {env}",
                 def.name
@@ -128,7 +123,7 @@ impl Cairn {
 
     /// The namespace instance record, NotFound otherwise.
     pub(crate) fn namespace_record(&self, env: &str, app: &str, cluster: &str, ns: &str) -> Result<Namespace> {
-        self.store.get(T::Namespaces, &keys::namespace(env, app, cluster, ns))?.ok_or_else(|| {
+        self.repo.namespace(&NsKey::new(env, app, cluster, ns))?.ok_or_else(|| {
             ServiceError::not_found(format!(
                 "namespace '{ns}' not found in cluster '{cluster}' of app '{app}' in {env}"
             ))
@@ -145,12 +140,7 @@ impl Cairn {
 
     /// Draft items of a namespace, in line order.
     pub fn items_of(&self, env: &str, app: &str, cluster: &str, ns: &str) -> Result<Vec<Item>> {
-        let mut items: Vec<Item> = self
-            .store
-            .scan::<Item>(T::Items, &keys::namespace(env, app, cluster, ns))?
-            .into_iter()
-            .map(|(_, i)| i)
-            .collect();
+        let mut items: Vec<Item> = self.repo.items(&NsKey::new(env, app, cluster, ns))?;
         items.sort_by_key(|i| i.line_num);
         Ok(items)
     }
@@ -175,7 +165,7 @@ impl Cairn {
         caller.require(Permission::SeeApp { app: &app })?;
         self.cluster_record(env, &app, cluster)?;
         let mut out = Vec::new();
-        for (_, rec) in self.store.scan::<Namespace>(T::Namespaces, &keys::namespaces_of(env, &app, cluster))? {
+        for rec in self.repo.namespaces(env, Some(&app), Some(cluster))? {
             if caller.can(Permission::Read { app: &app, ns: &rec.name, env }) {
                 out.push(self.view(env, rec)?);
             }

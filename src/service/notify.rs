@@ -274,13 +274,12 @@ mod tests {
 
     use super::PollRequest;
     use crate::service::Cairn;
-    use crate::store::Store;
 
     /// Ten thousand held polls each keep one of these futures: the checks and the request
     /// must not live on in it (it was 696 bytes when they did).
     #[test]
     fn a_held_poll_keeps_a_small_future() {
-        let cairn = Cairn::new(Store::open_temporary().unwrap(), Default::default()).unwrap();
+        let cairn = Cairn::new(crate::store::open_temporary().unwrap(), Default::default()).unwrap();
         let req = PollRequest {
             env: "DEV".into(),
             app_id: "app".into(),

@@ -2,7 +2,7 @@
 //! head, history entry, release message, audit), flushed before the caller hears "released".
 
 use crate::domain::model::{HistoryEntry, Item, Namespace, Operation, Release};
-use crate::store::{keys, T};
+use crate::store::{Counter, NsKey, Record};
 
 use super::auth::Permission;
 use super::change::Change;
@@ -51,7 +51,7 @@ pub(crate) struct ReleaseWrite<'a> {
 
 /// Adds a new release, head move, history entry and message to the change.
 pub(crate) fn write_release(c: &mut Change<'_>, w: ReleaseWrite<'_>) -> Result<Release> {
-    let id = c.next_id("release")?;
+    let id = c.next_id(Counter::Release)?;
     let mut release = Release {
         id,
         release_key: c.cairn.keys.next(c.now, &w.ns.app_id, &w.ns.cluster, &w.ns.name),
@@ -67,7 +67,7 @@ pub(crate) fn write_release(c: &mut Change<'_>, w: ReleaseWrite<'_>) -> Result<R
         checksum: String::new(),
     };
     release.checksum = release.compute_checksum();
-    c.ws.put_release(w.env, &release)?;
+    c.put(Record::Release { env: w.env.to_string(), release: release.clone() });
     let mut ns = w.ns.clone();
     let previous = ns.head_release().unwrap_or(0);
     ns.active_releases.push(id);
@@ -98,9 +98,9 @@ pub(crate) fn push_history(
         operator: c.actor.clone(),
         time: c.now,
     };
-    c.ws.put(T::History, keys::history(env, &ns.app_id, &ns.cluster, &ns.name, entry.seq), &entry)?;
+    c.put(Record::History { ns: NsKey::new(env, &ns.app_id, &ns.cluster, &ns.name), entry });
     ns.stamp.touch(&c.actor, c.now);
-    c.ws.put(T::Namespaces, keys::namespace(env, &ns.app_id, &ns.cluster, &ns.name), &*ns)?;
+    c.put(Record::Namespace { env: env.to_string(), namespace: ns.clone() });
     Ok(())
 }
 
@@ -142,7 +142,7 @@ impl Cairn {
                 format!("'{cluster}' is a gray branch; use the branch release endpoint"),
             ));
         }
-        let mut c = self.change_for(caller);
+        let mut c = self.change_for(caller)?;
         let rec = self.namespace_record(env, &app, cluster, &rec.name)?;
         self.check_four_eyes(env, &rec, &c.identities(), input.emergency)?;
         let configurations = configurations_of(&self.items_of(env, &app, cluster, &rec.name)?);
@@ -171,15 +171,15 @@ impl Cairn {
         caller.require(Permission::Read { app: &app, ns: &rec.name, env })?;
         match rec.head_release() {
             None => Ok(None),
-            Some(id) => Ok(self.store.get_release(env, id)?),
+            Some(id) => Ok(self.repo.release(env, id)?),
         }
     }
 
     /// A release by id.
     pub fn release(&self, caller: &Caller, env: &str, id: u64) -> Result<Release> {
         let r = self
-            .store
-            .get_release(env, id)?
+            .repo
+            .release(env, id)?
             .ok_or_else(|| ServiceError::not_found(format!("release {id} not found in {env}")))?;
         caller.require(Permission::Read { app: &r.app_id, ns: &r.namespace, env })?;
         Ok(r)
@@ -190,7 +190,7 @@ impl Cairn {
         let NsRef { env, cluster, .. } = at;
         let (app, rec) = self.resolve_ns(at)?;
         caller.require(Permission::Read { app: &app, ns: &rec.name, env })?;
-        Ok(self.store.scan_rev(T::History, &keys::namespace(env, &app, cluster, &rec.name), limit)?)
+        Ok(self.repo.history(&NsKey::new(env, &app, cluster, &rec.name), limit)?)
     }
 
     /// Rolls a namespace back from whatever it serves now to the earlier release `to`.
@@ -203,12 +203,12 @@ impl Cairn {
     /// (dropping every release after it). Releases are not deleted, only no longer served.
     pub fn rollback(&self, caller: &Caller, env: &str, release_id: u64, to_release_id: Option<u64>) -> Result<Release> {
         let target = self
-            .store
-            .get_release(env, release_id)?
+            .repo
+            .release(env, release_id)?
             .ok_or_else(|| ServiceError::not_found(format!("release {release_id} not found in {env}")))?;
         caller.require(Permission::Release { app: &target.app_id, ns: &target.namespace, env })?;
         caller.require_operator()?;
-        let mut c = self.change_for(caller);
+        let mut c = self.change_for(caller)?;
         let mut ns = self.namespace_record(env, &target.app_id, &target.cluster, &target.namespace)?;
         if ns.head_release() != Some(release_id) {
             return Err(ServiceError::conflict(format!(
@@ -249,9 +249,12 @@ impl Cairn {
             &format!("{}/{}/{}", ns.app_id, ns.cluster, ns.name),
             format!("{release_id} -> {new_head}"),
         )?;
+        // Read before the commit: once it is durable, the caller hears of success only.
+        let served = self
+            .repo
+            .release(env, new_head)?
+            .ok_or_else(|| ServiceError::not_found(format!("release {new_head} not found in {env}")))?;
         c.commit()?;
-        self.store
-            .get_release(env, new_head)?
-            .ok_or_else(|| ServiceError::not_found(format!("release {new_head} not found in {env}")))
+        Ok(served)
     }
 }

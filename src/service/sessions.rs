@@ -121,7 +121,7 @@ impl Cairn {
             // The name is whatever an anonymous caller typed: record no more of it than a
             // user name can hold, so failed sign-ins cannot fill the audit log with it.
             let name: String = name.chars().take(names::NAME_MAX).collect();
-            let mut c = self.change(&name);
+            let mut c = self.change(&name)?;
             c.audit("login.failed", None, &name, format!("from {ip}"))?;
             c.commit()?;
             return Err(ServiceError::Unauthenticated("wrong user name or password".into()));
@@ -161,7 +161,7 @@ impl Cairn {
             }
             map.insert(token::sha256_hex(&token), session.clone());
         }
-        let mut c = self.change(&user.name);
+        let mut c = self.change(&user.name)?;
         c.audit("login", None, &user.name, format!("from {ip}"))?;
         c.commit()?;
         Ok((token, session))
@@ -234,11 +234,11 @@ impl Cairn {
         }
         crate::domain::passwords::check(&user.name, new)?;
         let hash = self.hashing(|| password::hash(new))?.map_err(|e| ServiceError::invalid("new password", e))?;
-        let mut c = self.change(&user.name);
+        let mut c = self.change(&user.name)?;
         let mut fresh = self.find_user(&user.name)?.ok_or_else(|| ServiceError::not_found("user not found"))?;
         fresh.password_hash = hash;
         fresh.stamp.touch(&user.name, c.now);
-        c.ws.put(crate::store::T::Users, crate::store::keys::name(&user.name), &fresh)?;
+        c.put(crate::store::Record::User { user: fresh.clone() });
         c.audit("user.password", None, &user.name, "")?;
         c.commit()?;
         self.end_sessions(&user.name, current_session);

@@ -4,7 +4,7 @@ use crate::domain::model::{Consumer, Grant, Stamp, User};
 use crate::domain::names;
 use crate::domain::time::now_ms;
 use crate::security::{password, token};
-use crate::store::{keys, T};
+use crate::store::Record;
 
 use super::auth::Actor;
 use super::{Cairn, Caller, Result, ServiceError};
@@ -15,7 +15,7 @@ pub const MIN_PASSWORD: usize = crate::domain::passwords::MIN_LENGTH;
 impl Cairn {
     /// A user by name, or None.
     pub fn find_user(&self, name: &str) -> Result<Option<User>> {
-        Ok(self.store.get(T::Users, &keys::name(name))?)
+        Ok(self.repo.user(name)?)
     }
 
     /// A user by name; an unknown operator is a 400 on the Open API, so it is `Invalid`.
@@ -30,7 +30,7 @@ impl Cairn {
 
     /// Every user.
     pub fn list_users(&self) -> Result<Vec<User>> {
-        Ok(self.store.scan::<User>(T::Users, b"")?.into_iter().map(|(_, u)| u).collect())
+        Ok(self.repo.users()?)
     }
 
     /// Creates a user with an argon2id password hash.
@@ -59,11 +59,11 @@ impl Cairn {
         names::check_user(name)?;
         crate::domain::passwords::check(name, password_text)?;
         let hash = self.hashing(|| password::hash(password_text))?.map_err(|e| ServiceError::invalid("password", e))?;
-        let mut c = self.change(&caller.operator);
-        if only_first && !self.store.scan::<User>(T::Users, b"")?.is_empty() {
+        let mut c = self.change(&caller.operator)?;
+        if only_first && self.repo.has_users()? {
             return Ok(None);
         }
-        if self.store.contains(T::Users, &keys::name(name))? {
+        if self.repo.user(name)?.is_some() {
             return Ok(None);
         }
         let user = User {
@@ -77,7 +77,7 @@ impl Cairn {
             can_create_apps: false,
             stamp: Stamp::new(&caller.operator, c.now),
         };
-        c.ws.put(T::Users, keys::name(name), &user)?;
+        c.put(Record::User { user: user.clone() });
         c.audit("user.create", None, name, if is_admin { "admin" } else { "" })?;
         c.commit()?;
         Ok(Some(user))
@@ -91,8 +91,8 @@ impl Cairn {
         names::check_user(name)?;
         let secret = token::random_hex(20);
         let sha = token::sha256_hex(&secret);
-        let mut c = self.change(&caller.operator);
-        if self.store.contains(T::Consumers, &keys::name(name))? {
+        let mut c = self.change(&caller.operator)?;
+        if self.repo.consumer(name)?.is_some() {
             return Err(ServiceError::AlreadyExists(format!("consumer '{name}' already exists")));
         }
         let consumer = Consumer {
@@ -102,8 +102,7 @@ impl Cairn {
             grants: Vec::new(),
             stamp: Stamp::new(&caller.operator, c.now),
         };
-        c.ws.put(T::Consumers, keys::name(name), &consumer)?;
-        c.ws.put(T::ConsumerTokens, keys::token(&sha), &name.to_string())?;
+        c.put(Record::Consumer { consumer: consumer.clone() });
         c.audit("consumer.create", None, name, "")?;
         c.commit()?;
         Ok((consumer, secret))
@@ -124,18 +123,16 @@ impl Cairn {
         }
         let app = self.app(app)?.app_id;
         let env = env.map(|e| self.env(e)).transpose()?;
-        let mut c = self.change(&caller.operator);
-        let mut consumer: Consumer = self
-            .store
-            .get(T::Consumers, &keys::name(name))?
-            .ok_or_else(|| ServiceError::not_found(format!("consumer '{name}' not found")))?;
+        let mut c = self.change(&caller.operator)?;
+        let mut consumer: Consumer =
+            self.repo.consumer(name)?.ok_or_else(|| ServiceError::not_found(format!("consumer '{name}' not found")))?;
         let grant =
             Grant { app_id: app.clone(), namespace: namespace.map(str::to_string), env, modify: true, release: true };
         if !consumer.grants.contains(&grant) {
             consumer.grants.push(grant);
         }
         consumer.stamp.touch(&caller.operator, now_ms());
-        c.ws.put(T::Consumers, keys::name(name), &consumer)?;
+        c.put(Record::Consumer { consumer: consumer.clone() });
         c.audit("consumer.grant", None, name, format!("{app}/{}", namespace.unwrap_or("*")))?;
         c.commit()?;
         Ok(consumer)
@@ -149,8 +146,7 @@ impl Cairn {
             return Err(unknown());
         }
         let sha = token::sha256_hex(token_text);
-        let name: String = self.store.get(T::ConsumerTokens, &keys::token(&sha))?.ok_or_else(unknown)?;
-        let consumer: Consumer = self.store.get(T::Consumers, &keys::name(&name))?.ok_or_else(unknown)?;
+        let consumer: Consumer = self.repo.consumer_by_token(&sha)?.ok_or_else(unknown)?;
         // The index lookup is by hash already; compare again in constant time for good measure.
         if !crate::security::constant_time_eq(consumer.token_sha256.as_bytes(), sha.as_bytes()) {
             return Err(unknown());
@@ -201,14 +197,14 @@ impl Cairn {
                  master of the app), or name a namespace to grant read access only",
             ));
         }
-        let mut c = self.change(&caller.operator);
+        let mut c = self.change(&caller.operator)?;
         let mut user =
             self.find_user(name)?.ok_or_else(|| ServiceError::not_found(format!("user '{name}' not found")))?;
         if !user.grants.contains(&grant) {
             user.grants.push(grant.clone());
         }
         user.stamp.touch(&caller.operator, c.now);
-        c.ws.put(T::Users, keys::name(name), &user)?;
+        c.put(Record::User { user: user.clone() });
         c.audit(
             "user.grant",
             grant.env.as_deref(),
@@ -235,12 +231,12 @@ impl Cairn {
         if !enabled && caller.operator == name {
             return Err(ServiceError::conflict("you cannot disable yourself"));
         }
-        let mut c = self.change(&caller.operator);
+        let mut c = self.change(&caller.operator)?;
         let mut user =
             self.find_user(name)?.ok_or_else(|| ServiceError::not_found(format!("user '{name}' not found")))?;
         user.enabled = enabled;
         user.stamp.touch(&caller.operator, c.now);
-        c.ws.put(T::Users, keys::name(name), &user)?;
+        c.put(Record::User { user: user.clone() });
         c.audit(if enabled { "user.enable" } else { "user.disable" }, None, name, "")?;
         c.commit()?;
         // Ended at disable rather than hidden while disabled: re-enabling revives nothing.
@@ -255,12 +251,12 @@ impl Cairn {
         Self::require_admin(caller, "reset passwords")?;
         crate::domain::passwords::check(name, new)?;
         let hash = self.hashing(|| password::hash(new))?.map_err(|e| ServiceError::invalid("password", e))?;
-        let mut c = self.change(&caller.operator);
+        let mut c = self.change(&caller.operator)?;
         let mut user =
             self.find_user(name)?.ok_or_else(|| ServiceError::not_found(format!("user '{name}' not found")))?;
         user.password_hash = hash;
         user.stamp.touch(&caller.operator, c.now);
-        c.ws.put(T::Users, keys::name(name), &user)?;
+        c.put(Record::User { user: user.clone() });
         c.audit("user.reset_password", None, name, "")?;
         c.commit()?;
         self.end_sessions(name, None);
@@ -272,7 +268,7 @@ impl Cairn {
     /// Every Open API consumer (admins only).
     pub fn list_consumers(&self, caller: &Caller) -> Result<Vec<Consumer>> {
         Self::require_admin(caller, "list consumers")?;
-        Ok(self.store.scan::<Consumer>(T::Consumers, b"")?.into_iter().map(|(_, c)| c).collect())
+        Ok(self.repo.consumers()?)
     }
 }
 
@@ -280,12 +276,12 @@ impl Cairn {
     /// Lets a user create apps (or not) when creation is restricted (admins only).
     pub fn set_user_can_create_apps(&self, caller: &Caller, name: &str, allowed: bool) -> Result<User> {
         Self::require_admin(caller, "let users create apps")?;
-        let mut c = self.change(&caller.operator);
+        let mut c = self.change(&caller.operator)?;
         let mut user =
             self.find_user(name)?.ok_or_else(|| ServiceError::not_found(format!("user '{name}' not found")))?;
         user.can_create_apps = allowed;
         user.stamp.touch(&caller.operator, c.now);
-        c.ws.put(T::Users, keys::name(name), &user)?;
+        c.put(Record::User { user: user.clone() });
         c.audit("user.create_apps", None, name, if allowed { "allowed" } else { "revoked" })?;
         c.commit()?;
         Ok(user)

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::T;
+use super::sled::T;
 
 /// What can go wrong below the service layer.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +46,9 @@ pub enum StoreError {
     /// Writes fail since an I/O error and the disk still fails; reads may fail too.
     #[error("storage at {path} is unavailable since an I/O error ({reason}); Cairn retries by itself")]
     Unavailable { path: PathBuf, reason: String },
+    /// The operation or engine is not available in this build or on this engine.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// What "No space left on device" looks like once sled has copied the error (it keeps the
@@ -57,7 +60,7 @@ fn is_disk_full(e: &std::io::Error) -> bool {
 }
 
 impl StoreError {
-    pub(crate) fn corrupt(t: T, key: &[u8]) -> StoreError {
+    pub(in crate::store) fn corrupt(t: T, key: &[u8]) -> StoreError {
         StoreError::Corrupt { tree: t.name(), key: String::from_utf8_lossy(key).replace('\0', "/") }
     }
 

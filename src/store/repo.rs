@@ -296,6 +296,13 @@ pub trait Repo: Send + Sync {
     fn export(&self, sink: &mut dyn FnMut(Record) -> Result<()>) -> Result<()>;
     /// True when nothing but counters and the schema version is stored (restore target).
     fn is_empty(&self) -> Result<bool>;
+
+    /// The embedded sled store when that is the engine: for what only sled has (its v1
+    /// backup, the blob-file sync state tests look at). Other engines keep the default.
+    #[doc(hidden)]
+    fn sled(&self) -> Option<&super::SledStore> {
+        None
+    }
 }
 
 /// One serialised, all-or-nothing change (see [`Repo::begin`]).

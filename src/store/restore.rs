@@ -144,7 +144,13 @@ impl Ids {
 pub fn restore(repo: &dyn Repo, path: &Path, options: RestoreOptions) -> Result<RestoreSummary> {
     refuse_unless_empty(repo)?;
     match logical::version_of(path)? {
-        1 => Err(bad("version 1 backups are restored by the sled engine's converter")),
+        1 => {
+            // Only sled knows the raw records of version 1: load them into a temporary sled
+            // store and restore what it exports.
+            let old = super::SledStore::from_v1_backup(path)?;
+            tracing::info!("restore: {} verified (version 1); writing", path.display());
+            restore_records(repo, &mut |sink| old.export(sink), options)
+        }
         _ => {
             let mut facts = Facts::default();
             let verified = logical::verify(path, &mut |record| {
@@ -174,7 +180,6 @@ fn refuse_unless_empty(repo: &dyn Repo) -> Result<()> {
 
 /// Restores the records of `source`, which must give the same records every time it is
 /// called: one pass to learn what the id plan needs, one to write.
-#[allow(dead_code)] // the version 1 converter's entry; wired once the sled engine exports
 pub(crate) fn restore_records(
     repo: &dyn Repo,
     source: &mut Source<'_>,

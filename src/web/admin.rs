@@ -105,9 +105,9 @@ async fn backup(req: HttpRequest, state: web::Data<AppState>, body: web::Json<Ba
 }
 
 async fn check(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    authorize(&req, &state)?;
+    let caller = authorize(&req, &state)?;
     let cairn = state.cairn.clone();
-    let report = blocking(move || Ok(cairn.store().check()?)).await?;
+    let report = blocking(move || cairn.check(&caller)).await?;
     let problems: Vec<String> = report.problems.into_iter().map(|p| p.0).collect();
     Ok(ok(serde_json::json!({
         "releases": report.releases, "namespaces": report.namespaces,

@@ -49,21 +49,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// restart would not free the disk. A store that cannot even be read is `DOWN` (503).
 async fn health(state: web::Data<AppState>) -> HttpResponse {
     let cairn = state.cairn.clone();
-    let probe = web::block(move || {
-        let writable = cairn.store().check_writable();
-        (cairn.store().counter("release").map(|_| ()), writable, cairn.store().degraded_reason())
-    })
-    .await;
-    match probe {
-        Ok((Ok(()), true, _)) => HttpResponse::Ok().json(serde_json::json!({"status": "UP"})),
-        Ok((Ok(()), false, reason)) => HttpResponse::Ok().json(serde_json::json!({
+    match web::block(move || cairn.storage_health()).await {
+        Ok(h) if !h.up => HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"status": "DOWN", "error": h.reason.unwrap_or_default()})),
+        Ok(h) if h.writable => HttpResponse::Ok().json(serde_json::json!({"status": "UP"})),
+        Ok(h) => HttpResponse::Ok().json(serde_json::json!({
             "status": "DEGRADED",
             "writable": false,
-            "reason": reason.unwrap_or_default(),
+            "reason": h.reason.unwrap_or_default(),
         })),
-        Ok((Err(e), _, _)) => {
-            HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "DOWN", "error": e.to_string()}))
-        }
         Err(e) => {
             HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "DOWN", "error": e.to_string()}))
         }
@@ -74,9 +68,13 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
 /// refuses writes keeps the instance ready (`writable: false` says so).
 async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let envs: Vec<&str> = state.settings.envs.iter().map(|(n, _)| n.as_str()).collect();
-    let writable = state.cairn.store().degraded_reason().is_none();
-    match state.cairn.store().counter("release") {
-        Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "READY", "envs": envs, "writable": writable})),
+    let cairn = state.cairn.clone();
+    match web::block(move || cairn.storage_health()).await {
+        Ok(h) if h.up => {
+            HttpResponse::Ok().json(serde_json::json!({"status": "READY", "envs": envs, "writable": h.writable}))
+        }
+        Ok(h) => HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({"status": "NOT_READY", "error": h.reason.unwrap_or_default()})),
         Err(e) => {
             HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "NOT_READY", "error": e.to_string()}))
         }
@@ -88,6 +86,11 @@ fn escape_label(s: &str) -> String {
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let cairn = state.cairn.clone();
+    let (size, writable) = match web::block(move || (cairn.storage_size_bytes(), cairn.storage_health())).await {
+        Ok((size, h)) => (size, h.writable),
+        Err(_) => (0, false),
+    };
     let m = state.cairn.metrics();
     let mut out = String::new();
     let _ = writeln!(
@@ -113,8 +116,8 @@ async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         m.long_polls_held.load(Ordering::Relaxed),
         m.releases_published.load(Ordering::Relaxed),
         m.config_fetches.load(Ordering::Relaxed),
-        state.cairn.store().size_on_disk(),
-        u8::from(state.cairn.store().degraded_reason().is_none()),
+        size,
+        u8::from(writable),
         state.cairn.instance_records(),
     );
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out)

@@ -2,7 +2,11 @@
 
 use std::process::Command;
 
-use cairn::store::{keys, Store, T};
+use cairn::store::{Record, StoreConfig};
+
+fn open_store(data: &std::path::Path) -> std::sync::Arc<dyn cairn::store::Repo> {
+    cairn::store::open(&StoreConfig::Sled { path: data.to_path_buf() }).unwrap()
+}
 use reqwest::Method;
 use serde_json::json;
 
@@ -80,8 +84,8 @@ fn the_first_admin_can_come_from_a_secret_file() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(seen.contains("created the first admin"), "{seen}");
-    let store = Store::open(&data).unwrap();
-    let user: cairn::domain::model::User = store.get(T::Users, &keys::name("root")).unwrap().unwrap();
+    let store = open_store(&data);
+    let user = store.user("root").unwrap().unwrap();
     assert!(user.is_admin);
     assert!(cairn::security::password::verify("from-a-secret", &user.password_hash));
 }
@@ -122,8 +126,10 @@ fn users_and_consumers_are_created_from_the_command_line() {
     assert!(!grant.status.success());
     assert!(text(&grant).contains("app 'nope' not found"));
     // The token itself is not stored, only its hash.
-    let store = Store::open(dir.path()).unwrap();
-    assert!(!store.contains(T::ConsumerTokens, token.as_bytes()).unwrap());
+    let store = open_store(dir.path());
+    let consumer = store.consumer("deployer").unwrap().unwrap();
+    assert_eq!(consumer.token_sha256, cairn::security::token::sha256_hex(&token));
+    assert!(store.consumer_by_token(&token).unwrap().is_none());
 }
 
 #[tokio::test]
@@ -231,13 +237,13 @@ async fn backup_and_restore_reproduce_every_release_byte_for_byte() {
     assert_eq!(records(&a), records(&b));
     assert!(records(&a).len() + 3 < a.len(), "the filter kept the notification records");
 
-    let (orig, copy) = (Store::open(&data).unwrap(), Store::open(&restored).unwrap());
+    let (orig, copy) = (open_store(&data), open_store(&restored));
     for env in ["DEV", "PRO"] {
         for id in 1..=5 {
-            assert_eq!(orig.get_release(env, id).unwrap(), copy.get_release(env, id).unwrap());
+            assert_eq!(orig.release(env, id).unwrap(), copy.release(env, id).unwrap());
         }
     }
-    assert!(copy.get_release("DEV", 1).unwrap().unwrap().verify());
+    assert!(copy.release("DEV", 1).unwrap().unwrap().verify());
     drop((orig, copy));
 
     let again = cli(&restored, &["restore", file.to_str().unwrap()], "");
@@ -330,16 +336,14 @@ async fn check_reports_a_corrupted_release() {
     assert!(ok.status.success(), "{}", text(&ok));
     assert!(text(&ok).contains("no problems"));
     {
-        let store = Store::open(&data).unwrap();
-        let mut release = store.get_release("PRO", 5).unwrap().unwrap();
-        release.configurations[0].1 = "tampered".into();
-        let chunk_key = keys::release_chunk("PRO", 5, 0);
-        let mut bytes = vec![1u8];
-        bytes.extend(serde_json::to_vec(&release).unwrap());
-        for k in store.raw_keys(T::Releases, &keys::release("PRO", 5)).unwrap() {
-            store.put_raw(T::Releases, &k, b"").unwrap();
-        }
-        store.put_raw(T::Releases, &chunk_key, &bytes).unwrap();
+        // A value changed on disk: the record decodes, its checksum no longer matches.
+        let store = open_store(&data);
+        let mut release = store.release("PRO", 5).unwrap().unwrap();
+        // Same length, so the stored chunks are overwritten one for one.
+        let value = &mut release.configurations[0].1;
+        *value = "y".repeat(value.len());
+        store.write_unlocked(vec![Record::Release { env: "PRO".into(), release }]).unwrap();
+        store.flush().unwrap();
     }
     let bad = cli(&data, &["check"], "");
     assert!(!bad.status.success());

@@ -467,7 +467,7 @@ async fn concurrent_publishers_keep_history_contiguous() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 24, "release ids must be unique");
-    let report = s.cairn.store().check().unwrap();
+    let report = s.cairn.check(&cairn::service::Caller::system("t")).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!(report.releases, 24);
     assert_eq!(report.history_entries, 24);

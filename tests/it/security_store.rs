@@ -250,7 +250,8 @@ async fn every_blob_file_an_acknowledged_release_rests_on_is_synced() {
     // The release's blob files are written before its commit's flush returns, so the commit
     // found them when it synced: every blob file older (by log sequence number, its name)
     // than the newest one it found must be among those it synced, at least at its length now.
-    let blobs = s.cairn.store().path().join("db").join("blobs");
+    let sled = s.cairn.repo().sled().expect("the blob-file window is sled's");
+    let blobs = sled.path().join("db").join("blobs");
     let on_disk = || -> BTreeSet<(u64, u64)> {
         std::fs::read_dir(&blobs)
             .unwrap()
@@ -261,10 +262,10 @@ async fn every_blob_file_an_acknowledged_release_rests_on_is_synced() {
             .collect()
     };
     let synced = || -> BTreeSet<(u64, u64)> {
-        s.cairn.store().synced_blob_files().into_iter().map(|(n, len)| (n.parse().unwrap(), len)).collect()
+        sled.synced_blob_files().into_iter().map(|(n, len)| (n.parse().unwrap(), len)).collect()
     };
     let at_ack: Vec<(u64, u64)> =
-        s.cairn.store().blobs_of_last_commit().into_iter().map(|(n, len)| (n.parse().unwrap(), len)).collect();
+        sled.blobs_of_last_commit().into_iter().map(|(n, len)| (n.parse().unwrap(), len)).collect();
     assert!(!at_ack.is_empty(), "a 5,000-item release is expected to make sled write blob files");
     let newest_at_ack = at_ack.iter().map(|(lsn, _)| *lsn).max().unwrap();
     for (lsn, len) in on_disk() {
@@ -399,6 +400,6 @@ async fn a_full_disk_answers_507_reports_degraded_and_recovers_without_a_restart
         assert_eq!(served["configurations"][key].as_str().map(str::len), Some(10_000), "acknowledged {key} lost");
     }
     assert!(served["configurations"][&refused_key].is_null(), "the refused write of {refused_key} changed something");
-    assert!(s.cairn.store().check().unwrap().problems.is_empty());
+    assert!(s.cairn.check(&Caller::system("t")).unwrap().problems.is_empty());
     drop(s);
 }

@@ -1,7 +1,7 @@
-//! Reading version 1 backups: one line per raw sled record (tree, key, value, each line's
-//! SHA-256), a header and a trailer as in version 2. Only the sled engine knows what those
-//! keys mean, so this module checks and hands out the raw triples and the sled engine turns
-//! them into [`Record`](super::Record)s (see [`super::restore`]).
+//! Version 1 backups: one line per raw sled record (tree, key, value, each line's SHA-256),
+//! a header and a trailer as in version 2. Only this engine knows what those keys mean, so
+//! a v1 backup is checked and loaded into a temporary sled store, whose `export` then gives
+//! the engine-neutral records a restore writes into any engine.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -12,9 +12,9 @@ use base64::Engine;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::logical::{bad, io, FORMAT};
-use super::repo::Result;
-use super::SCHEMA_VERSION;
+use super::{Store, SCHEMA_VERSION, T};
+use crate::store::logical::{bad, io, FORMAT};
+use crate::store::Result;
 
 #[derive(Deserialize)]
 struct Header {
@@ -39,7 +39,7 @@ struct Trailer {
 }
 
 /// Where the raw records of a version 1 backup go: (tree name, key, value).
-pub(crate) type RawSink<'a> = dyn FnMut(&str, Vec<u8>, Vec<u8>) -> Result<()> + 'a;
+type RawSink<'a> = dyn FnMut(&str, Vec<u8>, Vec<u8>) -> Result<()> + 'a;
 
 fn record_hash(tree: &str, key: &[u8], value: &[u8]) -> String {
     let mut h = Sha256::new();
@@ -54,8 +54,7 @@ fn record_hash(tree: &str, key: &[u8], value: &[u8]) -> String {
 /// Reads a whole version 1 backup, checking every line's checksum, the record count and the
 /// file's checksum, and hands each raw record (tree name, key, value) to `sink` as it goes.
 /// The caller must discard what it received when this returns an error.
-#[allow(dead_code)] // the sled engine's converter calls it once the engine exports
-pub(crate) fn read_v1(path: &Path, sink: &mut RawSink<'_>) -> Result<u64> {
+fn read_v1(path: &Path, sink: &mut RawSink<'_>) -> Result<u64> {
     let file = File::open(path).map_err(io(path))?;
     let mut lines = BufReader::new(file).lines();
     let mut whole = Sha256::new();
@@ -98,6 +97,19 @@ pub(crate) fn read_v1(path: &Path, sink: &mut RawSink<'_>) -> Result<u64> {
     Err(bad("the trailer is missing: the backup is truncated"))
 }
 
+impl Store {
+    /// A temporary store holding the records of the version 1 backup at `path`, which is
+    /// checked in full on the way (removed on drop).
+    pub(in crate::store) fn from_v1_backup(path: &Path) -> Result<Store> {
+        let store = Store::open_temporary()?;
+        read_v1(path, &mut |tree, key, value| {
+            let t = T::by_name(tree).ok_or_else(|| bad(format!("unknown tree {tree}")))?;
+            store.put_raw(t, &key, &value)
+        })?;
+        Ok(store)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,7 +128,7 @@ mod tests {
         .unwrap();
         assert_eq!(n, 49);
         assert!(trees.contains("envrelease_chunk") && trees.contains("meta"), "{trees:?}");
-        assert_eq!(super::super::logical::version_of(&fixture()).unwrap(), 1);
+        assert_eq!(crate::store::version_of(&fixture()).unwrap(), 1);
     }
 
     #[test]

@@ -23,11 +23,6 @@ pub fn counter(name: &str) -> Vec<u8> {
     join(&["counter", name])
 }
 
-/// Meta key of a named secret or setting.
-pub fn meta(name: &str) -> Vec<u8> {
-    join(&["meta", name])
-}
-
 /// apps: app id.
 pub fn app(app: &str) -> Vec<u8> {
     join(&[app])

@@ -1,0 +1,443 @@
+//! The sled engine behind the repository seam: typed reads over the named trees, records
+//! turned into write sets, and the one serialised change ([`SledTx`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::MutexGuard;
+
+use serde::de::DeserializeOwned;
+
+use super::{codec, keys, Store, WriteSet, T};
+use crate::domain::model::{
+    AccessKey, App, AppNamespace, AuditEntry, Branch, Cluster, Commit, Consumer, HistoryEntry, InstanceConfig, Item,
+    Namespace, Release, User,
+};
+use crate::store::repo::{AuditFilter, Counter, EngineKind, Health, Message, NsKey, Record, Repo, Result, Tx};
+use crate::store::StoreError;
+
+fn ns_prefix(ns: &NsKey) -> Vec<u8> {
+    keys::namespace(&ns.env, &ns.app, &ns.cluster, &ns.ns)
+}
+
+fn instance_key(env: &str, i: &InstanceConfig) -> Vec<u8> {
+    keys::instance(env, &i.app_id, &i.cluster, &i.data_center, &i.ip, &i.config_app_id, &i.config_namespace)
+}
+
+/// The first `n` NUL-terminated components of a key.
+fn parts(key: &[u8], n: usize) -> Option<Vec<String>> {
+    let mut out = Vec::with_capacity(n);
+    let mut rest = key;
+    for _ in 0..n {
+        let end = rest.iter().position(|b| *b == 0)?;
+        out.push(String::from_utf8(rest[..end].to_vec()).ok()?);
+        rest = &rest[end + 1..];
+    }
+    Some(out)
+}
+
+fn env_of(t: T, key: &[u8]) -> Result<String> {
+    parts(key, 1).and_then(|mut p| p.pop()).ok_or_else(|| StoreError::corrupt(t, key))
+}
+
+fn ns_of(t: T, key: &[u8]) -> Result<NsKey> {
+    match parts(key, 4) {
+        Some(p) if p.len() == 4 => Ok(NsKey::new(&p[0], &p[1], &p[2], &p[3])),
+        _ => Err(StoreError::corrupt(t, key)),
+    }
+}
+
+impl Store {
+    /// Adds the puts and deletes that store `record` to `ws`.
+    fn add_record(&self, ws: &mut WriteSet, record: &Record) -> Result<()> {
+        match record {
+            Record::App { app } => ws.put(T::Apps, keys::app(&app.app_id), app),
+            Record::AppNamespace { app_namespace: n } => {
+                ws.put(T::AppNamespaces, keys::app_namespace(&n.app_id, &n.name), n)
+            }
+            Record::Cluster { env, cluster: c } => ws.put(T::Clusters, keys::cluster(env, &c.app_id, &c.name), c),
+            Record::Namespace { env, namespace: n } => {
+                ws.put(T::Namespaces, keys::namespace(env, &n.app_id, &n.cluster, &n.name), n)
+            }
+            Record::Item { ns, item } => {
+                ws.put(T::Items, keys::item(&ns.env, &ns.app, &ns.cluster, &ns.ns, &item.key), item)
+            }
+            Record::DeleteItem { ns, key } => {
+                ws.delete(T::Items, keys::item(&ns.env, &ns.app, &ns.cluster, &ns.ns, key));
+                Ok(())
+            }
+            Record::Release { env, release } => ws.put_release(env, release),
+            Record::History { ns, entry } => {
+                ws.put(T::History, keys::history(&ns.env, &ns.app, &ns.cluster, &ns.ns, entry.seq), entry)
+            }
+            Record::Branch { env, branch: b } => {
+                ws.put(T::Branches, keys::branch(env, &b.app_id, &b.parent_cluster, &b.namespace), b)
+            }
+            Record::Message { message: m } => {
+                ws.put(T::Messages, keys::message(&m.env, &m.content.to_ascii_lowercase()), &(m.id, &m.content))
+            }
+            Record::Commit { ns, commit } => {
+                ws.put(T::Commits, keys::commit(&ns.env, &ns.app, &ns.cluster, &ns.ns, commit.id), commit)
+            }
+            Record::Audit { entry } => ws.put(T::Audit, keys::audit(entry.id), entry),
+            Record::AccessKey { env, key } => ws.put(T::AccessKeys, keys::access_key(env, &key.app_id, key.id), key),
+            Record::DeleteAccessKey { env, app, id } => {
+                ws.delete(T::AccessKeys, keys::access_key(env, app, *id));
+                Ok(())
+            }
+            Record::User { user } => ws.put(T::Users, keys::name(&user.name), user),
+            Record::Consumer { consumer } => {
+                let old: Option<Consumer> = self.get(T::Consumers, &keys::name(&consumer.name))?;
+                if let Some(old) = old.filter(|o| o.token_sha256 != consumer.token_sha256) {
+                    ws.delete(T::ConsumerTokens, keys::token(&old.token_sha256));
+                }
+                ws.put(T::Consumers, keys::name(&consumer.name), consumer)?;
+                ws.put(T::ConsumerTokens, keys::token(&consumer.token_sha256), &consumer.name)
+            }
+            Record::Instance { env, instance } => ws.put(T::Instances, instance_key(env, instance), instance),
+            Record::DeleteInstance { env, instance } => {
+                ws.delete(T::Instances, instance_key(env, instance));
+                Ok(())
+            }
+            Record::Counter { counter, value } => {
+                ws.set_counter(counter.name(), *value);
+                Ok(())
+            }
+        }
+    }
+
+    fn write_set(&self, records: &[Record]) -> Result<WriteSet> {
+        let mut ws = WriteSet::new();
+        for r in records {
+            self.add_record(&mut ws, r)?;
+        }
+        Ok(ws)
+    }
+
+    fn values<V: DeserializeOwned>(&self, t: T, prefix: &[u8]) -> Result<Vec<V>> {
+        Ok(self.scan(t, prefix)?.into_iter().map(|(_, v)| v).collect())
+    }
+
+    /// Every record of a tree, in key order, to `f` with its key.
+    fn each<V: DeserializeOwned>(&self, t: T, f: &mut dyn FnMut(&[u8], V) -> Result<()>) -> Result<()> {
+        for kv in self.tree(t)?.iter() {
+            let (k, v) = kv?;
+            let value = codec::decode(&v).ok_or_else(|| StoreError::corrupt(t, &k))?;
+            f(&k, value)?;
+        }
+        Ok(())
+    }
+
+    /// Every env that appears in an env-scoped tree.
+    fn stored_envs(&self) -> Result<BTreeSet<String>> {
+        let mut envs = BTreeSet::new();
+        for t in [T::Clusters, T::Namespaces, T::Releases, T::Messages, T::AccessKeys, T::Instances] {
+            let tree = self.tree(t)?;
+            let mut from: Vec<u8> = Vec::new();
+            // Jump from env to env instead of walking every record.
+            while let Some((k, _)) = tree.range(from.clone()..).next().transpose()? {
+                let env = env_of(t, &k)?;
+                from = keys::env(&env);
+                if let Some(last) = from.last_mut() {
+                    *last = 1;
+                }
+                envs.insert(env);
+            }
+        }
+        Ok(envs)
+    }
+
+    /// Exports the records of one env, tree by tree.
+    fn export_env(&self, env: &str, sink: &mut dyn FnMut(Record) -> Result<()>) -> Result<()> {
+        let prefix = keys::env(env);
+        for (_, cluster) in self.scan::<Cluster>(T::Clusters, &prefix)? {
+            sink(Record::Cluster { env: env.to_string(), cluster })?;
+        }
+        for (_, namespace) in self.scan::<Namespace>(T::Namespaces, &prefix)? {
+            sink(Record::Namespace { env: env.to_string(), namespace })?;
+        }
+        for (k, item) in self.scan::<Item>(T::Items, &prefix)? {
+            sink(Record::Item { ns: ns_of(T::Items, &k)?, item })?;
+        }
+        let mut chunks: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for kv in self.tree(T::Releases)?.scan_prefix(&prefix) {
+            let (k, v) = kv?;
+            let split = k.len().checked_sub(2).ok_or_else(|| StoreError::corrupt(T::Releases, &k))?;
+            chunks.entry(k[..split].to_vec()).or_default().extend_from_slice(&v);
+        }
+        for (k, bytes) in chunks {
+            let release: Release = codec::decode(&bytes).ok_or_else(|| StoreError::corrupt(T::Releases, &k))?;
+            sink(Record::Release { env: env.to_string(), release })?;
+        }
+        for (k, entry) in self.scan::<HistoryEntry>(T::History, &prefix)? {
+            sink(Record::History { ns: ns_of(T::History, &k)?, entry })?;
+        }
+        for (_, branch) in self.scan::<Branch>(T::Branches, &prefix)? {
+            sink(Record::Branch { env: env.to_string(), branch })?;
+        }
+        for message in self.messages(env)? {
+            sink(Record::Message { message })?;
+        }
+        for (k, commit) in self.scan::<Commit>(T::Commits, &prefix)? {
+            sink(Record::Commit { ns: ns_of(T::Commits, &k)?, commit })?;
+        }
+        for (_, key) in self.scan::<AccessKey>(T::AccessKeys, &prefix)? {
+            sink(Record::AccessKey { env: env.to_string(), key })?;
+        }
+        for (_, instance) in self.scan::<InstanceConfig>(T::Instances, &prefix)? {
+            sink(Record::Instance { env: env.to_string(), instance })?;
+        }
+        Ok(())
+    }
+}
+
+impl Repo for Store {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Sled
+    }
+
+    fn app(&self, app: &str) -> Result<Option<App>> {
+        self.get(T::Apps, &keys::app(app))
+    }
+
+    fn apps(&self) -> Result<Vec<App>> {
+        self.values(T::Apps, b"")
+    }
+
+    fn app_namespace(&self, app: &str, ns: &str) -> Result<Option<AppNamespace>> {
+        self.get(T::AppNamespaces, &keys::app_namespace(app, ns))
+    }
+
+    fn app_namespaces(&self, app: Option<&str>) -> Result<Vec<AppNamespace>> {
+        match app {
+            Some(app) => self.values(T::AppNamespaces, &keys::app_namespaces_of(app)),
+            None => self.values(T::AppNamespaces, b""),
+        }
+    }
+
+    fn cluster(&self, env: &str, app: &str, cluster: &str) -> Result<Option<Cluster>> {
+        self.get(T::Clusters, &keys::cluster(env, app, cluster))
+    }
+
+    fn clusters(&self, env: &str, app: &str) -> Result<Vec<Cluster>> {
+        self.values(T::Clusters, &keys::clusters_of(env, app))
+    }
+
+    fn namespace(&self, ns: &NsKey) -> Result<Option<Namespace>> {
+        self.get(T::Namespaces, &ns_prefix(ns))
+    }
+
+    fn namespaces(&self, env: &str, app: Option<&str>, cluster: Option<&str>) -> Result<Vec<Namespace>> {
+        let all: Vec<Namespace> = match (app, cluster) {
+            (Some(app), Some(cluster)) => return self.values(T::Namespaces, &keys::namespaces_of(env, app, cluster)),
+            (Some(app), None) => return self.values(T::Namespaces, &keys::clusters_of(env, app)),
+            (None, _) => self.values(T::Namespaces, &keys::env(env))?,
+        };
+        Ok(all.into_iter().filter(|n| cluster.is_none_or(|c| n.cluster == c)).collect())
+    }
+
+    fn item(&self, ns: &NsKey, key: &str) -> Result<Option<Item>> {
+        self.get(T::Items, &keys::item(&ns.env, &ns.app, &ns.cluster, &ns.ns, key))
+    }
+
+    fn items(&self, ns: &NsKey) -> Result<Vec<Item>> {
+        self.values(T::Items, &ns_prefix(ns))
+    }
+
+    fn release(&self, env: &str, id: u64) -> Result<Option<Release>> {
+        self.get_release(env, id)
+    }
+
+    fn history(&self, ns: &NsKey, limit: usize) -> Result<Vec<HistoryEntry>> {
+        self.scan_rev(T::History, &ns_prefix(ns), limit)
+    }
+
+    fn branch(&self, env: &str, app: &str, parent: &str, ns: &str) -> Result<Option<Branch>> {
+        self.get(T::Branches, &keys::branch(env, app, parent, ns))
+    }
+
+    fn messages(&self, env: &str) -> Result<Vec<Message>> {
+        let stored: Vec<(i64, String)> = self.values(T::Messages, &keys::env(env))?;
+        Ok(stored.into_iter().map(|(id, content)| Message { env: env.to_string(), id, content }).collect())
+    }
+
+    fn commits(&self, ns: &NsKey, limit: usize) -> Result<Vec<Commit>> {
+        self.scan_rev(T::Commits, &ns_prefix(ns), limit)
+    }
+
+    fn access_key(&self, env: &str, app: &str, id: u64) -> Result<Option<AccessKey>> {
+        self.get(T::AccessKeys, &keys::access_key(env, app, id))
+    }
+
+    fn access_keys(&self, env: &str, app: Option<&str>) -> Result<Vec<AccessKey>> {
+        match app {
+            Some(app) => self.values(T::AccessKeys, &keys::access_keys_of(env, app)),
+            None => self.values(T::AccessKeys, &keys::env(env)),
+        }
+    }
+
+    fn user(&self, name: &str) -> Result<Option<User>> {
+        self.get(T::Users, &keys::name(name))
+    }
+
+    fn users(&self) -> Result<Vec<User>> {
+        self.values(T::Users, b"")
+    }
+
+    fn has_users(&self) -> Result<bool> {
+        Ok(!self.tree(T::Users)?.is_empty())
+    }
+
+    fn consumer(&self, name: &str) -> Result<Option<Consumer>> {
+        self.get(T::Consumers, &keys::name(name))
+    }
+
+    fn consumer_by_token(&self, token_sha256: &str) -> Result<Option<Consumer>> {
+        let name: Option<String> = self.get(T::ConsumerTokens, &keys::token(token_sha256))?;
+        match name {
+            Some(name) => self.consumer(&name),
+            None => Ok(None),
+        }
+    }
+
+    fn consumers(&self) -> Result<Vec<Consumer>> {
+        self.values(T::Consumers, b"")
+    }
+
+    fn audit(&self, filter: &AuditFilter, limit: usize) -> Result<Vec<AuditEntry>> {
+        let tree = self.tree(T::Audit)?;
+        let iter = match filter.before_id {
+            Some(before) => tree.range(..keys::audit(before)),
+            None => tree.range::<Vec<u8>, _>(..),
+        };
+        let mut out = Vec::new();
+        for kv in iter.rev() {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = kv?;
+            let e: AuditEntry = codec::decode(&v).ok_or_else(|| StoreError::corrupt(T::Audit, &k))?;
+            let keep = filter.actor.as_ref().is_none_or(|a| &e.actor == a)
+                && filter.action_prefix.as_ref().is_none_or(|p| e.action.starts_with(p.as_str()))
+                && filter.env.as_ref().is_none_or(|env| e.env.as_ref() == Some(env))
+                && filter.target_contains.as_ref().is_none_or(|t| e.target.contains(t.as_str()));
+            if keep {
+                out.push(e);
+            }
+        }
+        Ok(out)
+    }
+
+    fn instance(&self, env: &str, probe: &InstanceConfig) -> Result<Option<InstanceConfig>> {
+        self.get(T::Instances, &instance_key(env, probe))
+    }
+
+    fn instances(&self, env: Option<&str>) -> Result<Vec<(String, InstanceConfig)>> {
+        let prefix = env.map(keys::env).unwrap_or_default();
+        self.scan::<InstanceConfig>(T::Instances, &prefix)?
+            .into_iter()
+            .map(|(k, i)| Ok((env_of(T::Instances, &k)?, i)))
+            .collect()
+    }
+
+    fn counter(&self, counter: Counter) -> Result<u64> {
+        Store::counter(self, counter.name())
+    }
+
+    fn begin(&self) -> Result<Box<dyn Tx + '_>> {
+        let guard = self.write_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(Box::new(SledTx { store: self, _guard: guard, counters: HashMap::new(), records: Vec::new() }))
+    }
+
+    fn write_unlocked(&self, records: Vec<Record>) -> Result<()> {
+        let ws = self.write_set(&records)?;
+        self.commit(ws, false)
+    }
+
+    fn prune_audit(&self, keep: u64) -> Result<u64> {
+        Store::prune_audit(self, keep)
+    }
+
+    fn health(&self) -> Health {
+        let writable = self.check_writable();
+        match Store::counter(self, Counter::Release.name()) {
+            Ok(_) => Health { up: true, writable, reason: self.degraded_reason() },
+            Err(e) => Health { up: false, writable: false, reason: Some(e.to_string()) },
+        }
+    }
+
+    fn size_bytes(&self) -> u64 {
+        self.size_on_disk()
+    }
+
+    fn flush(&self) -> Result<()> {
+        Store::flush(self)
+    }
+
+    /// sled has no snapshots: the export holds the write mutex, so it shows one point in
+    /// time and changes wait until it is done (best-effort instance records do not).
+    fn export(&self, sink: &mut dyn FnMut(Record) -> Result<()>) -> Result<()> {
+        let _writes = self.write_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for counter in Counter::ALL {
+            sink(Record::Counter { counter, value: Store::counter(self, counter.name())? })?;
+        }
+        self.each::<App>(T::Apps, &mut |_, app| sink(Record::App { app }))?;
+        self.each::<AppNamespace>(T::AppNamespaces, &mut |_, app_namespace| {
+            sink(Record::AppNamespace { app_namespace })
+        })?;
+        self.each::<User>(T::Users, &mut |_, user| sink(Record::User { user }))?;
+        self.each::<Consumer>(T::Consumers, &mut |_, consumer| sink(Record::Consumer { consumer }))?;
+        for env in self.stored_envs()? {
+            self.export_env(&env, sink)?;
+        }
+        self.each::<AuditEntry>(T::Audit, &mut |_, entry| sink(Record::Audit { entry }))
+    }
+
+    fn is_empty(&self) -> Result<bool> {
+        for t in T::ALL.into_iter().filter(|t| *t != T::Meta) {
+            if !self.tree(t)?.is_empty() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn sled(&self) -> Option<&Store> {
+        Some(self)
+    }
+}
+
+/// The one open change of a sled store: holds the write mutex, buffers records and the
+/// counters it advanced, and writes them in one sled transaction with a durable flush.
+struct SledTx<'a> {
+    store: &'a Store,
+    _guard: MutexGuard<'a, ()>,
+    counters: HashMap<Counter, u64>,
+    records: Vec<Record>,
+}
+
+impl Tx for SledTx<'_> {
+    fn next_id(&mut self, counter: Counter) -> Result<u64> {
+        let current = match self.counters.get(&counter) {
+            Some(v) => *v,
+            None => Store::counter(self.store, counter.name())?,
+        };
+        let next = current + 1;
+        self.counters.insert(counter, next);
+        Ok(next)
+    }
+
+    fn put(&mut self, record: Record) {
+        self.records.push(record);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.counters.is_empty()
+    }
+
+    fn commit(self: Box<Self>) -> Result<()> {
+        let mut ws = self.store.write_set(&self.records)?;
+        for (counter, value) in &self.counters {
+            ws.set_counter(counter.name(), *value);
+        }
+        self.store.commit(ws, true)
+    }
+}
