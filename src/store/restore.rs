@@ -374,3 +374,44 @@ mod tests {
         assert!(e.contains("after writing 2000 of 2001") && e.contains("holds part"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod engine_tests {
+    use super::*;
+    use crate::store::{open_temporary, Repo};
+
+    fn exported(repo: &dyn Repo) -> Vec<Record> {
+        let mut out = Vec::new();
+        repo.export(&mut |r| {
+            out.push(r);
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn a_version_1_backup_restores_into_sled_and_round_trips_through_version_2() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1.backup");
+        let first = open_temporary().unwrap();
+        let summary = restore(&*first, &fixture, RestoreOptions { keep_notification_ids: true }).unwrap();
+        assert_eq!(summary.notification_ids, NotificationIds::Kept);
+        let report = crate::store::check(&*first).unwrap();
+        assert_eq!((report.releases, report.namespaces, report.history_entries), (4, 4, 5));
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        let messages: Vec<i64> =
+            ["DEV", "PRO"].iter().flat_map(|env| first.messages(env).unwrap()).map(|m| m.id).collect();
+        assert_eq!(messages, vec![2, 5]);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("v2.backup");
+        let written = crate::store::backup(&*first, &file, 1).unwrap();
+        assert_eq!(written.records, summary.records);
+        let second = open_temporary().unwrap();
+        restore(&*second, &file, RestoreOptions { keep_notification_ids: true }).unwrap();
+        assert_eq!(exported(&*second), exported(&*first));
+
+        let e = restore(&*second, &file, RestoreOptions::default()).unwrap_err().to_string();
+        assert!(e.contains("already holds data"), "{e}");
+    }
+}
