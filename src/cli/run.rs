@@ -65,8 +65,9 @@ impl Drop for ScratchCopy {
     }
 }
 
-/// The store to check: as [`store_target`], but a read-only data directory (which sled
-/// cannot open) is copied to a temporary directory and the copy is checked, saying so.
+/// The store to check: as [`store_target`], but a read-only data directory (which the
+/// embedded store cannot open) is copied to a temporary directory and the copy is checked,
+/// saying so.
 fn check_target(settings: &Settings) -> anyhow::Result<(Target<Store>, Option<ScratchCopy>)> {
     match store_target(settings) {
         Err(e)

@@ -2,10 +2,13 @@
 //! them in one storage transaction with a durable flush, refreshes the read model, then
 //! notifies.
 
+use std::sync::atomic::Ordering;
+
 use crate::domain::model::AuditEntry;
 use crate::domain::time::now_ms;
 use crate::store::{Counter, Message, Record, Tx};
 
+use super::rebuild::{IndexUpdate, Pending, Source};
 use super::{Cairn, Result, ServiceError};
 
 /// Largest release-message id: clients parse it as a signed 32-bit integer.
@@ -15,6 +18,8 @@ pub(crate) struct Change<'a> {
     pub cairn: &'a Cairn,
     /// The open storage change; it holds the write lock until committed or dropped.
     tx: Box<dyn Tx + 'a>,
+    /// What of the written records the read model is built from.
+    pending: Pending,
     pub now: i64,
     /// The operator name stamped on records (Apollo's `dataChange*By`, `releasedBy`).
     pub actor: String,
@@ -40,6 +45,7 @@ impl Cairn {
         Ok(Change {
             principal: None,
             tx: self.repo.begin()?,
+            pending: Pending::default(),
             cairn: self,
             now: now_ms(),
             actor: actor.to_string(),
@@ -59,6 +65,7 @@ impl Change<'_> {
 
     /// Adds a record to write at commit.
     pub fn put(&mut self, record: Record) {
+        self.pending.note(&record);
         self.tx.put(record);
     }
 
@@ -114,20 +121,49 @@ impl Change<'_> {
         self.touched_keys.push((env.into(), app.into()));
     }
 
-    /// Commits atomically and durably, refreshes the read model, then wakes long polls.
+    /// Commits atomically and durably, swaps in the read-model entries, then wakes long
+    /// polls.
+    ///
+    /// The entries are built before the commit, from the records this change holds and what
+    /// it reads under its lock, so a failure there changes nothing. Once the commit is
+    /// durable the change is done for the caller: nothing after it returns an error, the
+    /// index is updated (rebuilt in full should its entries be missing) and the polls
+    /// watching it are always woken.
     pub fn commit(self) -> Result<()> {
-        let Change { cairn, tx, touched_ns, touched_apps, touched_keys, messages, .. } = self;
+        let Change { cairn, tx, pending, touched_ns, touched_apps, touched_keys, messages, .. } = self;
+        let update = if cairn.refresh_fault.swap(false, Ordering::SeqCst) {
+            Err(ServiceError::conflict("read-model refresh failed on purpose (test fault)"))
+        } else {
+            IndexUpdate::build(
+                &Source { repo: &*cairn.repo, pending: &pending },
+                touched_apps,
+                &touched_ns,
+                &touched_keys,
+            )
+        };
+        // Taken before the storage lock is released, so changes reach the index in commit order.
+        let _order = cairn.commit_order.lock().unwrap_or_else(|p| p.into_inner());
         tx.commit()?;
         {
             let mut index = cairn.write_index();
-            if touched_apps {
-                cairn.load_apps(&mut index)?;
-            }
-            for (env, app, cluster, ns) in &touched_ns {
-                cairn.refresh_live(&mut index, env, app, cluster, ns)?;
-            }
-            for (env, app) in &touched_keys {
-                cairn.refresh_access_keys(&mut index, env, app)?;
+            match update {
+                Ok(update) if !cairn.index_stale.load(Ordering::SeqCst) => update.apply(&mut index),
+                other => {
+                    if let Err(e) = other {
+                        tracing::error!(error = %e, "could not refresh the read model after a commit; rebuilding it");
+                    }
+                    match cairn.build_index() {
+                        Ok(fresh) => {
+                            *index = fresh;
+                            cairn.index_stale.store(false, Ordering::SeqCst);
+                        }
+                        Err(e) => {
+                            // Clients keep the last good entries; the next change tries again.
+                            cairn.index_stale.store(true, Ordering::SeqCst);
+                            tracing::error!(error = %e, "could not rebuild the read model; retrying after the next change");
+                        }
+                    }
+                }
             }
             for (env, content, id) in &messages {
                 let e = index.envs.entry(env.clone()).or_default();

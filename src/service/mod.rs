@@ -27,7 +27,8 @@ pub mod throttle;
 pub mod users;
 
 use std::collections::HashSet;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 pub use auth::{Actor, Caller};
@@ -35,6 +36,23 @@ pub use error::{Result, ServiceError};
 
 use crate::domain::release_key::KeyGenerator;
 use crate::store::Repo;
+
+/// A short random id that ties an error answer to its log line.
+pub fn incident_id() -> String {
+    crate::security::token::random_hex(6)
+}
+
+/// True when a presented secret (a token, a CSRF token) equals the expected one; compared
+/// in constant time.
+pub fn secret_matches(given: &str, expected: &str) -> bool {
+    crate::security::constant_time_eq(given.as_bytes(), expected.as_bytes())
+}
+
+/// The group a client address counts in for per-client limits: an IPv4 address itself, an
+/// IPv6 address its /64.
+pub fn client_group(ip: std::net::IpAddr) -> std::net::IpAddr {
+    crate::security::address_group(ip)
+}
 
 /// Where a namespace instance lives: (env, app, cluster, namespace). For gray-branch calls
 /// `cluster` is the parent cluster.
@@ -95,6 +113,13 @@ impl Default for ServiceSettings {
 pub struct Cairn {
     repo: Arc<dyn Repo>,
     settings: ServiceSettings,
+    /// Held from a change's commit until its read-model entries are in, so changes reach
+    /// the index in commit order.
+    commit_order: Mutex<()>,
+    /// The index missed a change it could not be rebuilt for; the next change rebuilds it.
+    index_stale: AtomicBool,
+    /// Makes the next change's read-model refresh fail (tests of the commit's second half).
+    refresh_fault: AtomicBool,
     index: RwLock<index::Index>,
     notifier: notify::Notifier,
     keys: KeyGenerator,
@@ -111,6 +136,9 @@ impl Cairn {
             instances: instances::InstanceRecorder::start(repo.clone(), settings.instances),
             repo,
             settings,
+            commit_order: Mutex::new(()),
+            index_stale: AtomicBool::new(false),
+            refresh_fault: AtomicBool::new(false),
             index: RwLock::new(index::Index::default()),
             notifier: notify::Notifier::new(),
             keys: KeyGenerator::new(rand::random()),
@@ -127,7 +155,8 @@ impl Cairn {
         &self.settings
     }
 
-    /// The repository, for tests that look at engine state (blob files synced by sled).
+    /// The repository, for tests that look at engine state (the embedded store's synced
+    /// blob files).
     #[doc(hidden)]
     pub fn repo(&self) -> &dyn Repo {
         &*self.repo
@@ -177,6 +206,13 @@ impl Cairn {
     /// Approximate bytes stored (for `/metrics`).
     pub fn storage_size_bytes(&self) -> u64 {
         self.repo.size_bytes()
+    }
+
+    /// Makes the next change's read-model refresh fail once, as a failed read would: the
+    /// change must still be answered as committed, its polls woken and the index rebuilt.
+    #[doc(hidden)]
+    pub fn fail_next_index_refresh(&self) {
+        self.refresh_fault.store(true, Ordering::SeqCst);
     }
 
     /// Flushes everything (shutdown).

@@ -99,7 +99,7 @@ impl From<ServiceError> for ApiError {
                 };
             }
             ServiceError::Internal(source) => {
-                let id = crate::security::token::random_hex(6);
+                let id = crate::service::incident_id();
                 tracing::error!(request_id = %id, error = %source, "internal error");
                 return ApiError {
                     status: StatusCode::INTERNAL_SERVER_ERROR,

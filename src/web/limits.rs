@@ -21,7 +21,7 @@ use actix_web::web::Bytes;
 use actix_web::{Error, ResponseError};
 
 use super::error::ApiError;
-use crate::security::address_group;
+use crate::service::client_group;
 
 type Table = Arc<Mutex<HashMap<IpAddr, usize>>>;
 
@@ -88,7 +88,7 @@ impl ConnectionCounts {
     /// Counts a connection from `peer` against its address group, or refuses it (returning
     /// the group) when the group already holds `max`.
     fn admit(&self, peer: IpAddr) -> Result<Admitted, IpAddr> {
-        let ip = address_group(peer);
+        let ip = client_group(peer);
         let mut table = lock(&self.table);
         let open = table.entry(ip).or_insert(0);
         if *open >= self.max {
@@ -257,7 +257,7 @@ mod tests {
 
     #[test]
     fn ipv6_peers_are_counted_by_their_64_network_and_ipv4_ones_by_address() {
-        let group = |s: &str| address_group(s.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])));
+        let group = |s: &str| client_group(s.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])));
         assert_eq!(group("2001:db8:1:2:aaaa::1"), group("2001:db8:1:2:ffff:1:2:3"));
         assert_ne!(group("2001:db8:1:2::1"), group("2001:db8:1:3::1"));
         assert_eq!(group("10.0.0.1"), "10.0.0.1".parse::<IpAddr>().unwrap_or(IpAddr::from([0, 0, 0, 0])));

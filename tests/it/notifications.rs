@@ -68,6 +68,38 @@ async fn a_held_poll_wakes_within_a_second_of_a_release() {
     assert_eq!(cfg["configurations"]["k"], "2");
 }
 
+/// Once a release is durable it is announced, whatever happens to the read model's refresh
+/// after it: the publish is answered as done, the held poll wakes, and /configs serves it.
+#[tokio::test]
+async fn a_committed_release_is_announced_even_when_the_refresh_after_it_fails() {
+    let s = TestServer::start().await;
+    s.seed_app("demo").await;
+    s.publish("DEV", "demo", "application", &[("k", "1")]).await;
+    let current =
+        s.get(&poll_path("DEV", "demo", json!([{"namespaceName": "application", "notificationId": -1}]))).await.json();
+    let id = current[0]["notificationId"].as_i64().unwrap();
+    let url = s.url(&poll_path("DEV", "demo", json!([{"namespaceName": "application", "notificationId": id}])));
+    let http = s.http.clone();
+    let held = tokio::spawn(async move {
+        let r = http.get(url).send().await.unwrap();
+        (r.status(), r.text().await.unwrap())
+    });
+    s.wait_held_polls(1).await;
+    s.set_items("DEV", "demo", "default", "application", &[("k", "2")]).await;
+
+    s.cairn.fail_next_index_refresh();
+    let released = s.release("DEV", "demo", "default", "application").await;
+    assert!(released["id"].as_u64().is_some(), "{released}");
+
+    let (status, text) = tokio::time::timeout(Duration::from_secs(10), held).await.unwrap().unwrap();
+    assert_eq!(status, 200, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(v[0]["notificationId"].as_i64().unwrap() > id, "{v}");
+    let cfg = s.configs("DEV", "demo", "default", "application", "").await.json();
+    assert_eq!(cfg["configurations"]["k"], "2", "{cfg}");
+    assert_eq!(cfg["releaseKey"], released["releaseKey"], "{cfg}");
+}
+
 #[tokio::test]
 async fn an_unchanged_poll_times_out_with_304() {
     let s = TestServer::start_with(|c| c.long_poll_timeout_secs = 1).await;

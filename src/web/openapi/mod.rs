@@ -45,7 +45,7 @@ impl OpenConsumer {
     }
 }
 
-/// Runs a blocking service call (sled I/O, flush) off the async workers.
+/// Runs a blocking service call (storage I/O, flush) off the async workers.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ServiceResult<T> + Send + 'static) -> ApiResult<T> {
     match web::block(f).await {
         Ok(result) => Ok(result?),
@@ -74,7 +74,7 @@ pub async fn heavy_json<T: Serialize>(
 
 /// A 500 whose cause goes to the log, not to the caller.
 fn internal(cause: &dyn std::fmt::Display) -> ApiError {
-    let id = crate::security::token::random_hex(6);
+    let id = crate::service::incident_id();
     tracing::error!(request_id = %id, error = %cause, "internal error");
     ApiError {
         status: actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,

@@ -64,7 +64,7 @@ impl PortalSession {
 
     /// Checks a form's CSRF token and the request's Origin; nothing is written on failure.
     pub fn check_form(&self, req: &HttpRequest, csrf: &str) -> Result<(), PageError> {
-        if !crate::security::constant_time_eq(csrf.as_bytes(), self.csrf.as_bytes()) || !same_origin(req) {
+        if !crate::service::secret_matches(csrf, &self.csrf) || !same_origin(req) {
             return Err(PageError::Csrf);
         }
         Ok(())
@@ -157,7 +157,7 @@ impl actix_web::ResponseError for PageError {
                 (507, "Disk full", format!("{e}. Nothing was changed: go back and submit again once space is freed."))
             }
             PageError::Service(ServiceError::Internal(e)) => {
-                let id = crate::security::token::random_hex(6);
+                let id = crate::service::incident_id();
                 tracing::error!(request_id = %id, error = %e, "internal error on a portal page");
                 (500, "Something went wrong", format!("Internal error, request id {id}."))
             }
@@ -189,7 +189,7 @@ pub fn html<T: Template>(t: &T) -> Result<HttpResponse, PageError> {
         .body(body))
 }
 
-/// Runs a blocking service call (sled I/O, argon2) off the async workers.
+/// Runs a blocking service call (storage I/O, argon2) off the async workers.
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> crate::service::Result<T> + Send + 'static,
 ) -> Result<crate::service::Result<T>, PageError> {
