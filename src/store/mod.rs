@@ -19,7 +19,7 @@ use std::sync::Arc;
 pub use self::sled::{Store as SledStore, SCHEMA_VERSION};
 pub use error::StoreError;
 pub use integrity::{check, CheckReport, Problem};
-pub use logical::{backup, engine_name, verify, version_of, BackupSummary, Header, Verified};
+pub use logical::{backup, BackupSummary};
 pub use repo::{AuditFilter, Counter, EngineKind, Health, Message, NsKey, Record, Repo, Result, Tx};
 pub use restore::{restore, NotificationIds, RestoreOptions, RestoreSummary, RESTORE_ID_GAP};
 

@@ -128,7 +128,7 @@ mod tests {
         .unwrap();
         assert_eq!(n, 49);
         assert!(trees.contains("envrelease_chunk") && trees.contains("meta"), "{trees:?}");
-        assert_eq!(crate::store::version_of(&fixture()).unwrap(), 1);
+        assert_eq!(crate::store::logical::version_of(&fixture()).unwrap(), 1);
     }
 
     #[test]
