@@ -186,3 +186,42 @@ async fn a_restore_into_a_store_with_data_is_refused_and_changes_nothing() {
     assert_eq!(records(&second), records(&first));
     assert_eq!(served(&data).await, before);
 }
+
+/// A backup taken while releases are published shows one moment: restored, it checks clean
+/// (every namespace's history as long as recorded, every active release present).
+#[tokio::test]
+async fn a_backup_taken_during_publishes_is_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = seed_data_dir(&data);
+    let proc = Proc::start(&data, &[]);
+    let body = json!({"assignAppRoleToSelf": true, "app": {"appId": "demo", "name": "demo", "ownerName": ADMIN}});
+    assert_eq!(open_api(&proc.base, &token, Method::POST, "/apps", body).await.0, 200);
+    let publishes = {
+        let (base, token) = (proc.base.clone(), token.clone());
+        tokio::spawn(async move {
+            let ns = "/envs/DEV/apps/demo/clusters/default/namespaces/application";
+            for i in 0..40 {
+                let item = json!({"key": "k", "value": format!("v{i}"), "dataChangeLastModifiedBy": ADMIN, "dataChangeCreatedBy": ADMIN});
+                let put = format!("{ns}/items/k?createIfNotExists=true");
+                assert_eq!(open_api(&base, &token, Method::PUT, &put, item).await.0, 200);
+                let rel = json!({"releaseTitle": format!("r{i}"), "releasedBy": ADMIN});
+                assert_eq!(open_api(&base, &token, Method::POST, &format!("{ns}/releases"), rel).await.0, 200);
+            }
+        })
+    };
+    let mut files = Vec::new();
+    for n in 0..3 {
+        let (data, file) = (data.clone(), dir.path().join(format!("during-{n}.backup")));
+        files.push(file.clone());
+        tokio::task::spawn_blocking(move || backup(&data, &file)).await.unwrap();
+    }
+    publishes.await.unwrap();
+    for (n, file) in files.iter().enumerate() {
+        let target = dir.path().join(format!("restored-{n}"));
+        let out = restore(&target, file, true);
+        assert!(out.status.success(), "{}", text(&out));
+        let check = cli(&target, &["check"], "");
+        assert!(check.status.success() && text(&check).contains("no problems"), "{}", text(&check));
+    }
+}
