@@ -46,8 +46,8 @@ impl Cairn {
 }
 
 impl Cairn {
-    /// A point-in-time backup while serving. The engine's export makes it one point in time
-    /// (PostgreSQL: a snapshot, writers go on; sled: its write mutex, writers wait).
+    /// A point-in-time backup while serving; the engine's export makes it one point in time
+    /// (see `Repo::export`), so no change is opened here.
     pub fn backup(&self, caller: &Caller, path: &std::path::Path) -> Result<crate::store::BackupSummary> {
         if !matches!(caller.actor, Actor::System) {
             return Err(ServiceError::Forbidden("only the local administrator may take backups".into()));
