@@ -38,22 +38,35 @@ impl Progress {
     }
 
     fn log(&self) {
-        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        tracing::info!("{}", self.line(self.started.elapsed()));
+    }
+
+    /// The progress line after `elapsed`.
+    fn line(&self, elapsed: Duration) -> String {
+        let secs = elapsed.as_secs_f64().max(0.001);
         let rate = (self.done as f64 / secs).round() as u64;
         match self.total {
             Some(total) => {
                 let left = total.saturating_sub(self.done);
                 let eta = left.checked_div(rate).unwrap_or(0);
-                tracing::info!(
-                    "{}: {} of {} records, {} records/s, about {} s left",
-                    self.what,
-                    self.done,
-                    total,
-                    rate,
-                    eta
-                );
+                format!("{}: {} of {total} records, {rate} records/s, about {eta} s left", self.what, self.done)
             }
-            None => tracing::info!("{}: {} records, {} records/s", self.what, self.done, rate),
+            None => format!("{}: {} records, {rate} records/s", self.what, self.done),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_gives_the_rate_and_the_time_left() {
+        let mut p = Progress::new("restore", Some(3_000));
+        (0..1_000).for_each(|_| p.tick());
+        assert_eq!(p.line(Duration::from_secs(2)), "restore: 1000 of 3000 records, 500 records/s, about 4 s left");
+        let mut p = Progress::new("check", None);
+        p.tick();
+        assert_eq!(p.line(Duration::from_secs(1)), "check: 1 records, 1 records/s");
     }
 }

@@ -171,6 +171,12 @@ impl Store {
         let mut current: Option<(Vec<u8>, Vec<u8>)> = None;
         let emit = |(k, bytes): (Vec<u8>, Vec<u8>), sink: &mut dyn FnMut(Record) -> Result<()>| -> Result<()> {
             let release: Release = codec::decode(&bytes).ok_or_else(|| StoreError::corrupt(T::Releases, &k))?;
+            // A release stored under another id than its own is damaged like one that does
+            // not decode (the checksum covers the id, not the key).
+            let stored_as = k.len().checked_sub(8).and_then(|at| codec::u64_of(&k[at..]));
+            if stored_as != Some(release.id) {
+                return Err(StoreError::corrupt(T::Releases, &k));
+            }
             sink(Record::Release { env: env_name(), release })
         };
         for kv in self.tree(T::Releases)?.scan_prefix(&prefix) {
@@ -459,5 +465,21 @@ impl Tx for SledTx<'_> {
             ws.set_counter(counter.name(), *value);
         }
         self.store.commit(ws, true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_release_stored_under_another_id_is_reported_by_the_check() {
+        let store = Store::open_temporary().unwrap();
+        let release = crate::store::logical::tests::release(7, "demo", "v");
+        store.put_raw(T::Releases, &keys::release_chunk("DEV", 8, 0), &codec::encode(&release).unwrap()).unwrap();
+        let report = crate::store::check(&store).unwrap();
+        let problems: Vec<&str> = report.problems.iter().map(|p| p.0.as_str()).collect();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("corrupt record in tree 'envrelease_chunk'"), "{problems:?}");
     }
 }
