@@ -46,6 +46,9 @@ pub enum StoreError {
     /// Writes fail since an I/O error and the disk still fails; reads may fail too.
     #[error("storage at {path} is unavailable since an I/O error ({reason}); Cairn retries by itself")]
     Unavailable { path: PathBuf, reason: String },
+    /// An insert-only record (a release, a history entry) exists already.
+    #[error("{what} exists already and is never rewritten")]
+    Duplicate { what: String },
     /// The operation or engine is not available in this build or on this engine.
     #[error("{0}")]
     Unsupported(String),

@@ -104,6 +104,30 @@ impl Store {
         }
     }
 
+    /// Refuses a change that would rewrite an insert-only record (a release, a history
+    /// entry). Checked by the change holding the write lock, so nothing slips in after it.
+    fn check_inserts(&self, records: &[Record]) -> Result<()> {
+        for r in records {
+            let duplicate = match r {
+                Record::Release { env, release } => self
+                    .tree(T::Releases)?
+                    .scan_prefix(keys::release(env, release.id))
+                    .next()
+                    .is_some()
+                    .then(|| format!("release {} in {env}", release.id)),
+                Record::History { ns, entry } => self
+                    .tree(T::History)?
+                    .contains_key(keys::history(&ns.env, &ns.app, &ns.cluster, &ns.ns, entry.seq))?
+                    .then(|| format!("history entry {} of {}/{}/{}/{}", entry.seq, ns.env, ns.app, ns.cluster, ns.ns)),
+                _ => None,
+            };
+            if let Some(what) = duplicate {
+                return Err(StoreError::Duplicate { what });
+            }
+        }
+        Ok(())
+    }
+
     fn write_set(&self, records: &[Record]) -> Result<WriteSet> {
         let mut ws = WriteSet::new();
         for r in records {
@@ -460,6 +484,7 @@ impl Tx for SledTx<'_> {
     }
 
     fn commit(self: Box<Self>) -> Result<()> {
+        self.store.check_inserts(&self.records)?;
         let mut ws = self.store.write_set(&self.records)?;
         for (counter, value) in &self.counters {
             ws.set_counter(counter.name(), *value);
@@ -471,6 +496,107 @@ impl Tx for SledTx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::model::Stamp;
+
+    fn release(id: u64) -> Release {
+        let mut r = Release {
+            id,
+            release_key: format!("k{id}"),
+            app_id: "demo".into(),
+            cluster: "default".into(),
+            namespace: "application".into(),
+            title: String::new(),
+            comment: String::new(),
+            author: "a".into(),
+            created_at: 0,
+            is_emergency: false,
+            configurations: vec![("k".into(), "v".repeat(100_000))],
+            checksum: String::new(),
+        };
+        r.checksum = r.compute_checksum();
+        r
+    }
+
+    /// Records land under the key layouts existing data directories and v1 backups use.
+    #[test]
+    fn records_keep_the_stored_layout() {
+        let store = Store::open_temporary().unwrap();
+        let message = Message { env: "DEV".into(), id: 7, content: "Demo+default+App".into() };
+        let consumer = Consumer {
+            name: "ci".into(),
+            token_sha256: "ab".into(),
+            allow_create_app: false,
+            grants: Vec::new(),
+            stamp: Stamp::new("a", 0),
+        };
+        store
+            .write_unlocked(vec![
+                Record::Message { message },
+                Record::Consumer { consumer: consumer.clone() },
+                Record::Release { env: "DEV".into(), release: release(3) },
+            ])
+            .unwrap();
+        let stored: Option<(i64, String)> = store.get(T::Messages, b"DEV\0demo+default+app\0").unwrap();
+        assert_eq!(stored, Some((7, "Demo+default+App".into())));
+        let name: Option<String> = store.get(T::ConsumerTokens, b"ab").unwrap();
+        assert_eq!(name.as_deref(), Some("ci"));
+        let chunks = store.tree(T::Releases).unwrap().scan_prefix(keys::release("DEV", 3)).count();
+        assert_eq!(chunks, 2, "a 100 kB release is two chunks");
+        // A new token replaces the old one's index entry.
+        store
+            .write_unlocked(vec![Record::Consumer { consumer: Consumer { token_sha256: "cd".into(), ..consumer } }])
+            .unwrap();
+        assert!(store.consumer_by_token("ab").unwrap().is_none());
+        assert_eq!(store.consumer_by_token("cd").unwrap().map(|c| c.name).as_deref(), Some("ci"));
+    }
+
+    #[test]
+    fn a_change_may_not_rewrite_a_release_and_leaves_nothing_when_refused() {
+        let store = Store::open_temporary().unwrap();
+        let mut tx = store.begin().unwrap();
+        let id = tx.next_id(Counter::Release).unwrap();
+        tx.put(Record::Release { env: "DEV".into(), release: release(id) });
+        tx.commit().unwrap();
+        let mut tx = store.begin().unwrap();
+        assert_eq!(tx.next_id(Counter::Release).unwrap(), 2);
+        tx.put(Record::Release { env: "DEV".into(), release: release(1) });
+        assert!(matches!(tx.commit(), Err(StoreError::Duplicate { .. })));
+        assert_eq!(Repo::counter(&store, Counter::Release).unwrap(), 1);
+    }
+
+    #[test]
+    fn an_export_restores_into_an_empty_store_record_for_record() {
+        let store = Store::open_temporary().unwrap();
+        let ns = NsKey::new("PRO", "demo", "default", "application");
+        let item =
+            Item { key: "k".into(), value: "v".into(), comment: String::new(), line_num: 1, stamp: Stamp::new("a", 0) };
+        store
+            .write_unlocked(vec![
+                Record::Counter { counter: Counter::Release, value: 3 },
+                Record::Item { ns, item },
+                Record::Release { env: "DEV".into(), release: release(3) },
+            ])
+            .unwrap();
+        let mut records = Vec::new();
+        store
+            .export(&mut |r| {
+                records.push(r);
+                Ok(())
+            })
+            .unwrap();
+        let copy = Store::open_temporary().unwrap();
+        assert!(copy.is_empty().unwrap());
+        copy.write_unlocked(records.clone()).unwrap();
+        let mut again = Vec::new();
+        copy.export(&mut |r| {
+            again.push(r);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(records, again);
+        assert_eq!(copy.release("DEV", 3).unwrap(), Some(release(3)));
+        assert!(!copy.is_empty().unwrap());
+    }
 
     #[test]
     fn a_release_stored_under_another_id_is_reported_by_the_check() {
