@@ -3,6 +3,9 @@
 //!
 //! Engines: the embedded sled store (`sled/`, the default) and PostgreSQL (`pg/`). Each
 //! implements the traits in `repo.rs`; [`open`] picks one from a [`StoreConfig`].
+//!
+//! Backup, restore and check sit on top of the traits, the same for every engine: the
+//! backup format in `logical.rs`, [`restore`] in `restore.rs`, [`check`] in `integrity.rs`.
 
 mod error;
 pub mod fs;
