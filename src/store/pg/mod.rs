@@ -73,11 +73,13 @@ impl PgRepo {
         let target = describe(&config);
         let conn = Conn::new(config, options)
             .map_err(|e| StoreError::DatabaseOpen { target: target.clone(), reason: e.to_string() })?;
+        // Connecting has the call deadline; migrating may wait for another node's migration.
         let checkout = conn.checkout_future();
-        let first = conn.run(Duration::from_secs(40), async move {
-            let pooled = checkout.await?;
-            schema::migrate(&pooled.client).await?;
-            Ok(pooled)
+        let first = conn.run(conn.options.call_timeout, checkout).and_then(|pooled| {
+            conn.run(Duration::from_secs(40), async move {
+                schema::migrate(&pooled.client).await?;
+                Ok(pooled)
+            })
         });
         match first {
             Ok(pooled) => conn.give_back(pooled),
@@ -130,8 +132,13 @@ impl PgRepo {
             client.batch_execute(prefix).await.map_err(map_error)?;
             for r in &records {
                 if let Err(e) = rows::write(&client, r).await {
-                    let _ = client.batch_execute("ROLLBACK").await;
-                    return Err(e);
+                    // A connection left inside a failed transaction must not go back to
+                    // the pool: a failed rollback makes the error a Database one, which
+                    // discards the connection.
+                    return match client.batch_execute("ROLLBACK").await {
+                        Ok(()) => Err(e),
+                        Err(r) => Err(StoreError::Database { reason: format!("{e}; rollback failed: {r}") }),
+                    };
                 }
             }
             client.batch_execute("COMMIT").await.map_err(map_error)
