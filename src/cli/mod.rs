@@ -23,7 +23,9 @@ pub struct Cli {
     #[arg(long, global = true, env = "CAIRN_DATA", value_name = "DIR")]
     pub data: Option<PathBuf>,
     /// PostgreSQL database to use instead of the data directory's embedded store
-    /// (postgres://USER:PASSWORD@HOST:PORT/DATABASE).
+    /// (postgres://USER:PASSWORD@HOST:PORT/DATABASE; also `database_url` in cairn.toml). The
+    /// server and every data command (user, consumer, check, backup, restore) then work on
+    /// that database directly; no data directory is used.
     #[arg(long, global = true, env = "CAIRN_DATABASE_URL", value_name = "URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Config file (default: ./cairn.toml when present).
@@ -63,7 +65,10 @@ pub enum Command {
         /// Backup file to write.
         file: PathBuf,
     },
-    /// Restore a backup FILE into an empty data directory.
+    /// Restore a backup FILE into an empty data directory, or an empty database with
+    /// --database-url (moving from the embedded store to PostgreSQL: back up the data
+    /// directory, restore with --database-url and --keep-notification-ids, serve with
+    /// --database-url).
     Restore {
         /// Backup file to read.
         file: PathBuf,

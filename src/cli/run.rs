@@ -1,6 +1,7 @@
 //! Running the parsed command line: the server, the agent, and the data commands (users,
-//! consumers, check, backup, restore), which act through a running server's local admin API
-//! when the data directory is locked by it.
+//! consumers, check, backup, restore). With a database URL the data commands open the
+//! database directly (any number of processes may); on the embedded store they act through a
+//! running server's local admin API when the data directory is locked by it.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -27,12 +28,13 @@ fn is_locked(e: &anyhow::Error) -> bool {
         )
 }
 
-/// Opens the data directory with `open`, or — when a running server holds it — finds that
-/// server's local admin API through `DATA/admin.json`.
+/// Opens the store with `open`, or — when a running server holds the data directory — finds
+/// that server's local admin API through `DATA/admin.json`. A database is never "held": any
+/// failure to open it is the command's error, never a reason to try the data directory.
 fn target_with<L>(settings: &Settings, open: impl FnOnce(&Settings) -> anyhow::Result<L>) -> anyhow::Result<Target<L>> {
     match open(settings) {
         Ok(c) => Ok(Target::Local(c)),
-        Err(e) if is_locked(&e) => {
+        Err(e) if settings.database_url.is_none() && is_locked(&e) => {
             let file = settings.data.join(crate::server::ADMIN_FILE);
             let text = std::fs::read_to_string(&file).map_err(|_| e)?;
             let endpoint = serde_json::from_str(&text).with_context(|| format!("{} is damaged", file.display()))?;
@@ -140,6 +142,12 @@ fn read_password() -> anyhow::Result<String> {
     }
 }
 
+/// What the data commands work on, for messages: the data directory, or the database
+/// without its password.
+fn storage_name(settings: &Settings) -> String {
+    crate::server::store_config(settings).describe()
+}
+
 fn out(text: &str) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{text}")?;
@@ -152,6 +160,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     init_logs(settings.log_format);
     warn_unknown_env_vars();
     let system = Caller::system("cli");
+    let place = storage_name(&settings);
     // Everything the server and the data commands create is owner-only; the agent writes
     // files for the application to read and keeps the caller's umask.
     if !matches!(cli.command, Some(Command::Agent(_))) {
@@ -176,7 +185,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     )?;
                 }
             }
-            out(&format!("user '{name}' created{}", if admin { " (admin)" } else { "" }))
+            out(&format!("user '{name}' created{} in {place}", if admin { " (admin)" } else { "" }))
         }
         Some(Command::Consumer(ConsumerCommand::Create { name, allow_create_app })) => {
             let token = match target(&settings)? {
@@ -195,7 +204,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     v["token"].as_str().unwrap_or_default().to_string()
                 }
             };
-            out(&format!("consumer '{name}' created. Its Open API token (shown only now):\n{token}"))
+            out(&format!("consumer '{name}' created in {place}. Its Open API token (shown only now):\n{token}"))
         }
         Some(Command::Consumer(ConsumerCommand::Grant { name, app, namespace, env })) => {
             match target(&settings)? {
@@ -209,7 +218,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             out(&format!(
-                "consumer '{name}' may now modify and release {} of app '{app}'{}",
+                "consumer '{name}' may now modify and release {} of app '{app}'{} ({place})",
                 namespace.as_deref().unwrap_or("every namespace"),
                 env.map(|e| format!(" in {e}")).unwrap_or_default()
             ))
@@ -273,7 +282,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     (n("releases"), n("namespaces"), n("historyEntries"), problems)
                 }
             };
-            out(&format!("checked {releases} releases, {namespaces} namespaces, {entries} history entries"))?;
+            out(&format!(
+                "checked {releases} releases, {namespaces} namespaces, {entries} history entries in {place}"
+            ))?;
             if problems.is_empty() {
                 out("OK: no problems found")
             } else {
@@ -297,7 +308,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     (v["records"].as_u64().unwrap_or(0), v["bytes"].as_u64().unwrap_or(0))
                 }
             };
-            out(&format!("backup written to {}: {records} records, {bytes} bytes", file.display()))
+            out(&format!("backup of {place} written to {}: {records} records, {bytes} bytes", file.display()))
         }
         Some(Command::Restore { file, keep_notification_ids }) => {
             let store = crate::store::open(&crate::server::store_config(&settings)).map_err(|e| match e {
@@ -318,12 +329,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     "release-notification ids were kept as in the backup, so connected clients see no change".into()
                 }
             };
-            out(&format!(
-                "restored {} records from {} into {}; {ids}",
-                summary.records,
-                file.display(),
-                settings.data.display()
-            ))
+            out(&format!("restored {} records from {} into {place}; {ids}", summary.records, file.display()))
         }
     }
 }

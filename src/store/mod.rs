@@ -36,6 +36,17 @@ pub enum StoreConfig {
     Postgres { url: String },
 }
 
+impl StoreConfig {
+    /// What this names, for messages: the data directory, or the database without its
+    /// password (`postgres://user@host:port/db`).
+    pub fn describe(&self) -> String {
+        match self {
+            StoreConfig::Sled { path } => path.display().to_string(),
+            StoreConfig::Postgres { url } => pg::describe_url(url),
+        }
+    }
+}
+
 /// Opens the configured engine.
 pub fn open(config: &StoreConfig) -> Result<Arc<dyn Repo>> {
     match config {

@@ -146,6 +146,15 @@ impl PgRepo {
     }
 }
 
+/// Where a database URL points, `postgres://user@host:port/db`, without its password (for
+/// messages); a URL that does not parse is named only as such.
+pub fn describe_url(url: &str) -> String {
+    match url.parse::<tokio_postgres::Config>() {
+        Ok(config) => describe(&config),
+        Err(_) => "the database URL".into(),
+    }
+}
+
 /// `postgres://user@host:port/db` from a parsed URL, without the password.
 fn describe(config: &tokio_postgres::Config) -> String {
     use tokio_postgres::config::Host;
