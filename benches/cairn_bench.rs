@@ -7,6 +7,11 @@
 //! 3. Publish latency through the Open API (item update + release), p50 and p95.
 //! 4. Reconnect storm: 10,000 clients connecting at the same instant (as after a restart), each
 //!    with a long poll; how long until all are held. Alone: `CAIRN_BENCH_ONLY=storm`.
+//! 5. PostgreSQL beside sled (`CAIRN_BENCH_ONLY=pg`): its own PostgreSQL (`initdb` in a
+//!    temporary directory, as the tests do, but syncing every commit), `cairn serve
+//!    --database-url` and a sled `cairn serve` side by side; `/configs` 200 and 304 throughput of
+//!    both (reads never touch the database: target ≥ 0.9× sled) and publish p50 / p95 of both
+//!    (target on PostgreSQL: p50 < 20 ms, p95 < 50 ms). Skipped when PostgreSQL is missing.
 //!
 //! Everything runs on loopback against the real release binary; the report is printed and
 //! written to `target/bench-report.txt`.
@@ -29,6 +34,15 @@ const JAVA_CLIENT_HEADERS: &str = "User-Agent: Java/17.0.9\r\nHost: cairn.exampl
     Accept: text/html, image/gif, image/jpeg, *; q=.2, */*; q=.2\r\nConnection: keep-alive\r\n";
 const ROUND: Duration = Duration::from_secs(4);
 const POLLS: usize = 10_000;
+/// The bench app's namespace, on the Open API.
+const NS: &str = "/envs/DEV/apps/bench/clusters/default/namespaces/application";
+/// The bench app's namespace as a client fetches it.
+const CONFIGS: &str = "/configs/bench/default/application?ip=10.0.0.1";
+
+/// The PostgreSQL the tests start, shared with the benchmark.
+#[allow(dead_code)]
+#[path = "../tests/it/common/pg.rs"]
+mod pg;
 
 fn main() {
     if let Ok(body_file) = std::env::var("CAIRN_BENCH_BASELINE") {
@@ -71,9 +85,11 @@ fn wait_addr(child: &mut Child) -> String {
     rx.recv_timeout(Duration::from_secs(30)).expect("server did not start")
 }
 
-fn start_cairn(data: &std::path::Path) -> Server {
+/// Starts `cairn serve` on `data` with `extra` flags (such as `--database-url`).
+fn start_cairn(data: &std::path::Path, extra: &[&str]) -> Server {
     let mut child = Command::new(BIN)
         .args(["--data", data.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0", "--default-env", "DEV"])
+        .args(extra)
         .env("CAIRN_LOG", "warn,cairn=info")
         // Every bench client comes from 127.0.0.1: lift the per-address connection cap.
         .env("CAIRN_MAX_CONNECTIONS_PER_IP", "100000")
@@ -256,7 +272,93 @@ async fn open_api(
     r.json().await.unwrap_or(serde_json::Value::Null)
 }
 
-/// Render time of portal pages for an app with 20 namespaces × 200 items.
+/// A server on `data` (with `extra` flags, such as `--database-url`) holding the bench app: a
+/// 20-key namespace, released; returns it with an Open API token.
+async fn prepared_cairn(http: &reqwest::Client, data: &std::path::Path, extra: &[&str]) -> (Server, String) {
+    use reqwest::Method;
+    use serde_json::json;
+    let with = |args: &[&'static str]| -> Vec<&str> { extra.iter().chain(args).copied().collect() };
+    cli(data, &with(&["user", "add", "apollo", "--admin"]), "bench-password\n");
+    let token = cli(data, &with(&["consumer", "create", "bench", "--allow-create-app"]), "")
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
+    let cairn = start_cairn(data, extra);
+    let base = format!("http://{}", cairn.addr);
+    let app = json!({"assignAppRoleToSelf": true, "app": {"appId": "bench", "name": "bench", "ownerName": "apollo"}});
+    open_api(http, &base, &token, Method::POST, "/apps", app).await;
+    for i in 0..20 {
+        let body = json!({"key": format!("bench.key.{i:02}"), "value": format!("value-{i}-{}", "v".repeat(20)), "dataChangeCreatedBy": "apollo"});
+        open_api(http, &base, &token, Method::POST, &format!("{NS}/items"), body).await;
+    }
+    let release = json!({"releaseTitle": "bench", "releasedBy": "apollo"});
+    open_api(http, &base, &token, Method::POST, &format!("{NS}/releases"), release).await;
+    (cairn, token)
+}
+
+/// The release key a client holding the current release sends back (to get 304).
+async fn release_key(http: &reqwest::Client, base: &str) -> String {
+    let body: serde_json::Value = http.get(format!("{base}{CONFIGS}")).send().await.unwrap().json().await.unwrap();
+    body["releaseKey"].as_str().unwrap().to_string()
+}
+
+/// p50 and p95 of a list of durations, in milliseconds.
+fn percentiles(mut times: Vec<Duration>) -> (f64, f64) {
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    (ms(times[times.len() / 2]), ms(times[times.len() * 95 / 100]))
+}
+
+/// PostgreSQL beside sled in the same run: `/configs` throughput (both serve from memory) and
+/// publish latency (one SQL transaction acknowledged after COMMIT, against sled's flush).
+async fn postgres_beside_sled(http: &reqwest::Client, say: &mut impl FnMut(String)) {
+    let Some(cluster) = pg::PgCluster::start_durable() else {
+        say("postgres: skipped, PostgreSQL is not installed".into());
+        return;
+    };
+    let url = cluster.create_database();
+    let dir = tempfile::tempdir().unwrap();
+    let (sled, sled_token) = prepared_cairn(http, &dir.path().join("sled"), &[]).await;
+    let (pg, pg_token) = prepared_cairn(http, &dir.path().join("unused"), &["--database-url", &url]).await;
+    let (sled_base, pg_base) = (format!("http://{}", sled.addr), format!("http://{}", pg.addr));
+    let keys = (release_key(http, &sled_base).await, release_key(http, &pg_base).await);
+    say(format!("# PostgreSQL beside sled ({CONNECTIONS} connections, {}s rounds, commits synced)", ROUND.as_secs()));
+    for (label, status) in [("200", 200u16), ("304", 304u16)] {
+        let path = |key: &str| if status == 304 { format!("{CONFIGS}&releaseKey={key}") } else { CONFIGS.to_string() };
+        // Alternate (sled, pg, pg, sled, pg, sled, sled, pg) to spread machine noise over both.
+        let (mut s, mut p) = (0.0, 0.0);
+        for pg_first in [false, true] {
+            for on_pg in [pg_first, !pg_first, !pg_first, pg_first] {
+                if on_pg {
+                    p += load(&pg.addr, &path(&keys.1), status).await / 4.0;
+                } else {
+                    s += load(&sled.addr, &path(&keys.0), status).await / 4.0;
+                }
+            }
+        }
+        say(format!(
+            "postgres configs {label}: postgres {p:.0} req/s, sled {s:.0} req/s, ratio {:.2} (target >= 0.90)",
+            p / s
+        ));
+    }
+    let (mut on_sled, mut on_pg) = (Vec::new(), Vec::new());
+    for i in 0..200 {
+        let t = Instant::now();
+        update_and_release(http, &sled_base, &sled_token, NS, "bench.key.00", &format!("p{i}")).await;
+        on_sled.push(t.elapsed());
+        let t = Instant::now();
+        update_and_release(http, &pg_base, &pg_token, NS, "bench.key.00", &format!("p{i}")).await;
+        on_pg.push(t.elapsed());
+    }
+    let ((pg50, pg95), (sled50, sled95)) = (percentiles(on_pg), percentiles(on_sled));
+    say(format!(
+        "postgres publish (item update + release): p50 {pg50:.2} ms, p95 {pg95:.2} ms (target p50 < 20 ms, p95 < 50 ms); \
+         sled: p50 {sled50:.2} ms, p95 {sled95:.2} ms"
+    ));
+}
+
 /// Changes one item and releases the namespace through the Open API (a publish).
 async fn update_and_release(http: &reqwest::Client, base: &str, token: &str, ns: &str, key: &str, value: &str) {
     use reqwest::Method;
@@ -267,6 +369,7 @@ async fn update_and_release(http: &reqwest::Client, base: &str, token: &str, ns:
     open_api(http, base, token, Method::POST, &format!("{ns}/releases"), release).await;
 }
 
+/// Render time of portal pages for an app with 20 namespaces × 200 items.
 async fn portal_render(http: &reqwest::Client, base: &str, token: &str, say: &mut impl FnMut(String)) {
     use reqwest::Method;
     use serde_json::json;
@@ -449,6 +552,13 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Writes the report next to the build's other outputs.
+fn write_report(report: &str) {
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("bench-report.txt");
+    let _ = std::fs::write(&out, report);
+    println!("report written to {}", out.display());
+}
+
 async fn run() {
     let mut report = String::new();
     let mut say = |line: String| {
@@ -456,50 +566,23 @@ async fn run() {
         report.push_str(&line);
         report.push('\n');
     };
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    cli(&data, &["user", "add", "apollo", "--admin"], "bench-password\n");
-    let token = cli(&data, &["consumer", "create", "bench", "--allow-create-app"], "")
-        .lines()
-        .last()
-        .unwrap()
-        .trim()
-        .to_string();
-    let cairn = start_cairn(&data);
-    let base = format!("http://{}", cairn.addr);
+    let only = std::env::var("CAIRN_BENCH_ONLY").unwrap_or_default();
+    let wants = |part: &str| only.is_empty() || only.split(',').any(|p| p == part);
     let http = reqwest::Client::new();
-    use reqwest::Method;
-    use serde_json::json;
-    open_api(
-        &http,
-        &base,
-        &token,
-        Method::POST,
-        "/apps",
-        json!({"assignAppRoleToSelf": true, "app": {"appId": "bench", "name": "bench", "ownerName": "apollo"}}),
-    )
-    .await;
-    let ns = "/envs/DEV/apps/bench/clusters/default/namespaces/application";
-    for i in 0..20 {
-        let body = json!({"key": format!("bench.key.{i:02}"), "value": format!("value-{i}-{}", "v".repeat(20)), "dataChangeCreatedBy": "apollo"});
-        open_api(&http, &base, &token, Method::POST, &format!("{ns}/items"), body).await;
+    if only == "pg" {
+        postgres_beside_sled(&http, &mut say).await;
+        return write_report(&report);
     }
-    open_api(
-        &http,
-        &base,
-        &token,
-        Method::POST,
-        &format!("{ns}/releases"),
-        json!({"releaseTitle": "bench", "releasedBy": "apollo"}),
-    )
-    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cairn, token) = prepared_cairn(&http, &dir.path().join("data"), &[]).await;
+    let base = format!("http://{}", cairn.addr);
+    let ns = NS;
 
     // The exact bytes Cairn serves, for the baseline to serve too; the release key is what a
     // client sends back to get 304 (Apollo's Open API release carries none).
-    let path_200 = "/configs/bench/default/application?ip=10.0.0.1";
+    let path_200 = CONFIGS;
     let body = http.get(format!("{base}{path_200}")).send().await.unwrap().text().await.unwrap();
-    let release_key =
-        serde_json::from_str::<serde_json::Value>(&body).unwrap()["releaseKey"].as_str().unwrap().to_string();
+    let release_key = release_key(&http, &base).await;
     let body_file = dir.path().join("body.json");
     std::fs::write(&body_file, &body).unwrap();
     let mut baseline_child = Command::new(std::env::current_exe().unwrap())
@@ -517,8 +600,6 @@ async fn run() {
         body.len(),
         ROUND.as_secs()
     ));
-    let only = std::env::var("CAIRN_BENCH_ONLY").unwrap_or_default();
-    let wants = |part: &str| only.is_empty() || only.split(',').any(|p| p == part);
     let mut results = Vec::new();
     for (label, path, status) in [("200", path_200.to_string(), 200u16), ("304", path_304.clone(), 304u16)]
         .into_iter()
@@ -573,8 +654,11 @@ async fn run() {
     if wants("storm") {
         storm(&http, &cairn.addr, &base, &token, ns, &mut say).await;
     }
+    if wants("pg") {
+        postgres_beside_sled(&http, &mut say).await;
+    }
     if !wants("polls") {
-        return;
+        return write_report(&report);
     }
 
     // 10,000 held long polls.
@@ -622,7 +706,5 @@ async fn run() {
         last.saturating_duration_since(t).as_secs_f64() * 1e3
     ));
     drop(cairn);
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target").join("bench-report.txt");
-    let _ = std::fs::write(&out, &report);
-    println!("report written to {}", out.display());
+    write_report(&report);
 }

@@ -30,6 +30,8 @@ pub struct PgCluster {
     pub port: u16,
     watchdog: Option<Child>,
     databases: AtomicU32,
+    /// Every commit synced to disk, as in production (benchmarks); tests skip fsync.
+    durable: bool,
 }
 
 /// The directory holding `initdb` and `pg_ctl`, newest version first.
@@ -82,6 +84,16 @@ fn free_port() -> u16 {
 impl PgCluster {
     /// Starts a dedicated cluster; `None` when PostgreSQL is missing and not required.
     pub fn start() -> Option<PgCluster> {
+        Self::start_with(false)
+    }
+
+    /// Starts a dedicated cluster that syncs every commit to disk as a production one does
+    /// (the benchmark measures publishes on it).
+    pub fn start_durable() -> Option<PgCluster> {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Option<PgCluster> {
         let bin = available()?;
         let run_as = if am_root() {
             Some(
@@ -101,7 +113,8 @@ impl PgCluster {
             std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
             std::os::unix::fs::chown(dir.join("pw"), Some(uid), Some(gid)).unwrap();
         }
-        let mut cluster = PgCluster { dir, bin, run_as, port: 0, watchdog: None, databases: AtomicU32::new(0) };
+        let mut cluster =
+            PgCluster { dir, bin, run_as, port: 0, watchdog: None, databases: AtomicU32::new(0), durable };
         let data = cluster.data();
         let out = cluster
             .command("initdb")
@@ -145,9 +158,10 @@ impl PgCluster {
 
     fn pg_ctl_start(&self) -> bool {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c max_connections=300",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300{}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            if self.durable { "" } else { " -c fsync=off -c full_page_writes=off" }
         );
         self.command("pg_ctl")
             .arg("-D")
