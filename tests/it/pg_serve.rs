@@ -28,7 +28,8 @@ async fn publish(base: &str, token: &str, value: &str) -> (u16, serde_json::Valu
     if st != 200 {
         return (st, body);
     }
-    open_api(base, token, Method::POST, &format!("{NS}/releases"), json!({"releaseTitle": value, "releasedBy": ADMIN}))
+    let title: String = value.chars().take(32).collect();
+    open_api(base, token, Method::POST, &format!("{NS}/releases"), json!({"releaseTitle": title, "releasedBy": ADMIN}))
         .await
 }
 
@@ -160,4 +161,24 @@ async fn a_frozen_database_keeps_clients_served_and_writes_fail_fast_until_it_th
     let dir = tempfile::tempdir().unwrap();
     let (proc, token) = start(&url, dir.path()).await;
     outage(&cluster, &proc, &token, || cluster.freeze(), || cluster.thaw()).await;
+}
+
+#[tokio::test]
+async fn acknowledged_releases_survive_sigkill_of_cairn_on_postgres() {
+    let Some(url) = pg::database() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (mut proc, token) = start(&url, dir.path()).await;
+    let http = reqwest::Client::new();
+    for round in 0..8 {
+        let value = format!("value-{round}-{}", "x".repeat(round * 1000));
+        let (st, release) = publish(&proc.base, &token, &value).await;
+        assert_eq!(st, 200, "{release}");
+        proc.kill9();
+        proc = Proc::start(&dir.path().join("never-created"), &["--database-url", &url]);
+        let (st, latest) =
+            open_api(&proc.base, &token, Method::GET, &format!("{NS}/releases/latest"), json!(null)).await;
+        assert_eq!(st, 200);
+        assert_eq!(latest["id"], release["id"], "round {round}");
+        assert_eq!(get_json(&http, &configs_url(&proc.base)).await["configurations"]["k"], value, "round {round}");
+    }
 }
