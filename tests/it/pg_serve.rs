@@ -105,6 +105,14 @@ async fn outage(cluster: &PgCluster, proc: &Proc, token: &str, down: impl Fn(), 
     };
 
     down();
+    // Writers waiting on the database must not hold up client fetches.
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let (base, token) = (base.clone(), token.to_string());
+            tokio::spawn(async move { publish(&base, &token, &format!("stuck-{i}")).await.0 })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
     for _ in 0..3 {
         let start = Instant::now();
         let r = http.get(configs_url(&base)).send().await.unwrap();
@@ -112,6 +120,9 @@ async fn outage(cluster: &PgCluster, proc: &Proc, token: &str, down: impl Fn(), 
         assert!(start.elapsed() < Duration::from_secs(1), "configs took {:?}", start.elapsed());
         let r = http.get(format!("{base}/envs/DEV/configfiles/json/demo/default/application")).send().await.unwrap();
         assert_eq!(r.status(), 200);
+    }
+    for w in writers {
+        assert_eq!(w.await.unwrap(), 503);
     }
     let start = Instant::now();
     let (st, body) = publish(&base, token, "during").await;
