@@ -104,6 +104,11 @@ async fn outage(cluster: &PgCluster, proc: &Proc, token: &str, down: impl Fn(), 
         tokio::spawn(async move { http.get(url).send().await.unwrap().json::<serde_json::Value>().await.unwrap() })
     };
 
+    let portal = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let cookie = crate::common::portal_sign_in_at(&base, &portal, ADMIN, "a-good-password").await;
+    let page = |path: &str| portal.get(format!("{base}{path}")).header("Cookie", cookie.clone()).send();
+    assert_eq!(page("/users").await.unwrap().status(), 200);
+
     down();
     // Writers waiting on the database must not hold up client fetches.
     let writers: Vec<_> = (0..8)
@@ -138,6 +143,8 @@ async fn outage(cluster: &PgCluster, proc: &Proc, token: &str, down: impl Fn(), 
     assert_eq!(ready["database"], "DOWN", "{ready}");
     assert_eq!(ready["writable"], false, "{ready}");
     assert!(!held.is_finished(), "the held poll is still held");
+    // A portal page that needs the database says so; the operator stays signed in.
+    assert_eq!(page("/users").await.unwrap().status(), 503);
 
     up();
     let start = Instant::now();
@@ -154,6 +161,7 @@ async fn outage(cluster: &PgCluster, proc: &Proc, token: &str, down: impl Fn(), 
     assert_eq!(get_json(&http, &configs_url(&base)).await["configurations"]["k"], "after");
     let ready = get_json(&http, &format!("{base}/ready")).await;
     assert_eq!(ready["database"], "UP", "{ready}");
+    assert_eq!(page("/users").await.unwrap().status(), 200, "the session outlived the outage");
 }
 
 #[tokio::test]
