@@ -67,6 +67,11 @@ pub enum Command {
     Restore {
         /// Backup file to read.
         file: PathBuf,
+        /// Keep every release-notification id as in the backup (moving Cairn to another
+        /// engine while clients stay connected). By default a restore moves every id a
+        /// million ahead, so clients holding newer ids re-fetch the restored values.
+        #[arg(long)]
+        keep_notification_ids: bool,
     },
 }
 

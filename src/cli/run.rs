@@ -299,7 +299,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             };
             out(&format!("backup written to {}: {records} records, {bytes} bytes", file.display()))
         }
-        Some(Command::Restore { file }) => {
+        Some(Command::Restore { file, keep_notification_ids }) => {
             let store = crate::store::open(&crate::server::store_config(&settings)).map_err(|e| match e {
                 crate::store::StoreError::Locked { path } => anyhow::anyhow!(
                     "{} is in use by a running server; restore into a new, empty directory (--data) and start Cairn on it",
@@ -307,14 +307,22 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 ),
                 other => other.into(),
             })?;
-            let summary = crate::store::restore(&*store, &file)?;
+            let options = crate::store::RestoreOptions { keep_notification_ids };
+            let summary = crate::store::restore(&*store, &file, options)?;
+            let ids = match summary.notification_ids {
+                crate::store::NotificationIds::Advanced { from } => format!(
+                    "release notifications now start at {from}, so every client re-fetches the restored \
+                     configuration when it reconnects"
+                ),
+                crate::store::NotificationIds::Kept => {
+                    "release-notification ids were kept as in the backup, so connected clients see no change".into()
+                }
+            };
             out(&format!(
-                "restored {} records from {} into {}; release notifications now start at {}, so every \
-                 client re-fetches the restored configuration when it reconnects",
+                "restored {} records from {} into {}; {ids}",
                 summary.records,
                 file.display(),
-                settings.data.display(),
-                summary.notifications_from
+                settings.data.display()
             ))
         }
     }

@@ -3,19 +3,29 @@
 //!
 //! Engines: the embedded sled store (`sled/`, the default) and PostgreSQL (`pg/`). Each
 //! implements the traits in `repo.rs`; [`open`] picks one from a [`StoreConfig`].
+//!
+//! Backup, restore and check sit on top of the traits, the same for every engine: the
+//! backup format in `logical.rs`, [`restore`] in `restore.rs`, [`check`] in `integrity.rs`.
 
 mod error;
 pub mod fs;
+mod integrity;
+mod logical;
 pub mod pg;
+mod progress;
 mod repo;
+mod restore;
 mod sled;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use self::sled::{BackupSummary, CheckReport, Problem, RestoreSummary, Store as SledStore, SCHEMA_VERSION};
+pub use self::sled::{Store as SledStore, SCHEMA_VERSION};
 pub use error::StoreError;
+pub use integrity::{check, CheckReport, Problem};
+pub use logical::{backup, BackupSummary};
 pub use repo::{AuditFilter, Counter, EngineKind, Health, Message, NsKey, Record, Repo, Result, Tx};
+pub use restore::{restore, NotificationIds, RestoreOptions, RestoreSummary, RESTORE_ID_GAP};
 
 /// Which engine to open, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,24 +55,4 @@ pub fn open_sled(path: &Path) -> Result<Arc<dyn Repo>> {
 /// A sled store in a temporary directory removed on drop (tests, benchmarks).
 pub fn open_temporary() -> Result<Arc<dyn Repo>> {
     Ok(Arc::new(SledStore::open_temporary()?))
-}
-
-/// The sled store behind `repo`, or an error naming the operation sled alone offers.
-fn sled_of<'a>(repo: &'a dyn Repo, what: &str) -> Result<&'a SledStore> {
-    repo.sled().ok_or_else(|| StoreError::Unsupported(format!("{what} works on the embedded (sled) store only")))
-}
-
-/// Writes a point-in-time v1 backup (raw sled records). The caller keeps writers out.
-pub fn backup(repo: &dyn Repo, path: &Path, now_ms: i64) -> Result<BackupSummary> {
-    sled_of(repo, "this backup")?.backup(path, now_ms)
-}
-
-/// Restores a v1 backup into an empty store.
-pub fn restore(repo: &dyn Repo, path: &Path) -> Result<RestoreSummary> {
-    sled_of(repo, "this restore")?.restore(path)
-}
-
-/// Verifies every release checksum and the history invariants.
-pub fn check(repo: &dyn Repo) -> Result<CheckReport> {
-    sled_of(repo, "this check")?.check()
 }

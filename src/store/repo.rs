@@ -289,10 +289,13 @@ pub trait Repo: Send + Sync {
     fn size_bytes(&self) -> u64;
     /// Makes every earlier write durable (shutdown).
     fn flush(&self) -> Result<()>;
-    /// Streams every stored record from one consistent point in time, without blocking
-    /// writers: counters first, then apps, app namespaces, users, consumers, and per env
-    /// clusters, namespaces, items, releases, history, branches, messages, commits, access
-    /// keys, instances; audit last. Stops at the first error `sink` returns.
+    /// Streams every stored record from one consistent point in time, one record at a time
+    /// (a backup or check of any size needs little memory): counters first, then apps, app
+    /// namespaces, users, consumers, and per env clusters, namespaces, items, releases,
+    /// history (by seq), branches, messages, commits, access keys, instances; audit last.
+    /// PostgreSQL reads a snapshot and writers go on; sled has no snapshots and holds its
+    /// write mutex meanwhile, so changes wait. Must not be called with a [`Tx`] open.
+    /// Stops at the first error `sink` returns.
     fn export(&self, sink: &mut dyn FnMut(Record) -> Result<()>) -> Result<()>;
     /// True when nothing but counters and the schema version is stored (restore target).
     fn is_empty(&self) -> Result<bool>;

@@ -7,6 +7,7 @@ mod agent;
 mod apollo_client;
 mod apollo_protocol;
 mod authz_matrix;
+mod backup;
 mod browser;
 mod cli;
 mod common;

@@ -1,19 +1,18 @@
 //! The embedded engine, the only module that touches sled: named trees, key encoding,
-//! versioned values, atomic write sets, durable flushes, schema version, v1 backup and
-//! integrity checks. [`Store`] implements [`Repo`](super::Repo) (`repo.rs`).
+//! versioned values, atomic write sets, durable flushes, schema version, and reading v1
+//! backups (raw sled records) into a temporary store. [`Store`] implements [`Repo`](super::Repo) (`repo.rs`).
 //!
 //! A change ([`super::Tx`]) holds the store's write mutex, turns its records into a
 //! [`WriteSet`] and hands it to [`Store::commit`], which applies it in one sled transaction
 //! over every tree and flushes before returning. Writers are serialised by that mutex, so
 //! reads taken inside a change stay consistent with it.
 
-mod backup;
 mod blobs;
-mod check;
 mod codec;
 mod degraded;
 mod keys;
 mod repo;
+mod v1;
 
 use std::path::{Path, PathBuf};
 
@@ -21,9 +20,6 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
-
-pub use backup::{BackupSummary, RestoreSummary};
-pub use check::{CheckReport, Problem};
 
 use super::{fs, StoreError};
 use crate::domain::model::Release;
@@ -483,13 +479,11 @@ impl Store {
         self.with(|e| Ok(e.db.size_on_disk().unwrap_or(0))).unwrap_or(0)
     }
 
-    /// Writes raw bytes, bypassing encoding: replaying a v1 backup's records, and tests
-    /// that simulate damage.
-    #[allow(dead_code)]
-    pub(in crate::store) fn put_raw(&self, t: T, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+    /// Writes raw bytes, bypassing encoding and without a flush: loading a v1 backup's
+    /// records into a temporary store.
+    fn put_raw(&self, t: T, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         self.with(|e| {
             e.tree(t).insert(key, value)?;
-            e.db.flush()?;
             Ok(())
         })
     }

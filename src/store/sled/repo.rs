@@ -1,7 +1,7 @@
 //! The sled engine behind the repository seam: typed reads over the named trees, records
 //! turned into write sets, and the one serialised change ([`SledTx`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::MutexGuard;
 
 use serde::de::DeserializeOwned;
@@ -142,7 +142,18 @@ impl Store {
 
     /// Every record of a tree, in key order, to `f` with its key.
     fn each<V: DeserializeOwned>(&self, t: T, f: &mut dyn FnMut(&[u8], V) -> Result<()>) -> Result<()> {
-        for kv in self.tree(t)?.iter() {
+        self.each_in(t, b"", f)
+    }
+
+    /// Every record of a tree under `prefix`, in key order, to `f` with its key; one at a
+    /// time, so an export holds no more than one record.
+    fn each_in<V: DeserializeOwned>(
+        &self,
+        t: T,
+        prefix: &[u8],
+        f: &mut dyn FnMut(&[u8], V) -> Result<()>,
+    ) -> Result<()> {
+        for kv in self.tree(t)?.scan_prefix(prefix) {
             let (k, v) = kv?;
             let value = codec::decode(&v).ok_or_else(|| StoreError::corrupt(t, &k))?;
             f(&k, value)?;
@@ -169,47 +180,62 @@ impl Store {
         Ok(envs)
     }
 
-    /// Exports the records of one env, tree by tree.
+    /// Exports the records of one env, tree by tree, one record at a time.
     fn export_env(&self, env: &str, sink: &mut dyn FnMut(Record) -> Result<()>) -> Result<()> {
         let prefix = keys::env(env);
-        for (_, cluster) in self.scan::<Cluster>(T::Clusters, &prefix)? {
-            sink(Record::Cluster { env: env.to_string(), cluster })?;
-        }
-        for (_, namespace) in self.scan::<Namespace>(T::Namespaces, &prefix)? {
-            sink(Record::Namespace { env: env.to_string(), namespace })?;
-        }
-        for (k, item) in self.scan::<Item>(T::Items, &prefix)? {
-            sink(Record::Item { ns: ns_of(T::Items, &k)?, item })?;
-        }
-        let mut chunks: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let env_name = || env.to_string();
+        self.each_in::<Cluster>(T::Clusters, &prefix, &mut |_, cluster| {
+            sink(Record::Cluster { env: env_name(), cluster })
+        })?;
+        self.each_in::<Namespace>(T::Namespaces, &prefix, &mut |_, namespace| {
+            sink(Record::Namespace { env: env_name(), namespace })
+        })?;
+        self.each_in::<Item>(T::Items, &prefix, &mut |k, item| sink(Record::Item { ns: ns_of(T::Items, k)?, item }))?;
+        // A release is its chunks in key order: join them, emit it, start the next.
+        let mut current: Option<(Vec<u8>, Vec<u8>)> = None;
+        let emit = |(k, bytes): (Vec<u8>, Vec<u8>), sink: &mut dyn FnMut(Record) -> Result<()>| -> Result<()> {
+            let release: Release = codec::decode(&bytes).ok_or_else(|| StoreError::corrupt(T::Releases, &k))?;
+            // A release stored under another id than its own is damaged like one that does
+            // not decode (the checksum covers the id, not the key).
+            let stored_as = k.len().checked_sub(8).and_then(|at| codec::u64_of(&k[at..]));
+            if stored_as != Some(release.id) {
+                return Err(StoreError::corrupt(T::Releases, &k));
+            }
+            sink(Record::Release { env: env_name(), release })
+        };
         for kv in self.tree(T::Releases)?.scan_prefix(&prefix) {
             let (k, v) = kv?;
             let split = k.len().checked_sub(2).ok_or_else(|| StoreError::corrupt(T::Releases, &k))?;
-            chunks.entry(k[..split].to_vec()).or_default().extend_from_slice(&v);
+            match &mut current {
+                Some((id, bytes)) if id.as_slice() == &k[..split] => bytes.extend_from_slice(&v),
+                _ => {
+                    if let Some(done) = current.replace((k[..split].to_vec(), v.to_vec())) {
+                        emit(done, sink)?;
+                    }
+                }
+            }
         }
-        for (k, bytes) in chunks {
-            let release: Release = codec::decode(&bytes).ok_or_else(|| StoreError::corrupt(T::Releases, &k))?;
-            sink(Record::Release { env: env.to_string(), release })?;
+        if let Some(done) = current {
+            emit(done, sink)?;
         }
-        for (k, entry) in self.scan::<HistoryEntry>(T::History, &prefix)? {
-            sink(Record::History { ns: ns_of(T::History, &k)?, entry })?;
-        }
-        for (_, branch) in self.scan::<Branch>(T::Branches, &prefix)? {
-            sink(Record::Branch { env: env.to_string(), branch })?;
-        }
+        self.each_in::<HistoryEntry>(T::History, &prefix, &mut |k, entry| {
+            sink(Record::History { ns: ns_of(T::History, k)?, entry })
+        })?;
+        self.each_in::<Branch>(T::Branches, &prefix, &mut |_, branch| {
+            sink(Record::Branch { env: env_name(), branch })
+        })?;
         for message in self.messages(env)? {
             sink(Record::Message { message })?;
         }
-        for (k, commit) in self.scan::<Commit>(T::Commits, &prefix)? {
-            sink(Record::Commit { ns: ns_of(T::Commits, &k)?, commit })?;
-        }
-        for (_, key) in self.scan::<AccessKey>(T::AccessKeys, &prefix)? {
-            sink(Record::AccessKey { env: env.to_string(), key })?;
-        }
-        for (_, instance) in self.scan::<InstanceConfig>(T::Instances, &prefix)? {
-            sink(Record::Instance { env: env.to_string(), instance })?;
-        }
-        Ok(())
+        self.each_in::<Commit>(T::Commits, &prefix, &mut |k, commit| {
+            sink(Record::Commit { ns: ns_of(T::Commits, k)?, commit })
+        })?;
+        self.each_in::<AccessKey>(T::AccessKeys, &prefix, &mut |_, key| {
+            sink(Record::AccessKey { env: env_name(), key })
+        })?;
+        self.each_in::<InstanceConfig>(T::Instances, &prefix, &mut |_, instance| {
+            sink(Record::Instance { env: env_name(), instance })
+        })
     }
 }
 
@@ -396,7 +422,10 @@ impl Repo for Store {
         Store::flush(self)
     }
 
+    /// sled has no snapshots: the export holds the write mutex, so it shows one point in
+    /// time and changes wait until it is done (best-effort instance records do not).
     fn export(&self, sink: &mut dyn FnMut(Record) -> Result<()>) -> Result<()> {
+        let _writes = self.write_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         for counter in Counter::ALL {
             sink(Record::Counter { counter, value: Store::counter(self, counter.name())? })?;
         }
@@ -567,5 +596,16 @@ mod tests {
         assert_eq!(records, again);
         assert_eq!(copy.release("DEV", 3).unwrap(), Some(release(3)));
         assert!(!copy.is_empty().unwrap());
+    }
+
+    #[test]
+    fn a_release_stored_under_another_id_is_reported_by_the_check() {
+        let store = Store::open_temporary().unwrap();
+        let release = crate::store::logical::tests::release(7, "demo", "v");
+        store.put_raw(T::Releases, &keys::release_chunk("DEV", 8, 0), &codec::encode(&release).unwrap()).unwrap();
+        let report = crate::store::check(&store).unwrap();
+        let problems: Vec<&str> = report.problems.iter().map(|p| p.0.as_str()).collect();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("corrupt record in tree 'envrelease_chunk'"), "{problems:?}");
     }
 }
