@@ -100,6 +100,9 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let mut settings =
             Settings { listen: "127.0.0.1:0".into(), data: dir.path().join("data"), ..Settings::default() };
+        if let Some(url) = test_database() {
+            settings.database_url = Some(cairn::settings::DatabaseUrl(url));
+        }
         tweak(&mut settings);
         let cairn = cairn::server::open(&settings).unwrap();
         let system_caller = Caller::system("test");
@@ -234,6 +237,19 @@ impl TestServer {
     /// A client fetch of `/configs` in an env.
     pub async fn configs(&self, env: &str, app: &str, cluster: &str, ns: &str, query: &str) -> Resp {
         self.get(&format!("/envs/{env}/configs/{app}/{cluster}/{ns}{query}")).await
+    }
+}
+
+/// With `CAIRN_TEST_ENGINE=postgres`, in-process test servers run on a fresh PostgreSQL
+/// database each (the switch that runs the integration suite on that engine); otherwise on
+/// sled in a temporary data directory.
+pub fn test_database() -> Option<String> {
+    match std::env::var("CAIRN_TEST_ENGINE").as_deref() {
+        Ok("postgres") => Some(
+            pg::database().expect("CAIRN_TEST_ENGINE=postgres, but PostgreSQL is not installed (see common/pg.rs)"),
+        ),
+        Ok("sled") | Err(_) => None,
+        Ok(other) => panic!("CAIRN_TEST_ENGINE={other}: expected sled or postgres"),
     }
 }
 

@@ -158,7 +158,7 @@ impl PgCluster {
 
     fn pg_ctl_start(&self) -> bool {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300{}",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=600{}",
             self.port,
             self.dir.display(),
             if self.durable { "" } else { " -c fsync=off -c full_page_writes=off" }
