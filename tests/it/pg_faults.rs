@@ -156,6 +156,9 @@ fn opening_names_what_to_check() {
     assert!(open(&missing).contains("create the database first"));
 
     assert!(open("mysql://x").contains("expected postgres://"));
+
+    let tls = open(&format!("{url}?sslmode=require"));
+    assert!(tls.contains("without TLS"), "{tls}");
 }
 
 #[test]
