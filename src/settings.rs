@@ -329,6 +329,20 @@ mod tests {
     }
 
     #[test]
+    fn the_database_url_comes_from_the_file_or_flags_and_debug_hides_its_password() {
+        assert_eq!(Settings::default().database_url, None);
+        let file: FileSettings = toml::from_str("database_url = \"postgres://cairn:pw@db/cairn\"\n").unwrap();
+        let s = Settings::merge(file.clone(), Overrides::default()).unwrap();
+        assert_eq!(s.database_url, Some(DatabaseUrl("postgres://cairn:pw@db/cairn".into())));
+        let flag = Overrides { database_url: Some(DatabaseUrl("postgres://other@db2/x".into())), ..Default::default() };
+        assert_eq!(Settings::merge(file, flag).unwrap().database_url.unwrap().0, "postgres://other@db2/x");
+        let shown = format!("{:?}", s);
+        assert!(shown.contains("postgres://cairn:***@db/cairn") && !shown.contains(":pw@"), "{shown}");
+        let empty = Overrides { database_url: Some(DatabaseUrl(" ".into())), ..Default::default() };
+        assert_eq!(Settings::merge(FileSettings::default(), empty).unwrap().database_url, None);
+    }
+
+    #[test]
     fn bad_values_are_explained() {
         let err = Settings::merge(
             FileSettings::default(),

@@ -107,6 +107,18 @@ fn a_change_open_when_the_database_freezes_fails_fast_and_leaves_nothing() {
     assert_eq!(repo.counter(Counter::Release).unwrap(), 2);
 }
 
+#[test]
+fn opening_a_frozen_database_fails_within_seconds() {
+    let Some(cluster) = PgCluster::start() else { return };
+    let url = cluster.create_database();
+    cluster.freeze();
+    let start = Instant::now();
+    let err = PgRepo::open(&url, PgOptions::default()).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(start.elapsed() < Duration::from_secs(3), "took {:?}", start.elapsed());
+    assert!(err.contains("is not paused"), "{err}");
+    cluster.thaw();
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn calls_from_an_async_worker_neither_panic_nor_need_a_blocking_thread() {
     let Some(url) = pg::database() else { return };

@@ -73,11 +73,13 @@ impl PgRepo {
         let target = describe(&config);
         let conn = Conn::new(config, options)
             .map_err(|e| StoreError::DatabaseOpen { target: target.clone(), reason: e.to_string() })?;
+        // Connecting has the call deadline; migrating may wait for another node's migration.
         let checkout = conn.checkout_future();
-        let first = conn.run(Duration::from_secs(40), async move {
-            let pooled = checkout.await?;
-            schema::migrate(&pooled.client).await?;
-            Ok(pooled)
+        let first = conn.run(conn.options.call_timeout, checkout).and_then(|pooled| {
+            conn.run(Duration::from_secs(40), async move {
+                schema::migrate(&pooled.client).await?;
+                Ok(pooled)
+            })
         });
         match first {
             Ok(pooled) => conn.give_back(pooled),
