@@ -1,0 +1,45 @@
+//! Cairn's integration suite on the PostgreSQL engine: the groups of `tests/it`, compiled a
+//! second time, where the harness (`common`) gives every server a fresh database of one
+//! PostgreSQL cluster this process starts. Tests about the embedded store's files skip
+//! themselves here (`common::sled_only`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../it/access_keys.rs"]
+mod access_keys;
+#[path = "../it/agent.rs"]
+mod agent;
+#[path = "../it/apollo_client.rs"]
+mod apollo_client;
+#[path = "../it/apollo_protocol.rs"]
+mod apollo_protocol;
+#[path = "../it/authz_matrix.rs"]
+mod authz_matrix;
+#[path = "../it/common/mod.rs"]
+mod common;
+#[path = "../it/delivery.rs"]
+mod delivery;
+#[path = "../it/durability.rs"]
+mod durability;
+#[path = "../it/format_properties.rs"]
+mod format_properties;
+#[path = "../it/gray.rs"]
+mod gray;
+#[path = "../it/malformed.rs"]
+mod malformed;
+#[path = "../it/notifications.rs"]
+mod notifications;
+#[path = "../it/open_api.rs"]
+mod open_api;
+#[path = "../it/operations.rs"]
+mod operations;
+#[path = "../it/portal_http.rs"]
+mod portal_http;
+#[path = "../it/security_auth.rs"]
+mod security_auth;
+#[path = "../it/security_input.rs"]
+mod security_input;
+#[path = "../it/security_surface.rs"]
+mod security_surface;
+#[path = "../it/zero_downtime.rs"]
+mod zero_downtime;
