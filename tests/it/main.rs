@@ -21,6 +21,7 @@ mod notifications;
 mod open_api;
 mod operations;
 mod packaging;
+mod pg_durability;
 mod pg_faults;
 mod pg_serve;
 mod portal_http;
