@@ -292,6 +292,7 @@ pub fn known_env_vars() -> Vec<String> {
         "CAIRN_LOG",
         "CAIRN_TEST_CHROMIUM",
         "CAIRN_REQUIRE_PG",
+        "CAIRN_TEST_ENGINE",
         "CAIRN_BROWSER_TESTS",
         "CAIRN_E2E_OUTAGE_SECS",
     ]

@@ -174,6 +174,12 @@ impl Cairn {
 
     /// The user and session of a cookie token, if it is live; refreshes the idle timer.
     pub fn session(&self, cookie_token: &str) -> Option<(User, Session)> {
+        self.checked_session(cookie_token).ok().flatten()
+    }
+
+    /// As [`Cairn::session`], but a storage failure while reading the user is an error and
+    /// leaves the session in place: a database outage signs nobody out.
+    pub fn checked_session(&self, cookie_token: &str) -> Result<Option<(User, Session)>> {
         let key = token::sha256_hex(cookie_token);
         let now = self.clock.now();
         let session = {
@@ -181,21 +187,19 @@ impl Cairn {
             let live = map.get(&key).is_some_and(|s| self.live(s, now));
             if !live {
                 map.remove(&key);
-                return None;
+                return Ok(None);
             }
-            let s = map.get_mut(&key)?;
+            let Some(s) = map.get_mut(&key) else { return Ok(None) };
             s.last_seen = now;
             s.clone()
         };
         let user = self
-            .find_user(&session.user)
-            .ok()
-            .flatten()
+            .find_user(&session.user)?
             .filter(|u| u.enabled && token::sha256_hex(&u.password_hash) == session.credential);
         if user.is_none() {
             self.sessions.map().remove(&key);
         }
-        Some((user?, session))
+        Ok(user.map(|u| (u, session)))
     }
 
     /// Ends a session.

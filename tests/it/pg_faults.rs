@@ -181,3 +181,35 @@ fn opening_an_existing_database_keeps_its_data() {
     assert!(second.app("kept").unwrap().is_some());
     assert_eq!(second.counter(Counter::Release).unwrap(), 1);
 }
+
+#[test]
+fn the_lock_row_serialises_changes_of_separate_engines_on_one_database() {
+    let Some(url) = pg::database() else { return };
+    // Two engines stand for two Cairn processes: their process gates are separate, so only
+    // the lock row keeps their changes apart.
+    let engines: Vec<std::sync::Arc<PgRepo>> =
+        (0..2).map(|_| std::sync::Arc::new(PgRepo::open(&url, PgOptions::default()).unwrap())).collect();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let mine = engines[t % 2].clone();
+            let other = engines[(t + 1) % 2].clone();
+            std::thread::spawn(move || {
+                let mut done = 0;
+                while done < 10 {
+                    // A change waiting longer than lock_timeout gets "unavailable": try again.
+                    let Ok(mut tx) = mine.begin() else { continue };
+                    let id = tx.next_id(Counter::Release).unwrap();
+                    assert_eq!(other.counter(Counter::Release).unwrap(), id - 1, "every smaller id is committed");
+                    tx.put(Record::App { app: app(&format!("app-{id}")) });
+                    tx.commit().unwrap();
+                    done += 1;
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(engines[0].counter(Counter::Release).unwrap(), 40);
+    assert_eq!(engines[1].apps().unwrap().len(), 40);
+}

@@ -28,7 +28,8 @@ async fn publish(base: &str, token: &str, value: &str) -> (u16, serde_json::Valu
     if st != 200 {
         return (st, body);
     }
-    open_api(base, token, Method::POST, &format!("{NS}/releases"), json!({"releaseTitle": value, "releasedBy": ADMIN}))
+    let title: String = value.chars().take(32).collect();
+    open_api(base, token, Method::POST, &format!("{NS}/releases"), json!({"releaseTitle": title, "releasedBy": ADMIN}))
         .await
 }
 
@@ -103,7 +104,20 @@ pub(crate) async fn outage(cluster: &PgCluster, proc: &Proc, token: &str, down: 
         tokio::spawn(async move { http.get(url).send().await.unwrap().json::<serde_json::Value>().await.unwrap() })
     };
 
+    let portal = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let cookie = crate::common::portal_sign_in_at(&base, &portal, ADMIN, "a-good-password").await;
+    let page = |path: &str| portal.get(format!("{base}{path}")).header("Cookie", cookie.clone()).send();
+    assert_eq!(page("/users").await.unwrap().status(), 200);
+
     down();
+    // Writers waiting on the database must not hold up client fetches.
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let (base, token) = (base.clone(), token.to_string());
+            tokio::spawn(async move { publish(&base, &token, &format!("stuck-{i}")).await.0 })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
     for _ in 0..3 {
         let start = Instant::now();
         let r = http.get(configs_url(&base)).send().await.unwrap();
@@ -111,6 +125,9 @@ pub(crate) async fn outage(cluster: &PgCluster, proc: &Proc, token: &str, down: 
         assert!(start.elapsed() < Duration::from_secs(1), "configs took {:?}", start.elapsed());
         let r = http.get(format!("{base}/envs/DEV/configfiles/json/demo/default/application")).send().await.unwrap();
         assert_eq!(r.status(), 200);
+    }
+    for w in writers {
+        assert_eq!(w.await.unwrap(), 503);
     }
     let start = Instant::now();
     let (st, body) = publish(&base, token, "during").await;
@@ -126,6 +143,8 @@ pub(crate) async fn outage(cluster: &PgCluster, proc: &Proc, token: &str, down: 
     assert_eq!(ready["database"], "DOWN", "{ready}");
     assert_eq!(ready["writable"], false, "{ready}");
     assert!(!held.is_finished(), "the held poll is still held");
+    // A portal page that needs the database says so; the operator stays signed in.
+    assert_eq!(page("/users").await.unwrap().status(), 503);
 
     up();
     let start = Instant::now();
@@ -142,6 +161,7 @@ pub(crate) async fn outage(cluster: &PgCluster, proc: &Proc, token: &str, down: 
     assert_eq!(get_json(&http, &configs_url(&base)).await["configurations"]["k"], "after");
     let ready = get_json(&http, &format!("{base}/ready")).await;
     assert_eq!(ready["database"], "UP", "{ready}");
+    assert_eq!(page("/users").await.unwrap().status(), 200, "the session outlived the outage");
 }
 
 #[tokio::test]
@@ -160,4 +180,24 @@ async fn a_frozen_database_keeps_clients_served_and_writes_fail_fast_until_it_th
     let dir = tempfile::tempdir().unwrap();
     let (proc, token) = start(&url, dir.path()).await;
     outage(&cluster, &proc, &token, || cluster.freeze(), || cluster.thaw()).await;
+}
+
+#[tokio::test]
+async fn acknowledged_releases_survive_sigkill_of_cairn_on_postgres() {
+    let Some(url) = pg::database() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (mut proc, token) = start(&url, dir.path()).await;
+    let http = reqwest::Client::new();
+    for round in 0..8 {
+        let value = format!("value-{round}-{}", "x".repeat(round * 1000));
+        let (st, release) = publish(&proc.base, &token, &value).await;
+        assert_eq!(st, 200, "{release}");
+        proc.kill9();
+        proc = Proc::start(&dir.path().join("never-created"), &["--database-url", &url]);
+        let (st, latest) =
+            open_api(&proc.base, &token, Method::GET, &format!("{NS}/releases/latest"), json!(null)).await;
+        assert_eq!(st, 200);
+        assert_eq!(latest["id"], release["id"], "round {round}");
+        assert_eq!(get_json(&http, &configs_url(&proc.base)).await["configurations"]["k"], value, "round {round}");
+    }
 }

@@ -3,6 +3,7 @@
 //! stays flat however large the database is.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio_postgres::{Client, Row};
 
@@ -12,6 +13,13 @@ use crate::store::repo::{Counter, NsKey, Record, Result};
 
 /// Rows fetched per page.
 const PAGE: usize = 500;
+
+/// Releases fetched per page: a release may hold megabytes.
+const RELEASE_PAGE: usize = 16;
+
+/// Deadline of one export call. An export is maintenance, not a request: a page may take
+/// longer than a request's statement, but a frozen database still fails it in bounded time.
+const EXPORT_CALL: Duration = Duration::from_secs(35);
 
 type Decode = fn(&Row) -> Result<Record>;
 
@@ -41,7 +49,11 @@ pub(super) fn export(repo: &PgRepo, sink: &mut dyn FnMut(Record) -> Result<()>) 
     let checkout = conn.checkout_future();
     let pooled = conn.run(conn.options.call_timeout, async move {
         let pooled = checkout.await?;
-        pooled.client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").await.map_err(map_error)?;
+        pooled
+            .client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = 30000")
+            .await
+            .map_err(map_error)?;
         Ok(pooled)
     })?;
     let client = pooled.client.clone();
@@ -75,7 +87,7 @@ fn export_in(repo: &PgRepo, client: &Arc<Client>, sink: &mut dyn FnMut(Record) -
         ("SELECT * FROM consumers ORDER BY name", |r| Ok(Record::Consumer { consumer: rows::consumer(r)? })),
     ];
     for (sql, decode) in global {
-        stream(repo, client, sql, decode, sink)?;
+        stream(repo, client, sql, decode, PAGE, sink)?;
     }
     let envs: Vec<String> = fetch_all(
         repo,
@@ -128,31 +140,34 @@ fn export_in(repo: &PgRepo, client: &Arc<Client>, sink: &mut dyn FnMut(Record) -
             ),
         ];
         for (sql, decode) in per_env {
-            stream(repo, client, &sql, decode, sink)?;
+            let page = if sql.contains("FROM releases ") { RELEASE_PAGE } else { PAGE };
+            stream(repo, client, &sql, decode, page, sink)?;
         }
     }
-    stream(repo, client, "SELECT * FROM audit ORDER BY id", |r| Ok(Record::Audit { entry: rows::audit(r)? }), sink)
+    let audit: Decode = |r| Ok(Record::Audit { entry: rows::audit(r)? });
+    stream(repo, client, "SELECT * FROM audit ORDER BY id", audit, PAGE, sink)
 }
 
-/// Runs `sql` through a cursor and hands every decoded row to `sink`, a page at a time.
+/// Runs `sql` through a cursor and hands every decoded row to `sink`, `page_rows` at a time.
 fn stream(
     repo: &PgRepo,
     client: &Arc<Client>,
     sql: &str,
     decode: Decode,
+    page_rows: usize,
     sink: &mut dyn FnMut(Record) -> Result<()>,
 ) -> Result<()> {
     let conn = repo.conn();
     let declare = format!("DECLARE cairn_export NO SCROLL CURSOR FOR {sql}");
     let c = client.clone();
-    conn.run(conn.options.call_timeout, async move { c.batch_execute(&declare).await.map_err(map_error) })?;
+    conn.run(EXPORT_CALL, async move { c.batch_execute(&declare).await.map_err(map_error) })?;
     loop {
         let c = client.clone();
-        let page = conn.run(conn.options.call_timeout, async move {
-            let rows = c.query(&format!("FETCH {PAGE} FROM cairn_export"), &[]).await.map_err(map_error)?;
+        let page = conn.run(EXPORT_CALL, async move {
+            let rows = c.query(&format!("FETCH {page_rows} FROM cairn_export"), &[]).await.map_err(map_error)?;
             rows.iter().map(decode).collect::<Result<Vec<Record>>>()
         })?;
-        let done = page.len() < PAGE;
+        let done = page.len() < page_rows;
         for rec in page {
             sink(rec)?;
         }
@@ -161,7 +176,7 @@ fn stream(
         }
     }
     let c = client.clone();
-    conn.run(conn.options.call_timeout, async move { c.batch_execute("CLOSE cairn_export").await.map_err(map_error) })
+    conn.run(EXPORT_CALL, async move { c.batch_execute("CLOSE cairn_export").await.map_err(map_error) })
 }
 
 /// A small query read at once (counters, env names).
@@ -173,7 +188,7 @@ fn fetch_all<T: Send + 'static>(
 ) -> Result<Vec<T>> {
     let conn = repo.conn();
     let c = client.clone();
-    conn.run(conn.options.call_timeout, async move {
+    conn.run(EXPORT_CALL, async move {
         let rows = c.query(sql, &[]).await.map_err(map_error)?;
         rows.iter().map(decode).collect::<Result<Vec<T>>>()
     })

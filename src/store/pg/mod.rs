@@ -140,8 +140,13 @@ impl PgRepo {
             client.batch_execute(prefix).await.map_err(map_error)?;
             for r in &records {
                 if let Err(e) = rows::write(&client, r).await {
-                    let _ = client.batch_execute("ROLLBACK").await;
-                    return Err(e);
+                    // A connection left inside a failed transaction must not go back to
+                    // the pool: a failed rollback makes the error a Database one, which
+                    // discards the connection.
+                    return match client.batch_execute("ROLLBACK").await {
+                        Ok(()) => Err(e),
+                        Err(r) => Err(StoreError::Database { reason: format!("{e}; rollback failed: {r}") }),
+                    };
                 }
             }
             client.batch_execute("COMMIT").await.map_err(map_error)

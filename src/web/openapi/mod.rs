@@ -8,8 +8,6 @@ mod items;
 mod namespaces;
 mod releases;
 
-use std::future::{ready, Ready};
-
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::Serialize;
 
@@ -25,16 +23,19 @@ pub struct OpenConsumer(pub Consumer);
 
 impl FromRequest for OpenConsumer {
     type Error = ApiError;
-    type Future = Ready<Result<OpenConsumer, ApiError>>;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<OpenConsumer, ApiError>>>>;
 
+    /// Looks the token up off the async workers: with a database server that is down or
+    /// frozen the lookup waits out its deadline, and the workers must go on answering
+    /// client fetches and polls meanwhile.
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let result = (|| {
-            let state = req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::unauthorized("no state"))?;
-            let header = req.headers().get("Authorization").and_then(|v| v.to_str().ok()).unwrap_or("").trim();
-            let token = header.strip_prefix("Bearer ").unwrap_or(header).trim();
-            Ok(OpenConsumer(state.cairn.consumer_by_token(token)?))
-        })();
-        ready(result)
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let header = req.headers().get("Authorization").and_then(|v| v.to_str().ok()).unwrap_or("").trim();
+        let token = header.strip_prefix("Bearer ").unwrap_or(header).trim().to_string();
+        Box::pin(async move {
+            let cairn = state.ok_or_else(|| ApiError::unauthorized("no state"))?.cairn.clone();
+            Ok(OpenConsumer(blocking(move || cairn.consumer_by_token(&token)).await?))
+        })
     }
 }
 

@@ -1,8 +1,6 @@
 //! Sign-in, sign-out, first-run setup, own password, and the session + CSRF checks every
 //! other page relies on.
 
-use std::future::{ready, Ready};
-
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::header::LOCATION;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
@@ -88,17 +86,24 @@ fn cookie_token(req: &HttpRequest) -> Option<String> {
 
 impl FromRequest for PortalSession {
     type Error = PageError;
-    type Future = Ready<Result<PortalSession, PageError>>;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<PortalSession, PageError>>>>;
 
+    /// Reads the session's user off the async workers (a database server that is down or
+    /// frozen makes the read wait out its deadline); a failed read is an error page, not a
+    /// sign-out.
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let result = (|| {
-            let state = req.app_data::<web::Data<AppState>>().ok_or(PageError::Login(String::new()))?;
-            let next = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
-            let token = cookie_token(req).ok_or_else(|| PageError::Login(next.clone()))?;
-            let (user, session) = state.cairn.session(&token).ok_or(PageError::Login(next))?;
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let next = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+        let token = cookie_token(req);
+        Box::pin(async move {
+            let cairn = state.ok_or(PageError::Login(String::new()))?.cairn.clone();
+            let token = token.ok_or_else(|| PageError::Login(next.clone()))?;
+            let found = web::block(move || cairn.checked_session(&token))
+                .await
+                .map_err(|_| PageError::Service(ServiceError::conflict("the server is shutting down; try again")))??;
+            let (user, session) = found.ok_or(PageError::Login(next))?;
             Ok(PortalSession { user, csrf: session.csrf })
-        })();
-        ready(result)
+        })
     }
 }
 
