@@ -2,13 +2,17 @@
 //! second time, where the harness (`common`) gives every server a fresh database of one
 //! PostgreSQL cluster this process starts. Tests about the embedded store's files skip
 //! themselves here (`common::sled_only`).
+//!
+//! Not repeated here: groups about the embedded store only (`security_store`: blob sync, a
+//! full disk), the CLI and backups (`cli`, `backup`; their PostgreSQL side has tests
+//! of its own), the agent and the rollout journeys (`agent`, `delivery`, `browser`: the client
+//! side, over the same protocol `apollo_protocol` and `notifications` cover here), and the
+//! engine's own tests (`store_conformance`, `pg_*`), which already run on PostgreSQL.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../it/access_keys.rs"]
 mod access_keys;
-#[path = "../it/agent.rs"]
-mod agent;
 #[path = "../it/apollo_client.rs"]
 mod apollo_client;
 #[path = "../it/apollo_protocol.rs"]
@@ -17,8 +21,6 @@ mod apollo_protocol;
 mod authz_matrix;
 #[path = "../it/common/mod.rs"]
 mod common;
-#[path = "../it/delivery.rs"]
-mod delivery;
 #[path = "../it/durability.rs"]
 mod durability;
 #[path = "../it/format_properties.rs"]
