@@ -156,8 +156,10 @@ impl TestServer {
                 for s in servers {
                     actix_web::rt::spawn(s);
                 }
-                std::future::pending::<()>().await;
             });
+            // Until the test drops its server; then the state goes, and with it the
+            // engine's connections (a PostgreSQL run would otherwise keep them all).
+            let _ = system.run();
         });
         let system = rx.recv().unwrap();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
