@@ -23,6 +23,7 @@ mod authz_matrix;
 mod common;
 #[path = "../it/durability.rs"]
 mod durability;
+mod engine;
 #[path = "../it/format_properties.rs"]
 mod format_properties;
 #[path = "../it/gray.rs"]
