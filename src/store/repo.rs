@@ -15,7 +15,8 @@
 //!   dropped without commit leaves nothing behind, ids included.
 //! - Ids from [`Tx::next_id`] are gapless per [`Counter`] and in commit order.
 //! - Every call has a deadline; a database that is down or frozen gives
-//!   [`StoreError::Unavailable`] (HTTP 503), never a hang.
+//!   [`StoreError::Unavailable`] (sled) or [`StoreError::Database`] (PostgreSQL), both
+//!   HTTP 503, never a hang.
 
 use serde::{Deserialize, Serialize};
 

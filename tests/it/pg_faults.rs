@@ -156,6 +156,9 @@ fn opening_names_what_to_check() {
     assert!(open(&missing).contains("create the database first"));
 
     assert!(open("mysql://x").contains("expected postgres://"));
+
+    let tls = open(&format!("{url}?sslmode=require"));
+    assert!(tls.contains("without TLS"), "{tls}");
 }
 
 #[test]
@@ -212,4 +215,27 @@ fn the_lock_row_serialises_changes_of_separate_engines_on_one_database() {
     }
     assert_eq!(engines[0].counter(Counter::Release).unwrap(), 40);
     assert_eq!(engines[1].apps().unwrap().len(), 40);
+}
+
+#[test]
+fn a_change_behind_one_stuck_on_a_frozen_database_is_refused_within_2_s() {
+    let Some((cluster, repo)) = cluster_and_repo() else { return };
+    let repo = std::sync::Arc::new(repo);
+    let mut stuck = repo.begin().unwrap();
+    cluster.freeze();
+    let waiting = {
+        let repo = repo.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let out = repo.begin().map(|_| ());
+            (start.elapsed(), out)
+        })
+    };
+    assert!(stuck.next_id(Counter::Release).is_err());
+    let (took, out) = waiting.join().unwrap();
+    assert!(took < Duration::from_secs(2), "the waiting change took {took:?}");
+    assert!(matches!(out, Err(StoreError::Database { .. })), "{out:?}");
+    drop(stuck);
+    cluster.thaw();
+    recovers("changes", || publish(&*repo, "after").is_ok());
 }

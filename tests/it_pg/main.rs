@@ -4,8 +4,7 @@
 //! themselves here (`common::sled_only`).
 //!
 //! Not repeated here: groups about the embedded store only (`security_store`: blob sync, a
-//! full disk), the CLI and backups (`cli`, `backup`; their PostgreSQL side has tests
-//! of its own), the agent and the rollout journeys (`agent`, `delivery`, `browser`: the client
+//! full disk), the CLI (`cli`; its PostgreSQL side has tests of its own), the agent and the rollout journeys (`agent`, `delivery`, `browser`: the client
 //! side, over the same protocol `apollo_protocol` and `notifications` cover here), and the
 //! engine's own tests (`store_conformance`, `pg_*`), which already run on PostgreSQL.
 
@@ -19,6 +18,8 @@ mod apollo_client;
 mod apollo_protocol;
 #[path = "../it/authz_matrix.rs"]
 mod authz_matrix;
+#[path = "../it/backup.rs"]
+mod backup;
 #[path = "../it/common/mod.rs"]
 mod common;
 #[path = "../it/durability.rs"]

@@ -75,7 +75,14 @@ pub(super) fn export(repo: &PgRepo, sink: &mut dyn FnMut(Record) -> Result<()>) 
 
 fn export_in(repo: &PgRepo, client: &Arc<Client>, sink: &mut dyn FnMut(Record) -> Result<()>) -> Result<()> {
     // Counters first: a restore sets them before replaying anything that carries ids.
-    for rec in fetch_all(repo, client, "SELECT * FROM counters ORDER BY name", counter)?.into_iter().flatten() {
+    // In `Counter::ALL` order, as the sled engine writes them.
+    let mut counters: Vec<Record> =
+        fetch_all(repo, client, "SELECT * FROM counters", counter)?.into_iter().flatten().collect();
+    counters.sort_by_key(|r| match r {
+        Record::Counter { counter, .. } => Counter::ALL.iter().position(|c| c == counter),
+        _ => None,
+    });
+    for rec in counters {
         sink(rec)?;
     }
     let global: [(&str, Decode); 4] = [

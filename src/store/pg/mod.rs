@@ -186,6 +186,10 @@ fn open_error(e: StoreError, target: &str) -> StoreError {
         StoreError::Query { reason } if reason.contains("(42501)") => {
             format!("{reason}; the user needs the right to create tables in the database (CREATE on its schema)")
         }
+        StoreError::Database { reason } if reason.contains("TLS") => format!(
+            "{reason}; Cairn connects to PostgreSQL without TLS: use sslmode=disable or sslmode=prefer in the URL \
+             (on a trusted network, or through a TLS tunnel)"
+        ),
         StoreError::Database { reason } => format!(
             "{reason}; check that PostgreSQL runs there, accepts connections from this host (listen_addresses, \
              pg_hba.conf) and is not paused"

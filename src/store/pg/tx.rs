@@ -11,6 +11,9 @@ use super::{rows, PgRepo, PER_RECORD};
 use crate::store::repo::{Counter, Record, Result, Tx};
 use crate::store::StoreError;
 
+/// Time a change still gets for the lock row after a long wait for the process gate.
+const MIN_LEFT: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// An open change (see the module notes).
 pub(super) struct PgTx<'a> {
     repo: &'a PgRepo,
@@ -22,14 +25,18 @@ pub(super) struct PgTx<'a> {
 
 pub(super) fn begin(repo: &PgRepo) -> Result<PgTx<'_>> {
     let conn = repo.conn();
-    let gate = conn.options.call_timeout;
-    let Some(guard) = repo.gate.enter(gate) else {
+    // Waiting for this process's running change and then for the lock row share one
+    // deadline, so a change refused while the database is away is refused in time.
+    let deadline = conn.options.call_timeout;
+    let start = std::time::Instant::now();
+    let Some(guard) = repo.gate.enter(deadline) else {
         return Err(StoreError::Database {
-            reason: format!("another change was still in progress after {} ms", gate.as_millis()),
+            reason: format!("another change was still in progress after {} ms", deadline.as_millis()),
         });
     };
+    let left = deadline.saturating_sub(start.elapsed()).max(MIN_LEFT);
     let checkout = conn.checkout_future();
-    let pooled = conn.run(conn.options.call_timeout, async move {
+    let pooled = conn.run(left, async move {
         let pooled = checkout.await?;
         pooled
             .client
