@@ -59,6 +59,14 @@ impl Cairn {
         if input.comment.as_deref().is_some_and(|c| c.chars().count() > 256) {
             return Err(ServiceError::invalid("comment", "must be at most 256 characters"));
         }
+        // PostgreSQL text cannot hold U+0000, so neither engine stores it.
+        for (field, text) in
+            [("key", input.key.as_str()), ("value", &input.value), ("comment", input.comment.as_deref().unwrap_or(""))]
+        {
+            if text.contains('\0') {
+                return Err(ServiceError::invalid(field, "must not contain the NUL character (U+0000)"));
+            }
+        }
         if format.is_file() {
             if input.key != CONTENT_KEY {
                 return Err(ServiceError::invalid(

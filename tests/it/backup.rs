@@ -107,7 +107,8 @@ async fn a_restored_backup_answers_clients_byte_for_byte_and_migration_keeps_not
     backup(&data, &file);
     let header: serde_json::Value =
         serde_json::from_str(std::fs::read_to_string(&file).unwrap().lines().next().unwrap()).unwrap();
-    assert_eq!((header["version"].as_u64(), header["engine"].as_str()), (Some(2), Some("sled")));
+    let engine = if crate::common::on_pg() { "postgres" } else { "sled" };
+    assert_eq!((header["version"].as_u64(), header["engine"].as_str()), (Some(2), Some(engine)));
 
     let kept = dir.path().join("kept");
     let out = restore(&kept, &file, true);

@@ -22,6 +22,7 @@ mod notifications;
 mod open_api;
 mod operations;
 mod packaging;
+mod pg_durability;
 mod pg_faults;
 mod pg_migration;
 mod pg_serve;

@@ -137,6 +137,15 @@ async fn bad_items_are_rejected_and_the_draft_is_untouched() {
     s.open(Method::POST, &format!("{NS}/items"), Some(json!({"key": "", "value": "1", "dataChangeCreatedBy": ADMIN})))
         .await
         .assert_error(400, "key");
+    s.open(
+        Method::POST,
+        &format!("{NS}/items"),
+        Some(json!({"key": "nul", "value": "a\u{0}b", "dataChangeCreatedBy": ADMIN})),
+    )
+    .await
+    .assert_error(400, "NUL character");
+    let missing = s.open(Method::GET, "/envs/DEV/apps/demo/clusters/default/namespaces/a%00b/items", None).await;
+    assert_eq!(missing.status, 404, "a name holding NUL is not found: {}", missing.text);
     s.open(Method::POST, &format!("{NS}/items"), Some(json!({"key": "a", "value": 5, "dataChangeCreatedBy": ADMIN})))
         .await
         .assert_error(400, "invalid JSON body");

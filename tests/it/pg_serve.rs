@@ -86,7 +86,7 @@ fn serve_with_an_unreachable_database_exits_with_one_line_naming_it() {
 /// While the database is away: reads and held polls are answered from memory, writes get
 /// Apollo's 503 within 2 s, /health stays 200 and /ready says the database is down; all
 /// recovers by itself.
-async fn outage(cluster: &PgCluster, proc: &Proc, token: &str, down: impl Fn(), up: impl Fn()) {
+pub(crate) async fn outage(cluster: &PgCluster, proc: &Proc, token: &str, down: impl Fn(), up: impl Fn()) {
     let http = reqwest::Client::new();
     let base = proc.base.clone();
     let notifications = format!(

@@ -101,7 +101,15 @@ impl PgRepo {
         let sql = sql.into();
         self.conn.call(move |client| async move {
             let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
-            let rows = client.query(sql.as_str(), &refs).await.map_err(map_error)?;
+            let rows = match client.query(sql.as_str(), &refs).await {
+                Ok(rows) => rows,
+                // A parameter PostgreSQL cannot hold as text (a name with U+0000 from a
+                // request path): no stored row can match it, as on sled.
+                Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::CHARACTER_NOT_IN_REPERTOIRE) => {
+                    return Ok(Vec::new())
+                }
+                Err(e) => return Err(map_error(e)),
+            };
             rows.iter().map(decode).collect()
         })
     }

@@ -1,5 +1,10 @@
-//! Test harness: a real Cairn (real sled in a temp dir, real actix server on 127.0.0.1:0),
-//! an HTTP client, and builders that read like the operations they perform.
+//! Test harness: a real Cairn (real actix server on 127.0.0.1:0), an HTTP client, and
+//! builders that read like the operations they perform.
+//!
+//! The engine comes from the test binary: `it` runs every server on sled in a temporary
+//! directory, `it_pg` (the same groups, `tests/it_pg/main.rs`) on a fresh database of the
+//! shared PostgreSQL cluster ([`pg::database`]). Sled-specific tests skip themselves there
+//! with [`sled_only`].
 
 #![allow(dead_code)]
 
@@ -21,6 +26,30 @@ use serde_json::{json, Value};
 /// The admin operator every test server has.
 pub const ADMIN: &str = "apollo";
 
+/// True in the test binary that runs the suite on PostgreSQL.
+pub fn on_pg() -> bool {
+    env!("CARGO_CRATE_NAME") == "it_pg"
+}
+
+/// A fresh database for one test server, or `None` for sled (the `it` binary, or PostgreSQL
+/// missing and not required: [`pg::database`] has said so loudly, and the test runs on sled).
+pub fn engine_database() -> Option<String> {
+    if on_pg() {
+        pg::database()
+    } else {
+        None
+    }
+}
+
+/// Skips a test that is about the embedded store's files on the PostgreSQL run: returns true
+/// (after saying why) when the caller should return.
+pub fn sled_only(why: &str) -> bool {
+    if on_pg() {
+        eprintln!("skipped on PostgreSQL: {why}");
+    }
+    on_pg()
+}
+
 /// A running server owned by one test.
 pub struct TestServer {
     pub base: String,
@@ -30,6 +59,8 @@ pub struct TestServer {
     /// Open API token of a consumer that may create apps (and masters what it creates).
     pub token: String,
     pub http: reqwest::Client,
+    /// The server's PostgreSQL database (`None`: sled, in a temporary directory).
+    pub database_url: Option<String>,
     system: actix_web::rt::System,
     _dir: tempfile::TempDir,
 }
@@ -98,11 +129,13 @@ impl TestServer {
 
     async fn start_inner(tweak: impl FnOnce(&mut Settings), with_users: bool) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let mut settings =
-            Settings { listen: "127.0.0.1:0".into(), data: dir.path().join("data"), ..Settings::default() };
-        if let Some(url) = test_database() {
-            settings.database_url = Some(cairn::settings::DatabaseUrl(url));
-        }
+        let database_url = engine_database();
+        let mut settings = Settings {
+            listen: "127.0.0.1:0".into(),
+            data: dir.path().join("data"),
+            database_url: database_url.clone().map(cairn::settings::DatabaseUrl),
+            ..Settings::default()
+        };
         tweak(&mut settings);
         let cairn = cairn::server::open(&settings).unwrap();
         let system_caller = Caller::system("test");
@@ -123,12 +156,24 @@ impl TestServer {
                 for s in servers {
                     actix_web::rt::spawn(s);
                 }
-                std::future::pending::<()>().await;
             });
+            // Until the test drops its server; then the state goes, and with it the
+            // engine's connections (a PostgreSQL run would otherwise keep them all).
+            let _ = system.run();
         });
         let system = rx.recv().unwrap();
         let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
-        TestServer { base: format!("http://{addr}"), addr, env_addrs, cairn, token, http, system, _dir: dir }
+        TestServer {
+            base: format!("http://{addr}"),
+            addr,
+            env_addrs,
+            cairn,
+            token,
+            http,
+            database_url,
+            system,
+            _dir: dir,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -237,19 +282,6 @@ impl TestServer {
     /// A client fetch of `/configs` in an env.
     pub async fn configs(&self, env: &str, app: &str, cluster: &str, ns: &str, query: &str) -> Resp {
         self.get(&format!("/envs/{env}/configs/{app}/{cluster}/{ns}{query}")).await
-    }
-}
-
-/// With `CAIRN_TEST_ENGINE=postgres`, in-process test servers run on a fresh PostgreSQL
-/// database each (the switch that runs the integration suite on that engine); otherwise on
-/// sled in a temporary data directory.
-pub fn test_database() -> Option<String> {
-    match std::env::var("CAIRN_TEST_ENGINE").as_deref() {
-        Ok("postgres") => Some(
-            pg::database().expect("CAIRN_TEST_ENGINE=postgres, but PostgreSQL is not installed (see common/pg.rs)"),
-        ),
-        Ok("sled") | Err(_) => None,
-        Ok(other) => panic!("CAIRN_TEST_ENGINE={other}: expected sled or postgres"),
     }
 }
 

@@ -186,6 +186,27 @@ impl PgCluster {
             .status();
     }
 
+    /// Stops the cluster as an operator would (`pg_ctl stop -m fast`: sessions are ended
+    /// with an administrator-shutdown error, then the server exits cleanly).
+    pub fn stop_fast(&self) {
+        let ok = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .args(["-m", "fast", "-w", "stop"])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "pg_ctl stop -m fast failed: {}", self.log());
+    }
+
+    /// `pg_ctl restart -m fast` on the same port: every session is ended, the server is back
+    /// when this returns.
+    pub fn restart_fast(&self) {
+        self.stop_fast();
+        self.restart();
+    }
+
     /// Starts the cluster again on the same port, after [`PgCluster::stop`].
     pub fn restart(&self) {
         assert!(self.pg_ctl_start(), "PostgreSQL did not start again: {}", self.log());

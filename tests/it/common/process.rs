@@ -1,17 +1,47 @@
 //! The real `cairn` binary as a child process.
+//!
+//! On the PostgreSQL run (`it_pg`) every command and server also gets `--database-url` (unless
+//! it names one): the database belongs to the data directory passed in, so a restart on the
+//! same directory finds the same data, and the directory itself is never created.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cairn");
+
+/// The database standing for data directory `data` on the PostgreSQL run (made on first use).
+pub fn database_for(data: &Path) -> Option<String> {
+    static DATABASES: Mutex<BTreeMap<PathBuf, String>> = Mutex::new(BTreeMap::new());
+    if !super::on_pg() {
+        return None;
+    }
+    let mut known = DATABASES.lock().unwrap();
+    if let Some(url) = known.get(data) {
+        return Some(url.clone());
+    }
+    let url = super::pg::database()?;
+    known.insert(data.to_path_buf(), url.clone());
+    Some(url)
+}
+
+/// `--database-url` for `data` on the PostgreSQL run, unless `args` already name a database.
+fn engine_args(data: &Path, args: &[&str]) -> Vec<String> {
+    match database_for(data) {
+        Some(url) if !args.contains(&"--database-url") => vec!["--database-url".into(), url],
+        _ => Vec::new(),
+    }
+}
 
 /// Runs a CLI command against a data dir, feeding `stdin`.
 pub fn cli(data: &Path, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(BIN)
         .arg("--data")
         .arg(data)
+        .args(engine_args(data, args))
         .args(args)
         .env_remove("CAIRN_LISTEN")
         .stdin(Stdio::piped())
@@ -40,6 +70,7 @@ impl Proc {
         let mut child = Command::new(BIN)
             .arg("--data")
             .arg(data)
+            .args(engine_args(data, extra))
             .arg("serve")
             .args(if extra.contains(&"--listen") { &[][..] } else { &["--listen", "127.0.0.1:0"][..] })
             .args(extra)
