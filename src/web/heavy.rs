@@ -34,6 +34,13 @@ impl HeavyWork {
     /// order).
     pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, HeavyError> {
         let _slot = self.permits.acquire().await.map_err(|e| HeavyError(e.to_string()))?;
-        actix_web::web::block(f).await.map_err(|e| HeavyError(e.to_string()))
+        off_workers(f).await
     }
+}
+
+/// Runs `f` on a blocking thread, marked as work that may wait on storage: every service
+/// call that reads or writes storage goes through here (or [`HeavyWork::run`]), so a database
+/// waiting out its deadline never holds a worker that answers client fetches and polls.
+pub async fn off_workers<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, HeavyError> {
+    actix_web::web::block(move || crate::service::storage_may_wait(f)).await.map_err(|e| HeavyError(e.to_string()))
 }

@@ -23,6 +23,7 @@ mod operations;
 mod packaging;
 mod pg_faults;
 mod pg_serve;
+mod pg_workers;
 mod portal_http;
 mod security_auth;
 mod security_input;
