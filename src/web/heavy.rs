@@ -2,6 +2,7 @@
 //! calls run here, on blocking threads, at most a few at a time. The async workers then only
 //! move bytes, so `/configs` and long polls keep their latency while operators open a
 //! 5,000-item namespace or a script walks the Open API (the rest of that work queues here).
+//! [`off_workers`] is the one way a handler or extractor reaches storage otherwise.
 
 use tokio::sync::Semaphore;
 
