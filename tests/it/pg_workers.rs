@@ -91,7 +91,8 @@ async fn burst(proc: &Proc, token: &str, cookie: &str) -> (Duration, Duration) {
             portal.get(url).header("Cookie", cookie).send().await.unwrap().status().as_u16()
         }));
     }
-    let configs = format!("{base}/envs/DEV/configs/demo/default/application");
+    // With a client ip, so the instance is recorded too (queued for the writer thread).
+    let configs = format!("{base}/envs/DEV/configs/demo/default/application?ip=10.0.0.7");
     let notifications = format!(
         "{base}/envs/DEV/notifications/v2?appId=demo&cluster=default&notifications={}",
         crate::common::enc(r#"[{"namespaceName":"application","notificationId":-1}]"#)
