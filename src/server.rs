@@ -155,7 +155,8 @@ fn bootstrap_admin(cairn: &Cairn) -> anyhow::Result<()> {
 
 /// Serves until SIGTERM or SIGINT, then shuts down within a few seconds.
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let cairn = open(&settings)?;
+    // Nothing is served yet, so this thread may wait on storage (the index is loaded here).
+    let cairn = crate::service::storage_may_wait(|| open(&settings))?;
     bootstrap_admin(&cairn)?;
     let (main, envs) = bind_all(&settings)?;
     let addr = main.local_addr()?;
@@ -177,7 +178,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     for (env, l) in &envs {
         tracing::info!("env {env} listening on http://{}", l.local_addr()?);
     }
-    if let Some(token) = cairn.setup_token()? {
+    if let Some(token) = crate::service::storage_may_wait(|| cairn.setup_token())? {
         let target = match &settings.database_url {
             Some(_) => "--database-url URL".to_string(),
             None => format!("--data {}", settings.data.display()),
@@ -200,7 +201,8 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     for t in tasks.drain(..) {
         t.abort();
     }
-    cairn.flush()?;
+    // Every listener has stopped: nothing else waits on this thread.
+    crate::service::storage_may_wait(|| cairn.flush())?;
     if let Some((file, _)) = &admin {
         let _ = std::fs::remove_file(file);
     }

@@ -48,6 +48,12 @@ pub fn secret_matches(given: &str, expected: &str) -> bool {
     crate::security::constant_time_eq(given.as_bytes(), expected.as_bytes())
 }
 
+/// Runs `f` as work that may wait on storage: on a blocking thread, never an async worker
+/// (debug builds log a database call made on a worker outside this mark).
+pub fn storage_may_wait<T>(f: impl FnOnce() -> T) -> T {
+    crate::store::waiting::allowed(f)
+}
+
 /// The group a client address counts in for per-client limits: an IPv4 address itself, an
 /// IPv6 address its /64.
 pub fn client_group(ip: std::net::IpAddr) -> std::net::IpAddr {

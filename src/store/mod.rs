@@ -16,6 +16,7 @@ mod progress;
 mod repo;
 mod restore;
 mod sled;
+pub mod waiting;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

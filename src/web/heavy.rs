@@ -2,6 +2,7 @@
 //! calls run here, on blocking threads, at most a few at a time. The async workers then only
 //! move bytes, so `/configs` and long polls keep their latency while operators open a
 //! 5,000-item namespace or a script walks the Open API (the rest of that work queues here).
+//! [`off_workers`] is the one way a handler or extractor reaches storage otherwise.
 
 use tokio::sync::Semaphore;
 
@@ -34,6 +35,13 @@ impl HeavyWork {
     /// order).
     pub async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, HeavyError> {
         let _slot = self.permits.acquire().await.map_err(|e| HeavyError(e.to_string()))?;
-        actix_web::web::block(f).await.map_err(|e| HeavyError(e.to_string()))
+        off_workers(f).await
     }
+}
+
+/// Runs `f` on a blocking thread, marked as work that may wait on storage: every service
+/// call that reads or writes storage goes through here (or [`HeavyWork::run`]), so a database
+/// waiting out its deadline never holds a worker that answers client fetches and polls.
+pub async fn off_workers<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, HeavyError> {
+    actix_web::web::block(move || crate::service::storage_may_wait(f)).await.map_err(|e| HeavyError(e.to_string()))
 }

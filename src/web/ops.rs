@@ -53,7 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 async fn health(state: web::Data<AppState>) -> HttpResponse {
     let cairn = state.cairn.clone();
     let database = state.cairn.storage_is_database();
-    match web::block(move || cairn.storage_health()).await {
+    match super::heavy::off_workers(move || cairn.storage_health()).await {
         Ok(h) if !h.up && database => HttpResponse::Ok().json(serde_json::json!({
             "status": "DEGRADED",
             "writable": false,
@@ -83,7 +83,7 @@ async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let envs: Vec<&str> = state.settings.envs.iter().map(|(n, _)| n.as_str()).collect();
     let cairn = state.cairn.clone();
     let database = state.cairn.storage_is_database();
-    match web::block(move || cairn.storage_health()).await {
+    match super::heavy::off_workers(move || cairn.storage_health()).await {
         Ok(h) if database => HttpResponse::Ok().json(serde_json::json!({
             "status": "READY",
             "envs": envs,
@@ -108,10 +108,11 @@ fn escape_label(s: &str) -> String {
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let cairn = state.cairn.clone();
-    let (size, writable) = match web::block(move || (cairn.storage_size_bytes(), cairn.storage_health())).await {
-        Ok((size, h)) => (size, h.writable),
-        Err(_) => (0, false),
-    };
+    let (size, writable) =
+        match super::heavy::off_workers(move || (cairn.storage_size_bytes(), cairn.storage_health())).await {
+            Ok((size, h)) => (size, h.writable),
+            Err(_) => (0, false),
+        };
     let m = state.cairn.metrics();
     let mut out = String::new();
     let _ = writeln!(

@@ -26,6 +26,7 @@ mod pg_durability;
 mod pg_faults;
 mod pg_migration;
 mod pg_serve;
+mod pg_workers;
 mod portal_http;
 mod security_auth;
 mod security_input;

@@ -98,6 +98,11 @@ impl Conn {
         T: Send + 'static,
         F: Future<Output = Result<T, StoreError>> + Send + 'static,
     {
+        #[cfg(debug_assertions)]
+        if crate::store::waiting::on_async_worker() {
+            let site = crate::store::waiting::call_site();
+            tracing::error!(call_site = %site, "database call on an async worker: run it off the workers");
+        }
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.handle.spawn(async move {
             let out = match tokio::time::timeout(deadline, work).await {

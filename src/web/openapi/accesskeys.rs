@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::dto::OpenAccessKeyDto;
-use super::{blocking, env_of, ok, ok_empty, OpenConsumer, OperatorQuery};
+use super::{blocking, call, env_of, ok, ok_empty, OpenConsumer, OperatorQuery};
 use crate::domain::model::AccessKeyMode;
 use crate::web::error::{ApiError, ApiResult};
 use crate::web::AppState;
@@ -23,8 +23,7 @@ pub async fn list(
 ) -> ApiResult<HttpResponse> {
     let (app, env) = path.into_inner();
     let env = env_of(&state, &env)?;
-    let caller = c.caller(&state, None)?;
-    let keys = state.cairn.list_access_keys(&caller, &env, &app)?;
+    let keys = call(&state, c, None, move |cairn, caller| cairn.list_access_keys(caller, &env, &app)).await?;
     Ok(ok(keys.iter().map(OpenAccessKeyDto::from).collect::<Vec<_>>()))
 }
 
@@ -37,7 +36,7 @@ pub async fn create(
 ) -> ApiResult<HttpResponse> {
     let (app, env) = path.into_inner();
     let env = env_of(&state, &env)?;
-    let caller = c.caller(&state, q.operator.as_deref())?;
+    let caller = c.caller(&state, q.operator.as_deref()).await?;
     caller.require_operator()?;
     let cairn = state.cairn.clone();
     let key = blocking(move || cairn.create_access_key(&caller, &env, &app)).await?;
@@ -54,7 +53,7 @@ pub async fn delete(
     let (app, env, id) = path.into_inner();
     let env = env_of(&state, &env)?;
     let id = key_id(&id)?;
-    let caller = c.caller(&state, q.operator.as_deref())?;
+    let caller = c.caller(&state, q.operator.as_deref()).await?;
     caller.require_operator()?;
     let cairn = state.cairn.clone();
     blocking(move || cairn.delete_access_key(&caller, &env, &app, id)).await?;
@@ -80,7 +79,7 @@ pub async fn activate(
     let id = key_id(&id)?;
     let mode = AccessKeyMode::from_code(q.mode.unwrap_or(0))
         .ok_or_else(|| ApiError::bad_request("mode must be 0 (filter) or 1 (observer)"))?;
-    let caller = c.caller(&state, q.operator.as_deref())?;
+    let caller = c.caller(&state, q.operator.as_deref()).await?;
     caller.require_operator()?;
     let cairn = state.cairn.clone();
     blocking(move || cairn.set_access_key(&caller, &env, &app, id, Some(mode))).await?;
@@ -97,7 +96,7 @@ pub async fn deactivate(
     let (app, env, id) = path.into_inner();
     let env = env_of(&state, &env)?;
     let id = key_id(&id)?;
-    let caller = c.caller(&state, q.operator.as_deref())?;
+    let caller = c.caller(&state, q.operator.as_deref()).await?;
     caller.require_operator()?;
     let cairn = state.cairn.clone();
     blocking(move || cairn.set_access_key(&caller, &env, &app, id, None)).await?;

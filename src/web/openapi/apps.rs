@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::dto::{OpenAppDto, OpenEnvClusterDto};
-use super::{blocking, ok, ok_empty, OpenConsumer, OperatorQuery};
+use super::{call, heavy_json, ok, ok_empty, OpenConsumer, OperatorQuery};
 use crate::service::apps::NewApp;
 use crate::web::error::{ApiError, ApiResult};
 use crate::web::AppState;
@@ -23,7 +23,7 @@ pub struct AppsQuery {
 /// `GET /apps?appIds=a,b`.
 pub async fn list_apps(
     state: web::Data<AppState>,
-    _c: OpenConsumer,
+    c: OpenConsumer,
     q: web::Query<AppsQuery>,
 ) -> ApiResult<HttpResponse> {
     let ids: Option<Vec<String>> = q
@@ -31,20 +31,21 @@ pub async fn list_apps(
         .as_deref()
         .filter(|s| !s.trim().is_empty())
         .map(|s| s.split(',').map(|x| x.trim().to_string()).collect());
-    let apps = state.cairn.list_apps(ids.as_deref())?;
-    Ok(ok(apps.iter().map(OpenAppDto::from).collect::<Vec<_>>()))
+    let apps = call(&state, c, None, move |cairn, _| cairn.list_apps(ids.as_deref())).await?;
+    heavy_json(&state, move || apps.iter().map(OpenAppDto::from).collect::<Vec<_>>()).await
 }
 
 /// `GET /apps/authorized`.
 pub async fn authorized_apps(state: web::Data<AppState>, c: OpenConsumer) -> ApiResult<HttpResponse> {
-    let caller = c.caller(&state, None)?;
-    let apps = state.cairn.authorized_apps(&caller)?;
-    Ok(ok(apps.iter().map(OpenAppDto::from).collect::<Vec<_>>()))
+    let apps = call(&state, c, None, |cairn, caller| cairn.authorized_apps(caller)).await?;
+    heavy_json(&state, move || apps.iter().map(OpenAppDto::from).collect::<Vec<_>>()).await
 }
 
 /// `GET /apps/{appId}`.
-pub async fn get_app(state: web::Data<AppState>, _c: OpenConsumer, path: web::Path<String>) -> ApiResult<HttpResponse> {
-    Ok(ok(OpenAppDto::from(&state.cairn.app(&path)?)))
+pub async fn get_app(state: web::Data<AppState>, c: OpenConsumer, path: web::Path<String>) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    let app = call(&state, c, None, move |cairn, _| cairn.app(&id)).await?;
+    Ok(ok(OpenAppDto::from(&app)))
 }
 
 /// `GET /apps/{appId}/envclusters`.
@@ -53,8 +54,8 @@ pub async fn env_clusters(
     c: OpenConsumer,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let caller = c.caller(&state, None)?;
-    let list = state.cairn.env_clusters(&caller, &path)?;
+    let app = path.into_inner();
+    let list = call(&state, c, None, move |cairn, caller| cairn.env_clusters(caller, &app)).await?;
     Ok(ok(list.into_iter().map(|(env, clusters)| OpenEnvClusterDto { env, clusters }).collect::<Vec<_>>()))
 }
 
@@ -89,7 +90,6 @@ pub async fn create_app(
     let app_id = app.app_id.ok_or_else(|| ApiError::bad_request("app.appId is required"))?;
     let owner = app.owner_name.or_else(|| body.admins.first().cloned()).unwrap_or_default();
     let operator = q.operator.clone().filter(|o| !o.is_empty()).unwrap_or_else(|| owner.clone());
-    let caller = c.caller(&state, Some(&operator))?;
     let new = NewApp {
         name: app.name.unwrap_or_else(|| app_id.clone()),
         app_id,
@@ -98,8 +98,7 @@ pub async fn create_app(
         owner_name: owner,
         owner_email: app.owner_email.unwrap_or_default(),
     };
-    let cairn = state.cairn.clone();
     let (admins, to_self) = (body.admins, body.assign_app_role_to_self);
-    blocking(move || cairn.create_app(&caller, new, &admins, to_self)).await?;
+    call(&state, c, Some(operator), move |cairn, caller| cairn.create_app(caller, new, &admins, to_self)).await?;
     Ok(ok_empty())
 }

@@ -5,7 +5,7 @@ use base64::Engine;
 use serde::Deserialize;
 
 use super::dto::{ItemBody, OpenItemDto, OpenItemPageDto};
-use super::{blocking, env_of, heavy_json, ok, ok_empty, NsPath, OpenConsumer, OperatorQuery};
+use super::{call, env_of, heavy_json, ok, ok_empty, NsPath, OpenConsumer, OperatorQuery};
 use crate::service::items::{ItemInput, Upsert};
 use crate::service::NsRef;
 use crate::web::error::{ApiError, ApiResult};
@@ -41,22 +41,17 @@ pub async fn list_items(
     q: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
     let (env, app, cluster, ns) = path.into_inner();
-    let q = q.into_inner();
-    heavy_json(&state, move |state| {
-        let env = env_of(state, &env)?;
-        let caller = c.caller(state, None)?;
-        let page = state.cairn.item_page(
-            &caller,
-            NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns },
-            q.page.unwrap_or(0),
-            q.size.unwrap_or(50),
-        )?;
-        Ok(OpenItemPageDto {
-            content: page.items.iter().map(Into::into).collect(),
-            page: page.page,
-            size: page.size,
-            total: page.total,
-        })
+    let env = env_of(&state, &env)?;
+    let (page, size) = (q.page.unwrap_or(0), q.size.unwrap_or(50));
+    let page = call(&state, c, None, move |cairn, caller| {
+        cairn.item_page(caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, page, size)
+    })
+    .await?;
+    heavy_json(&state, move || OpenItemPageDto {
+        content: page.items.iter().map(Into::into).collect(),
+        page: page.page,
+        size: page.size,
+        total: page.total,
     })
     .await
 }
@@ -69,12 +64,11 @@ async fn get(
 ) -> ApiResult<HttpResponse> {
     let (env, app, cluster, ns, _) = path;
     let env = env_of(&state, &env)?;
-    let caller = c.caller(&state, None)?;
-    Ok(ok(OpenItemDto::from(&state.cairn.item(
-        &caller,
-        NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns },
-        &key,
-    )?)))
+    let item = call(&state, c, None, move |cairn, caller| {
+        cairn.item(caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, &key)
+    })
+    .await?;
+    Ok(ok(OpenItemDto::from(&item)))
 }
 
 /// `GET .../items/{key}`.
@@ -101,17 +95,10 @@ pub async fn create_item(
     let (env, app, cluster, ns) = path.into_inner();
     let env = env_of(&state, &env)?;
     let body = body.into_inner();
-    let caller = c.caller(&state, body.data_change_created_by.as_deref())?;
     let key = body.key.ok_or_else(|| ApiError::bad_request("key is required"))?;
     let input = ItemInput { key, value: body.value.unwrap_or_default(), comment: body.comment };
-    let cairn = state.cairn.clone();
-    let item = blocking(move || {
-        cairn.upsert_item(
-            &caller,
-            NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns },
-            input,
-            Upsert::CreateOnly,
-        )
+    let item = call(&state, c, body.data_change_created_by, move |cairn, caller| {
+        cairn.upsert_item(caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, input, Upsert::CreateOnly)
     })
     .await?;
     Ok(ok(OpenItemDto::from(&item)))
@@ -140,13 +127,11 @@ async fn update(
         )));
     }
     let operator = body.data_change_last_modified_by.clone().or(body.data_change_created_by.clone());
-    let caller = c.caller(&state, operator.as_deref())?;
     let value = body.value.ok_or_else(|| ApiError::bad_request("value is required"))?;
     let input = ItemInput { key, value, comment: body.comment };
     let mode = if q.create_if_not_exists { Upsert::Either } else { Upsert::UpdateOnly };
-    let cairn = state.cairn.clone();
-    blocking(move || {
-        cairn.upsert_item(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, input, mode)
+    call(&state, c, operator, move |cairn, caller| {
+        cairn.upsert_item(caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, input, mode)
     })
     .await?;
     Ok(ok_empty())
@@ -187,10 +172,10 @@ async fn delete(
 ) -> ApiResult<HttpResponse> {
     let (env, app, cluster, ns, _) = path;
     let env = env_of(&state, &env)?;
-    let caller = c.caller(&state, operator.as_deref())?;
-    let cairn = state.cairn.clone();
-    blocking(move || cairn.delete_item(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, &key))
-        .await?;
+    call(&state, c, operator, move |cairn, caller| {
+        cairn.delete_item(caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, &key)
+    })
+    .await?;
     Ok(ok_empty())
 }
 

@@ -12,7 +12,7 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::Serialize;
 
 use crate::domain::model::Consumer;
-use crate::service::{Caller, Result as ServiceResult};
+use crate::service::{Cairn, Caller, Result as ServiceResult};
 
 use super::error::{ApiError, ApiResult};
 use super::routes::{delete, get, post, put, Access, RouteSpec};
@@ -40,15 +40,34 @@ impl FromRequest for OpenConsumer {
 }
 
 impl OpenConsumer {
-    /// The caller acting for `operator` (which must be an existing user when given).
-    pub fn caller(self, state: &AppState, operator: Option<&str>) -> ApiResult<Caller> {
-        Ok(state.cairn.consumer_caller(self.0, operator)?)
+    /// The caller acting for `operator`, which must be an existing user when given (read off
+    /// the async workers).
+    pub async fn caller(self, state: &AppState, operator: Option<&str>) -> ApiResult<Caller> {
+        let (cairn, operator) = (state.cairn.clone(), operator.map(str::to_string));
+        blocking(move || cairn.consumer_caller(self.0, operator.as_deref())).await
     }
+}
+
+/// Runs a service call for the consumer, acting for `operator` (an existing user when
+/// given), off the async workers: the operator's record and whatever the call reads or
+/// writes come from storage, which on a database server may wait out its deadline.
+pub async fn call<T: Send + 'static>(
+    state: &AppState,
+    consumer: OpenConsumer,
+    operator: Option<String>,
+    f: impl FnOnce(&Cairn, &Caller) -> ServiceResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    let cairn = state.cairn.clone();
+    blocking(move || {
+        let caller = cairn.consumer_caller(consumer.0, operator.as_deref())?;
+        f(&cairn, &caller)
+    })
+    .await
 }
 
 /// Runs a blocking service call (storage I/O, flush) off the async workers.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ServiceResult<T> + Send + 'static) -> ApiResult<T> {
-    match web::block(f).await {
+    match super::heavy::off_workers(f).await {
         Ok(result) => Ok(result?),
         Err(e) => Err(ApiError {
             status: actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -58,16 +77,17 @@ pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> ServiceResult<T> + 
     }
 }
 
-/// Builds a 200 JSON answer in the heavy-work pool: reads of big namespaces and releases
-/// (thousands of items, megabytes of JSON) must not run on the workers serving clients.
+/// Builds and serializes a 200 JSON answer in the heavy-work pool: big namespaces and
+/// releases (thousands of items, megabytes of JSON) must not be built on the workers serving
+/// clients. What it is built from is read before, through [`call`]: waiting on storage holds
+/// no heavy slot.
 pub async fn heavy_json<T: Serialize>(
-    state: &web::Data<AppState>,
-    build: impl FnOnce(&AppState) -> ApiResult<T> + Send + 'static,
+    state: &AppState,
+    build: impl FnOnce() -> T + Send + 'static,
 ) -> ApiResult<HttpResponse> {
-    let st = state.clone();
     let body = state
         .heavy
-        .run(move || build(&st).and_then(|v| serde_json::to_string(&v).map_err(|e| internal(&e))))
+        .run(move || serde_json::to_string(&build()).map_err(|e| internal(&e)))
         .await
         .map_err(|e| internal(&e))??;
     Ok(HttpResponse::Ok().content_type("application/json;charset=UTF-8").body(body))

@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::dto::{OpenAppNamespaceDto, OpenClusterDto, OpenNamespaceDto, OpenNamespaceLockDto};
-use super::{blocking, env_of, heavy_json, ok, ok_empty, NsPath, OpenConsumer, OperatorQuery};
+use super::{blocking, call, env_of, heavy_json, ok, ok_empty, NsPath, OpenConsumer, OperatorQuery};
 use crate::domain::Format;
 use crate::service::namespaces::NewAppNamespace;
 use crate::service::NsRef;
@@ -30,7 +30,7 @@ pub async fn create_cluster(
     let env = env_of(&state, &env)?;
     let body = body.into_inner();
     let name = body.name.ok_or_else(|| ApiError::bad_request("name is required"))?;
-    let caller = c.caller(&state, body.data_change_created_by.as_deref())?;
+    let caller = c.caller(&state, body.data_change_created_by.as_deref()).await?;
     caller.require_operator()?;
     let cairn = state.cairn.clone();
     let comment = body.comment.unwrap_or_default();
@@ -46,8 +46,8 @@ pub async fn get_cluster(
 ) -> ApiResult<HttpResponse> {
     let (env, app, cluster) = path.into_inner();
     let env = env_of(&state, &env)?;
-    let caller = c.caller(&state, None)?;
-    Ok(ok(OpenClusterDto::from(&state.cairn.cluster(&caller, &env, &app, &cluster)?)))
+    let found = call(&state, c, None, move |cairn, caller| cairn.cluster(caller, &env, &app, &cluster)).await?;
+    Ok(ok(OpenClusterDto::from(&found)))
 }
 
 /// `GET .../clusters/{cluster}/namespaces`.
@@ -57,39 +57,36 @@ pub async fn list_namespaces(
     path: web::Path<(String, String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (env, app, cluster) = path.into_inner();
-    heavy_json(&state, move |state| {
-        let env = env_of(state, &env)?;
-        let caller = c.caller(state, None)?;
-        let list = state.cairn.list_namespaces(&caller, &env, &app, &cluster)?;
-        Ok(list.iter().map(OpenNamespaceDto::from).collect::<Vec<_>>())
-    })
-    .await
+    let env = env_of(&state, &env)?;
+    let list = call(&state, c, None, move |cairn, caller| cairn.list_namespaces(caller, &env, &app, &cluster)).await?;
+    heavy_json(&state, move || list.iter().map(OpenNamespaceDto::from).collect::<Vec<_>>()).await
 }
 
 /// `GET .../namespaces/{namespace}`.
 pub async fn get_namespace(state: web::Data<AppState>, c: OpenConsumer, path: NsPath) -> ApiResult<HttpResponse> {
     let (env, app, cluster, ns) = path.into_inner();
-    heavy_json(&state, move |state| {
-        let env = env_of(state, &env)?;
-        let caller = c.caller(state, None)?;
-        Ok(OpenNamespaceDto::from(
-            &state.cairn.namespace(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns })?,
-        ))
+    let env = env_of(&state, &env)?;
+    let view = call(&state, c, None, move |cairn, caller| {
+        cairn.namespace(caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns })
     })
-    .await
+    .await?;
+    heavy_json(&state, move || OpenNamespaceDto::from(&view)).await
 }
 
 /// `GET .../namespaces/{namespace}/lock`.
 pub async fn get_lock(state: web::Data<AppState>, c: OpenConsumer, path: NsPath) -> ApiResult<HttpResponse> {
     let (env, app, cluster, ns) = path.into_inner();
     let env = env_of(&state, &env)?;
-    let caller = c.caller(&state, None)?;
-    let (name, owner) = state.cairn.lock_owner(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns })?;
+    let emergency = state.cairn.emergency_publish_allowed(&env);
+    let (name, owner) = call(&state, c, None, move |cairn, caller| {
+        cairn.lock_owner(caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns })
+    })
+    .await?;
     Ok(ok(OpenNamespaceLockDto {
         namespace_name: name,
         is_locked: owner.is_some(),
         locked_by: owner,
-        is_emergency_publish_allowed: state.cairn.emergency_publish_allowed(&env),
+        is_emergency_publish_allowed: emergency,
     }))
 }
 
@@ -99,10 +96,13 @@ pub async fn list_app_namespaces(
     c: OpenConsumer,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let caller = c.caller(&state, None)?;
-    let app = state.cairn.app(&path)?;
-    caller.require(crate::service::auth::Permission::SeeApp { app: &app.app_id })?;
-    let list = state.cairn.list_app_namespaces(&app.app_id)?;
+    let app = path.into_inner();
+    let list = call(&state, c, None, move |cairn, caller| {
+        let app = cairn.app(&app)?;
+        caller.require(crate::service::auth::Permission::SeeApp { app: &app.app_id })?;
+        cairn.list_app_namespaces(&app.app_id)
+    })
+    .await?;
     Ok(ok(list.iter().map(OpenAppNamespaceDto::from).collect::<Vec<_>>()))
 }
 
@@ -133,7 +133,7 @@ pub async fn create_app_namespace(
     let name = body.name.ok_or_else(|| ApiError::bad_request("name is required"))?;
     let format = Format::parse(body.format.as_deref().unwrap_or("properties"))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let caller = c.caller(&state, body.data_change_created_by.as_deref())?;
+    let caller = c.caller(&state, body.data_change_created_by.as_deref()).await?;
     caller.require_operator()?;
     let new = NewAppNamespace {
         name,
@@ -163,7 +163,7 @@ pub async fn link_namespaces(
     q: web::Query<OperatorQuery>,
     body: web::Json<Vec<LinkBody>>,
 ) -> ApiResult<HttpResponse> {
-    let caller = c.caller(&state, q.operator.as_deref())?;
+    let caller = c.caller(&state, q.operator.as_deref()).await?;
     caller.require_operator()?;
     for link in body.into_inner() {
         let env = env_of(&state, &link.env)?;

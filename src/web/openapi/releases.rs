@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::dto::{OpenGrayReleaseRuleDto, OpenNamespaceDto, OpenReleaseDto, ReleaseBody, RuleItemDto};
-use super::{blocking, env_of, heavy_json, ok, ok_empty, NsPath, OpenConsumer, OperatorQuery};
+use super::{blocking, call, env_of, heavy_json, ok, ok_empty, NsPath, OpenConsumer, OperatorQuery};
 use crate::service::releases::ReleaseInput;
 use crate::service::NsRef;
 use crate::web::error::{ApiError, ApiResult};
@@ -29,7 +29,7 @@ pub async fn publish(
 ) -> ApiResult<HttpResponse> {
     let (env, app, cluster, ns) = path.into_inner();
     let env = env_of(&state, &env)?;
-    let caller = c.caller(&state, body.released_by.as_deref())?;
+    let caller = c.caller(&state, body.released_by.as_deref()).await?;
     let input = release_input(&body);
     let cairn = state.cairn.clone();
     let release =
@@ -42,11 +42,14 @@ pub async fn publish(
 pub async fn latest(state: web::Data<AppState>, c: OpenConsumer, path: NsPath) -> ApiResult<HttpResponse> {
     let (env, app, cluster, ns) = path.into_inner();
     let env = env_of(&state, &env)?;
-    let caller = c.caller(&state, None)?;
-    Ok(match state.cairn.latest_release(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns })? {
-        Some(r) => ok(OpenReleaseDto::from(&r)),
-        None => ok_empty(),
+    let latest = call(&state, c, None, move |cairn, caller| {
+        cairn.latest_release(caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns })
     })
+    .await?;
+    match latest {
+        Some(r) => heavy_json(&state, move || OpenReleaseDto::from(&r)).await,
+        None => Ok(ok_empty()),
+    }
 }
 
 fn release_id(raw: &str) -> ApiResult<u64> {
@@ -60,12 +63,10 @@ pub async fn get_release(
     path: web::Path<(String, String)>,
 ) -> ApiResult<HttpResponse> {
     let (env, id) = path.into_inner();
-    heavy_json(&state, move |state| {
-        let env = env_of(state, &env)?;
-        let caller = c.caller(state, None)?;
-        Ok(OpenReleaseDto::from(&state.cairn.release(&caller, &env, release_id(&id)?)?))
-    })
-    .await
+    let env = env_of(&state, &env)?;
+    let id = release_id(&id)?;
+    let release = call(&state, c, None, move |cairn, caller| cairn.release(caller, &env, id)).await?;
+    heavy_json(&state, move || OpenReleaseDto::from(&release)).await
 }
 
 #[derive(Deserialize, Default)]
@@ -86,7 +87,7 @@ pub async fn rollback(
     let env = env_of(&state, &env)?;
     let id = release_id(&id)?;
     let to = q.to_release_id.as_deref().filter(|s| !s.is_empty()).map(release_id).transpose()?;
-    let caller = c.caller(&state, q.operator.as_deref())?;
+    let caller = c.caller(&state, q.operator.as_deref()).await?;
     let cairn = state.cairn.clone();
     blocking(move || cairn.rollback(&caller, &env, id, to)).await?;
     Ok(ok_empty())
@@ -96,12 +97,16 @@ pub async fn rollback(
 pub async fn get_branch(state: web::Data<AppState>, c: OpenConsumer, path: NsPath) -> ApiResult<HttpResponse> {
     let (env, app, cluster, ns) = path.into_inner();
     let env = env_of(&state, &env)?;
-    let caller = c.caller(&state, None)?;
-    Ok(match state.cairn.branch(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns })? {
-        Some(v) => {
-            let def = state.cairn.app_namespace(&v.branch.app_id, &v.branch.namespace)?;
-            ok(OpenNamespaceDto::of_branch(&v.branch, &def, &v.items))
-        }
+    let found = call(&state, c, None, move |cairn, caller| {
+        let Some(v) = cairn.branch(caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns })? else {
+            return Ok(None);
+        };
+        let def = cairn.app_namespace(&v.branch.app_id, &v.branch.namespace)?;
+        Ok(Some((v, def)))
+    })
+    .await?;
+    Ok(match found {
+        Some((v, def)) => ok(OpenNamespaceDto::of_branch(&v.branch, &def, &v.items)),
         None => ok_empty(),
     })
 }
@@ -115,11 +120,14 @@ pub async fn create_branch(
 ) -> ApiResult<HttpResponse> {
     let (env, app, cluster, ns) = path.into_inner();
     let env = env_of(&state, &env)?;
-    let caller = c.caller(&state, q.operator.as_deref())?;
+    let caller = c.caller(&state, q.operator.as_deref()).await?;
     let cairn = state.cairn.clone();
-    let v = blocking(move || cairn.create_branch(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }))
-        .await?;
-    let def = state.cairn.app_namespace(&v.branch.app_id, &v.branch.namespace)?;
+    let (v, def) = blocking(move || {
+        let v = cairn.create_branch(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns })?;
+        let def = cairn.app_namespace(&v.branch.app_id, &v.branch.namespace)?;
+        Ok((v, def))
+    })
+    .await?;
     Ok(ok(OpenNamespaceDto::of_branch(&v.branch, &def, &v.items)))
 }
 
@@ -132,7 +140,7 @@ pub async fn delete_branch(
 ) -> ApiResult<HttpResponse> {
     let (env, app, cluster, ns, branch) = path.into_inner();
     let env = env_of(&state, &env)?;
-    let caller = c.caller(&state, q.operator.as_deref())?;
+    let caller = c.caller(&state, q.operator.as_deref()).await?;
     let cairn = state.cairn.clone();
     blocking(move || cairn.delete_branch(&caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, &branch))
         .await?;
@@ -143,12 +151,11 @@ pub async fn delete_branch(
 pub async fn get_rules(state: web::Data<AppState>, c: OpenConsumer, path: BranchPath) -> ApiResult<HttpResponse> {
     let (env, app, cluster, ns, branch) = path.into_inner();
     let env = env_of(&state, &env)?;
-    let caller = c.caller(&state, None)?;
-    Ok(ok(OpenGrayReleaseRuleDto::from(&state.cairn.branch_rules(
-        &caller,
-        NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns },
-        &branch,
-    )?)))
+    let rules = call(&state, c, None, move |cairn, caller| {
+        cairn.branch_rules(caller, NsRef { env: &env, app: &app, cluster: &cluster, ns: &ns }, &branch)
+    })
+    .await?;
+    Ok(ok(OpenGrayReleaseRuleDto::from(&rules)))
 }
 
 #[derive(Deserialize, Default)]
@@ -167,7 +174,7 @@ pub async fn put_rules(
 ) -> ApiResult<HttpResponse> {
     let (env, app, cluster, ns, branch) = path.into_inner();
     let env = env_of(&state, &env)?;
-    let caller = c.caller(&state, q.operator.as_deref())?;
+    let caller = c.caller(&state, q.operator.as_deref()).await?;
     let rules = body.into_inner().rule_items.into_iter().map(Into::into).collect();
     let cairn = state.cairn.clone();
     blocking(move || {
@@ -186,7 +193,7 @@ async fn gray(
 ) -> ApiResult<HttpResponse> {
     let (env, app, cluster, ns, branch) = path.into_inner();
     let env = env_of(&state, &env)?;
-    let caller = c.caller(&state, body.released_by.as_deref())?;
+    let caller = c.caller(&state, body.released_by.as_deref()).await?;
     let input = release_input(&body);
     let deletes = if with_deletes { body.gray_del_keys } else { Vec::new() };
     let cairn = state.cairn.clone();
@@ -239,7 +246,7 @@ pub async fn merge(
 ) -> ApiResult<HttpResponse> {
     let (env, app, cluster, ns, branch) = path.into_inner();
     let env = env_of(&state, &env)?;
-    let caller = c.caller(&state, body.released_by.as_deref())?;
+    let caller = c.caller(&state, body.released_by.as_deref()).await?;
     let input = release_input(&body);
     let delete = q.delete_branch.unwrap_or(true);
     let cairn = state.cairn.clone();

@@ -98,7 +98,7 @@ impl FromRequest for PortalSession {
         Box::pin(async move {
             let cairn = state.ok_or(PageError::Login(String::new()))?.cairn.clone();
             let token = token.ok_or_else(|| PageError::Login(next.clone()))?;
-            let found = web::block(move || cairn.checked_session(&token))
+            let found = crate::web::heavy::off_workers(move || cairn.checked_session(&token))
                 .await
                 .map_err(|_| PageError::Service(ServiceError::conflict("the server is shutting down; try again")))??;
             let (user, session) = found.ok_or(PageError::Login(next))?;
@@ -202,7 +202,7 @@ pub fn html<T: Template>(t: &T) -> Result<HttpResponse, PageError> {
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> crate::service::Result<T> + Send + 'static,
 ) -> Result<crate::service::Result<T>, PageError> {
-    web::block(f).await.map_err(|e| PageError::Service(ServiceError::Conflict(e.to_string())))
+    crate::web::heavy::off_workers(f).await.map_err(|e| PageError::Service(ServiceError::Conflict(e.to_string())))
 }
 
 /// A portal namespace path: (app, env, cluster, namespace).
@@ -331,13 +331,19 @@ fn check_form_token(state: &AppState, req: &HttpRequest, field: &str) -> crate::
     state.cairn.check_form_token(cookie.as_ref().map(|c| c.value()), field)
 }
 
+/// True while no user exists (a read of storage, off the async workers: anyone may ask).
+async fn setup_pending(state: &AppState) -> Result<bool, PageError> {
+    let cairn = state.cairn.clone();
+    Ok(blocking(move || cairn.setup_token()).await??.is_some())
+}
+
 /// `GET /login` (first run without users goes to setup).
 pub async fn login_get(
     req: HttpRequest,
     state: web::Data<AppState>,
     q: web::Query<NextQuery>,
 ) -> Result<HttpResponse, PageError> {
-    if state.cairn.setup_token()?.is_some() {
+    if setup_pending(&state).await? {
         return Ok(redirect("/setup"));
     }
     let token = form_token(&state, &req);
@@ -456,7 +462,7 @@ pub async fn setup_get(
     state: web::Data<AppState>,
     q: web::Query<TokenQuery>,
 ) -> Result<HttpResponse, PageError> {
-    if state.cairn.setup_token()?.is_none() {
+    if !setup_pending(&state).await? {
         return Ok(redirect("/login"));
     }
     let form = form_token(&state, &req);

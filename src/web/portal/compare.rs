@@ -105,16 +105,17 @@ pub async fn compare_post(
     let keys: Vec<String> = pairs.iter().filter(|(k, _)| k == "key").map(|(_, v)| v.clone()).collect();
     let (ns, from, to) = (field("ns"), field("from"), field("to"));
     let ((fe, fc), (te, tc)) = (place(&state, &from)?, place(&state, &to)?);
-    let app = state.cairn.app(&path)?.app_id;
-    let (cairn, caller, a, n2) = (state.cairn.clone(), s.caller(), app.clone(), ns.clone());
+    let (cairn, caller, n2) = (state.cairn.clone(), s.caller(), ns.clone());
     let (tec, tcc) = (te.clone(), tc.clone());
-    let copied = blocking(move || {
-        cairn.copy_items(
+    let (app, copied) = blocking(move || {
+        let app = cairn.app(&path)?.app_id;
+        let copied = cairn.copy_items(
             &caller,
-            NsRef { env: &fe, app: &a, cluster: &fc, ns: &n2 },
-            NsRef { env: &tec, app: &a, cluster: &tcc, ns: &n2 },
+            NsRef { env: &fe, app: &app, cluster: &fc, ns: &n2 },
+            NsRef { env: &tec, app: &app, cluster: &tcc, ns: &n2 },
             &keys,
-        )
+        )?;
+        Ok((app, copied))
     })
     .await??;
     Ok(redirect(&format!(

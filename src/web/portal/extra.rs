@@ -4,8 +4,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::auth::{html_bad_request, on_namespace, redirect, CsrfForm, PageCtx, PageError, PortalSession};
-use super::render::{page, render, Rendered};
+use super::auth::{on_namespace, redirect, CsrfForm, PageCtx, PageError, PortalSession};
+use super::render::{page, render, render_bad_request, Rendered};
 use crate::domain::time::apollo_time;
 use crate::service::audit::AuditFilter;
 use crate::service::{NsRef, ServiceError};
@@ -76,20 +76,23 @@ pub async fn text_post(
     match result {
         Ok(n) => Ok(redirect(&format!("{}?done=Saved+{n}+changes", base(&p)))),
         Err(e @ (ServiceError::Invalid(_) | ServiceError::Conflict(_))) => {
-            let env = state.cairn.env(&p.1)?;
-            let (format, _) =
-                state.cairn.draft_text(&s.caller(), NsRef { env: &env, app: &p.0, cluster: &p.2, ns: &p.3 })?;
-            let page = TextPage {
-                ctx: s.ctx(&state, &env),
-                app_id: p.0.clone(),
-                cluster: p.2.clone(),
-                ns: p.3.clone(),
-                format: format.as_str(),
-                base: base(&p),
-                text,
-                error: Some(e.to_string()),
-            };
-            html_bad_request(&page)
+            let error = e.to_string();
+            page(&state, move |state| {
+                let env = state.cairn.env(&p.1)?;
+                let (format, _) =
+                    state.cairn.draft_text(&s.caller(), NsRef { env: &env, app: &p.0, cluster: &p.2, ns: &p.3 })?;
+                render_bad_request(&TextPage {
+                    ctx: s.ctx(state, &env),
+                    app_id: p.0.clone(),
+                    cluster: p.2.clone(),
+                    ns: p.3.clone(),
+                    format: format.as_str(),
+                    base: base(&p),
+                    text,
+                    error: Some(error),
+                })
+            })
+            .await
         }
         Err(e) => Err(e.into()),
     }

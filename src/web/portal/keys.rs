@@ -4,7 +4,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::auth::{blocking, html, html_bad_request, redirect, PageCtx, PageError, PortalSession};
+use super::auth::{blocking, redirect, PageCtx, PageError, PortalSession};
+use super::render::{page, render, render_bad_request};
 use crate::domain::model::{AccessKeyMode, Grant};
 use crate::service::ServiceError;
 use crate::web::AppState;
@@ -67,7 +68,7 @@ pub async fn keys_get(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, PageError> {
     let (app, env) = path.into_inner();
-    html(&keys_page(&state, &s, &app, &env, None)?)
+    page(&state, move |state| render(&keys_page(state, &s, &app, &env, None)?)).await
 }
 
 #[derive(Deserialize, Default)]
@@ -89,11 +90,14 @@ pub async fn key_create(
     let (app, env) = path.into_inner();
     let (cairn, caller, a, e) = (state.cairn.clone(), s.caller(), app.clone(), env.clone());
     match blocking(move || cairn.create_access_key(&caller, &cairn.env(&e)?, &a)).await? {
-        Ok(key) => html(&keys_page(&state, &s, &app, &env, Some(key.secret))?),
+        Ok(key) => page(&state, move |state| render(&keys_page(state, &s, &app, &env, Some(key.secret))?)).await,
         Err(e @ ServiceError::Conflict(_)) => {
-            let mut page = keys_page(&state, &s, &app, &env, None)?;
-            page.ctx.flash = Some(e.to_string());
-            html_bad_request(&page)
+            page(&state, move |state| {
+                let mut keys = keys_page(state, &s, &app, &env, None)?;
+                keys.ctx.flash = Some(e.to_string());
+                render_bad_request(&keys)
+            })
+            .await
         }
         Err(e) => Err(e.into()),
     }
@@ -176,7 +180,7 @@ fn consumers_page(
 
 /// `GET /consumers` (admins).
 pub async fn consumers_get(s: PortalSession, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
-    html(&consumers_page(&state, &s, None, None)?)
+    page(&state, move |state| render(&consumers_page(state, &s, None, None)?)).await
 }
 
 #[derive(Deserialize, Default)]
@@ -201,9 +205,10 @@ pub async fn consumer_create(
     let f = form.into_inner();
     let (cairn, caller) = (state.cairn.clone(), s.caller());
     match blocking(move || cairn.create_consumer(&caller, f.name.trim(), f.allow_create_app)).await? {
-        Ok((_, token)) => html(&consumers_page(&state, &s, Some(token), None)?),
+        Ok((_, token)) => page(&state, move |state| render(&consumers_page(state, &s, Some(token), None)?)).await,
         Err(e @ (ServiceError::Invalid(_) | ServiceError::AlreadyExists(_))) => {
-            html_bad_request(&consumers_page(&state, &s, None, Some(e.to_string()))?)
+            let error = Some(e.to_string());
+            page(&state, move |state| render_bad_request(&consumers_page(state, &s, None, error)?)).await
         }
         Err(e) => Err(e.into()),
     }
@@ -228,7 +233,8 @@ pub async fn consumer_grant(
     match result {
         Ok(()) => Ok(redirect("/consumers")),
         Err(e @ (ServiceError::Invalid(_) | ServiceError::NotFound(_))) => {
-            html_bad_request(&consumers_page(&state, &s, None, Some(e.to_string()))?)
+            let error = Some(e.to_string());
+            page(&state, move |state| render_bad_request(&consumers_page(state, &s, None, error)?)).await
         }
         Err(e) => Err(e.into()),
     }

@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::auth::{blocking, html_bad_request, on_namespace, redirect, PageCtx, PageError, PortalSession};
+use super::auth::{blocking, on_namespace, redirect, PageCtx, PageError, PortalSession};
 use super::render::{page, render, render_bad_request, Rendered};
 use crate::domain::diff::{self, State};
 use crate::domain::model::App;
@@ -141,10 +141,13 @@ pub async fn apps_post(
     match result {
         Ok(app) => Ok(redirect(&format!("/apps/{}", app.app_id))),
         Err(e @ (ServiceError::Invalid(_) | ServiceError::AlreadyExists(_))) => {
-            let mut page = apps_page(&state, &s, String::new())?;
-            page.error = Some(e.to_string());
-            (page.form_app_id, page.form_name, page.form_org) = (f.app_id, f.name, f.org_id);
-            html_bad_request(&page)
+            page(&state, move |state| {
+                let mut apps = apps_page(state, &s, String::new())?;
+                apps.error = Some(e.to_string());
+                (apps.form_app_id, apps.form_name, apps.form_org) = (f.app_id, f.name, f.org_id);
+                render_bad_request(&apps)
+            })
+            .await
         }
         Err(e) => Err(e.into()),
     }

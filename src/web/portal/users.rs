@@ -4,7 +4,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use super::auth::{blocking, html, html_bad_request, redirect, PageCtx, PageError, PortalSession};
+use super::auth::{blocking, redirect, PageCtx, PageError, PortalSession};
+use super::render::{page, render, render_bad_request};
 use crate::domain::model::Grant;
 use crate::service::ServiceError;
 use crate::web::AppState;
@@ -43,7 +44,7 @@ fn describe(g: &Grant) -> String {
     )
 }
 
-fn page(state: &AppState, s: &PortalSession, error: Option<String>) -> Result<UsersPage, PageError> {
+fn users_page(state: &AppState, s: &PortalSession, error: Option<String>) -> Result<UsersPage, PageError> {
     if !s.user.is_admin {
         return Err(PageError::Service(ServiceError::Forbidden("only an admin may manage users".into())));
     }
@@ -64,8 +65,8 @@ fn page(state: &AppState, s: &PortalSession, error: Option<String>) -> Result<Us
 
 /// Runs a user-management call; invalid input re-renders the page with the message.
 async fn act(
-    state: &AppState,
-    s: &PortalSession,
+    state: &web::Data<AppState>,
+    s: PortalSession,
     f: impl FnOnce() -> crate::service::Result<()> + Send + 'static,
 ) -> Result<HttpResponse, PageError> {
     match blocking(f).await? {
@@ -75,14 +76,17 @@ async fn act(
             | ServiceError::AlreadyExists(_)
             | ServiceError::Conflict(_)
             | ServiceError::NotFound(_)),
-        ) => html_bad_request(&page(state, s, Some(e.to_string()))?),
+        ) => {
+            let error = Some(e.to_string());
+            page(state, move |state| render_bad_request(&users_page(state, &s, error)?)).await
+        }
         Err(e) => Err(e.into()),
     }
 }
 
 /// `GET /users`.
 pub async fn users_get(s: PortalSession, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
-    html(&page(&state, &s, None)?)
+    page(&state, move |state| render(&users_page(state, &s, None)?)).await
 }
 
 #[derive(Deserialize)]
@@ -105,7 +109,7 @@ pub async fn users_post(
     s.check_form(&req, &form.csrf)?;
     let f = form.into_inner();
     let (cairn, caller) = (state.cairn.clone(), s.caller());
-    act(&state, &s, move || cairn.create_user(&caller, f.name.trim(), &f.password, f.admin).map(|_| ())).await
+    act(&state, s, move || cairn.create_user(&caller, f.name.trim(), &f.password, f.admin).map(|_| ())).await
 }
 
 #[derive(Deserialize)]
@@ -125,7 +129,7 @@ pub async fn enabled_post(
 ) -> Result<HttpResponse, PageError> {
     s.check_form(&req, &form.csrf)?;
     let (cairn, caller, name, enabled) = (state.cairn.clone(), s.caller(), path.into_inner(), form.enabled);
-    act(&state, &s, move || cairn.set_user_enabled(&caller, &name, enabled).map(|_| ())).await
+    act(&state, s, move || cairn.set_user_enabled(&caller, &name, enabled).map(|_| ())).await
 }
 
 #[derive(Deserialize)]
@@ -161,7 +165,7 @@ pub async fn grants_post(
         release: f.release,
     };
     let (cairn, caller, user) = (state.cairn.clone(), s.caller(), f.user.trim().to_string());
-    act(&state, &s, move || cairn.grant_user(&caller, &user, grant).map(|_| ())).await
+    act(&state, s, move || cairn.grant_user(&caller, &user, grant).map(|_| ())).await
 }
 
 #[derive(Deserialize)]
@@ -182,7 +186,7 @@ pub async fn password_post(
     s.check_form(&req, &form.csrf)?;
     let f = form.into_inner();
     let (cairn, caller) = (state.cairn.clone(), s.caller());
-    act(&state, &s, move || cairn.reset_password(&caller, f.user.trim(), &f.password)).await
+    act(&state, s, move || cairn.reset_password(&caller, f.user.trim(), &f.password)).await
 }
 
 #[derive(Deserialize)]
@@ -203,5 +207,5 @@ pub async fn create_apps_post(
 ) -> Result<HttpResponse, PageError> {
     s.check_form(&req, &form.csrf)?;
     let (cairn, caller, name, allowed) = (state.cairn.clone(), s.caller(), path.into_inner(), form.allowed);
-    act(&state, &s, move || cairn.set_user_can_create_apps(&caller, &name, allowed).map(|_| ())).await
+    act(&state, s, move || cairn.set_user_can_create_apps(&caller, &name, allowed).map(|_| ())).await
 }
